@@ -1,0 +1,46 @@
+# Two commands on a fresh machine:
+#   make run    set up (first time only) and open slmdesk with its starter model
+#   make test   set up (first time only) and run the whole test suite with lint and type checks
+# Both create .venv here and install what they need themselves.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.slmdesk-installed
+SYSDEPS := .ci/system-deps.sh
+
+.PHONY: run test setup lint bench package clean
+
+$(STAMP): pyproject.toml
+	bash $(SYSDEPS)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	@echo "Installing slmdesk and its dependencies (llama-cpp-python compiles on first install: ~6 min on 2 cores)"
+	$(PY) -m pip install --quiet -e '.[test,starter]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m slmdesk models starter
+	$(PY) -m slmdesk gui
+
+lint: $(STAMP)
+	$(PY) -m ruff check slmdesk tests bench packaging
+	$(PY) -m ruff format --check slmdesk tests bench packaging
+	$(PY) -m mypy
+
+test: $(STAMP)
+	$(PY) -m ruff check slmdesk tests bench packaging
+	$(PY) -m ruff format --check slmdesk tests bench packaging
+	$(PY) -m mypy
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -ra -p no:cacheprovider
+
+bench: $(STAMP)
+	$(PY) -m bench all
+
+package: $(STAMP)
+	$(PY) packaging/build.py
+
+clean:
+	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Sub-commands of the ``slmdesk`` CLI, one module per group, each with ``register(sub)``."""

@@ -1,0 +1,1 @@
+"""UI-independent logic. Nothing in this package may import Qt (a test enforces it)."""
