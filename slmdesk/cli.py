@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import logging
 import sys
 from collections.abc import Sequence
@@ -19,7 +20,7 @@ from slmdesk import __version__
 from slmdesk.core.errors import SlmdeskError
 
 # Modules under slmdesk.commands, in the order their commands appear in --help.
-COMMAND_MODULES = ("gui", "models", "inspect")
+COMMAND_MODULES = ("gui", "models", "inspect", "hub", "chat", "optimize", "doctor")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"slmdesk {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
+        if importlib.util.find_spec(f"slmdesk.commands.{name}") is None:
+            continue  # a command group not part of this build
         module = importlib.import_module(f"slmdesk.commands.{name}")
         module.register(sub)
     return parser
