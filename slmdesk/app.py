@@ -1,0 +1,121 @@
+"""GUI composition root: builds the application, its pages and controllers, and shuts them down.
+
+Pages get their collaborators (library, task runner) passed in, never the whole app, so each can
+be built alone in a test.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass, field
+
+from PySide6.QtCore import QObject
+from PySide6.QtWidgets import QApplication, QWidget
+
+from slmdesk import __version__
+from slmdesk.core import settings
+from slmdesk.core.library import Library
+from slmdesk.core.logs import setup_logging
+from slmdesk.ui.library.controller import LibraryController
+from slmdesk.ui.library.view import LibraryView
+from slmdesk.ui.main_window import MainWindow
+from slmdesk.ui.placeholder import ComingPage
+from slmdesk.ui.settings.page import SettingsPage
+from slmdesk.ui.tasks import TaskRunner
+from slmdesk.ui.theme import apply_theme, icon
+
+log = logging.getLogger("slmdesk.app")
+
+
+@dataclass
+class AppParts:
+    """Everything the window is made of, for shutdown and for tests."""
+
+    window: MainWindow
+    library: Library
+    tasks: TaskRunner
+    library_controller: LibraryController
+    controllers: list[QObject] = field(default_factory=list)
+
+    def shutdown(self) -> None:
+        """Stop every worker and wait for it: no thread outlives the window."""
+        for controller in self.controllers:
+            stop = getattr(controller, "shutdown", None)
+            if callable(stop):
+                stop()
+        self.tasks.shutdown()
+
+
+def build_window(library: Library | None = None, tasks: TaskRunner | None = None) -> AppParts:
+    """Create the main window and wire its pages. Needs a QApplication."""
+    library = library or Library()
+    tasks = tasks or TaskRunner()
+    library_view = LibraryView()
+    library_controller = LibraryController(library_view, library, tasks)
+    settings_page = SettingsPage()
+    pages: dict[str, QWidget] = {
+        "Chat": ComingPage(
+            "Chat",
+            "Chat with a model from your library, offline: streaming replies, conversations kept "
+            "on this computer. Pick a model in the Library and press Chat.",
+        ),
+        "Library": library_view,
+        "Discover": ComingPage(
+            "Discover",
+            "Search the Hugging Face Hub for small GGUF models, see which quantizations fit this "
+            "computer's memory, and download them with resume and verification.",
+        ),
+        "Optimize": ComingPage(
+            "Optimize",
+            "Make a model smaller: measured layer pruning and quantization, with a quality report "
+            "against the original.",
+        ),
+        "Settings": settings_page,
+    }
+    window = MainWindow(pages)
+    parts = AppParts(window, library, tasks, library_controller, [library_controller])
+    library_controller.discover_requested.connect(lambda: window.show_page("Discover"))
+    settings_page.theme_changed.connect(_reapply_theme)
+    window.on_shutdown(parts.shutdown)
+    library_controller.refresh()
+    return parts
+
+
+def _reapply_theme(choice: str) -> None:
+    app = QApplication.instance()
+    if isinstance(app, QApplication):
+        apply_theme(app, choice)
+
+
+def make_application(argv: list[str] | None = None) -> QApplication:
+    """The QApplication with slmdesk's names, icon and theme."""
+    app = QApplication.instance()
+    if not isinstance(app, QApplication):
+        app = QApplication(argv if argv is not None else sys.argv[:1])
+    app.setApplicationName("slmdesk")
+    app.setApplicationDisplayName("slmdesk")
+    app.setApplicationVersion(__version__)
+    app.setOrganizationName("slmdesk")
+    app.setDesktopFileName("slmdesk")
+    app.setWindowIcon(icon("app"))
+    apply_theme(app, str(settings.get("theme")))
+    return app
+
+
+def run_app(install_starter: bool = True) -> int:
+    """Open the window and run until it closes; returns the exit code."""
+    setup_logging()
+    app = make_application()
+    parts = build_window()
+    if install_starter and parts.library.starter_needed():
+        parts.tasks.run(
+            parts.library.install_starter,
+            lambda entry: parts.library_controller.refresh(select=entry.name if entry else None),
+            lambda exc: log.warning("starter model not installed: %s", exc),
+            name="starter",
+        )
+    parts.window.show()
+    code = app.exec()
+    parts.shutdown()
+    return int(code)

@@ -1,0 +1,82 @@
+"""Modal questions and messages, in one place.
+
+Controllers ask through these functions rather than building message boxes inline, so the wording
+stays consistent (and tests can answer them the way a user would click).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
+
+
+def show_error(parent: QWidget | None, title: str, message: str) -> None:
+    """Tell the user something failed, in one sentence they can act on."""
+    QMessageBox.warning(parent, title, message)
+
+
+def show_info(parent: QWidget | None, title: str, message: str) -> None:
+    """A plain notice."""
+    QMessageBox.information(parent, title, message)
+
+
+def confirm(parent: QWidget | None, title: str, message: str, action: str) -> bool:
+    """Ask to go ahead with a destructive ``action`` (its button text); True to proceed."""
+    box = QMessageBox(QMessageBox.Icon.Question, title, message, parent=parent)
+    go = box.addButton(action, QMessageBox.ButtonRole.DestructiveRole)
+    box.addButton(QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+    box.exec()
+    return box.clickedButton() is go
+
+
+def ask_remove_linked(parent: QWidget | None, name: str, path: Path) -> str | None:
+    """For a model linked in place: ``"forget"``, ``"delete"`` or None (cancel)."""
+    box = QMessageBox(
+        QMessageBox.Icon.Question,
+        "Remove model",
+        f"“{name}” is used in place from\n{path}\n\nRemove it from the library only, or also "
+        "delete the file from disk?",
+        parent=parent,
+    )
+    forget = box.addButton("Remove from library", QMessageBox.ButtonRole.AcceptRole)
+    delete = box.addButton("Delete file too", QMessageBox.ButtonRole.DestructiveRole)
+    box.addButton(QMessageBox.StandardButton.Cancel)
+    box.exec()
+    clicked = box.clickedButton()
+    if clicked is forget:
+        return "forget"
+    if clicked is delete:
+        return "delete"
+    return None
+
+
+def ask_import_mode(parent: QWidget | None, path: Path) -> str | None:
+    """``"copy"`` into the models folder, ``"link"`` in place, or None (cancel)."""
+    box = QMessageBox(
+        QMessageBox.Icon.Question,
+        "Import model",
+        f"Import {path.name}?\n\nCopy it into slmdesk's models folder, or use it where it is "
+        "(nothing is copied; keep the file there).",
+        parent=parent,
+    )
+    copy = box.addButton("Copy into library", QMessageBox.ButtonRole.AcceptRole)
+    link = box.addButton("Use in place", QMessageBox.ButtonRole.AcceptRole)
+    box.addButton(QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(copy)
+    box.exec()
+    clicked = box.clickedButton()
+    if clicked is copy:
+        return "copy"
+    if clicked is link:
+        return "link"
+    return None
+
+
+def pick_model_file(parent: QWidget | None) -> Path | None:
+    """A file dialog for one GGUF model."""
+    name, _ = QFileDialog.getOpenFileName(
+        parent, "Import a GGUF model", str(Path.home()), "GGUF models (*.gguf);;All files (*)"
+    )
+    return Path(name) if name else None

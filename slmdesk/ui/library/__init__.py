@@ -1,0 +1,1 @@
+"""The Library page: the models on this computer."""

@@ -1,0 +1,198 @@
+"""Wires the Library page to `slmdesk.core.library`: scans, imports, removals, details.
+
+Every disk operation runs on the task pool; results come back to the GUI thread (`ui.tasks`).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QUrl, Signal, Slot
+from PySide6.QtGui import QDesktopServices
+
+from slmdesk.core.errors import SlmdeskError
+from slmdesk.core.gguf_info import read_gguf_info
+from slmdesk.core.hardware import MemoryEstimate, estimate_memory
+from slmdesk.core.library import Library, ModelEntry
+from slmdesk.ui import dialogs
+from slmdesk.ui.library.view import LibraryView
+from slmdesk.ui.tasks import TaskRunner
+
+log = logging.getLogger("slmdesk.ui.library")
+
+
+class LibraryController(QObject):
+    """Owns the Library page's behaviour; other pages listen to `models_changed`."""
+
+    models_changed = Signal(list)  # list[ModelEntry], after every refresh
+    chat_requested = Signal(str)  # model name
+    discover_requested = Signal()
+    busy_changed = Signal(bool)
+    _copy_progress = Signal(int, int)
+
+    def __init__(self, view: LibraryView, library: Library, tasks: TaskRunner) -> None:
+        super().__init__()
+        self.view = view
+        self.library = library
+        self.tasks = tasks
+        self._busy = False
+        self._details_for: str | None = None
+        view.import_button.clicked.connect(self._on_import_clicked)
+        view.empty_import.clicked.connect(self._on_import_clicked)
+        view.empty_discover.clicked.connect(self.discover_requested)
+        view.folder_button.clicked.connect(self._on_open_folder)
+        view.files_dropped.connect(self._on_files_dropped)
+        view.table.selectionModel().selectionChanged.connect(self._on_selection)
+        view.table.doubleClicked.connect(self._on_chat)
+        view.details.chat_clicked.connect(self._on_chat)
+        view.details.reveal_clicked.connect(self._on_reveal)
+        view.details.remove_clicked.connect(self._on_remove)
+        self._copy_progress.connect(self._on_copy_progress)
+
+    # -- refresh -------------------------------------------------------------------------------
+
+    def refresh(self, select: str | None = None) -> None:
+        """Re-read the library in the background and show it."""
+        self.tasks.run(
+            self.library.entries,
+            lambda entries: self._on_entries(entries, select),
+            self._on_error,
+            name="library-scan",
+        )
+
+    def _on_entries(self, entries: list[ModelEntry], select: str | None) -> None:
+        total = sum(e.size_bytes for e in entries if e.status != "missing")
+        self.view.show_entries(entries, total, self.library.models_dir)
+        if select:
+            self.view.select_name(select)
+        self._on_selection()
+        self.models_changed.emit(entries)
+
+    # -- import --------------------------------------------------------------------------------
+
+    @Slot()
+    def _on_import_clicked(self) -> None:
+        path = dialogs.pick_model_file(self.view)
+        if path:
+            self.import_paths([path])
+
+    @Slot(list)
+    def _on_files_dropped(self, paths: list[Path]) -> None:
+        self.import_paths(paths)
+
+    def import_paths(self, paths: list[Path], mode: str | None = None) -> None:
+        """Import files, asking copy-or-link once; errors are shown, the library stays as it was."""
+        if self._busy:
+            dialogs.show_info(self.view, "Import", "Another import is still running.")
+            return
+        mode = mode or dialogs.ask_import_mode(self.view, paths[0])
+        if mode is None:
+            return
+        self._set_busy(True)
+
+        def job() -> tuple[list[str], list[str]]:
+            imported: list[str] = []
+            errors: list[str] = []
+            for path in paths:
+                try:
+                    entry = self.library.import_model(
+                        path, copy=mode == "copy", progress=self._copy_progress.emit
+                    )
+                    imported.append(entry.name)
+                except SlmdeskError as exc:
+                    errors.append(str(exc))
+            return imported, errors
+
+        self.tasks.run(job, self._on_imported, self._on_error, name="library-import")
+
+    def _on_imported(self, result: tuple[list[str], list[str]]) -> None:
+        imported, errors = result
+        self._set_busy(False)
+        self.refresh(select=imported[-1] if imported else None)
+        if errors:
+            dialogs.show_error(self.view, "Could not import", "\n\n".join(errors))
+
+    @Slot(int, int)
+    def _on_copy_progress(self, done: int, total: int) -> None:
+        self.view.progress.setVisible(True)
+        self.view.progress.setMaximum(1000)
+        self.view.progress.setValue(int(1000 * done / total) if total else 0)
+
+    def _set_busy(self, busy: bool) -> None:
+        self._busy = busy
+        self.view.import_button.setEnabled(not busy)
+        self.view.empty_import.setEnabled(not busy)
+        if not busy:
+            self.view.progress.setVisible(False)
+        self.busy_changed.emit(busy)
+
+    # -- selection, details ----------------------------------------------------------------------
+
+    @Slot()
+    def _on_selection(self) -> None:
+        entry = self.view.selected_entry()
+        self.view.details.show_entry(entry)
+        if entry is None or entry.status != "ok":
+            return
+        self._details_for = entry.name
+
+        def job() -> MemoryEstimate:
+            return estimate_memory(read_gguf_info(entry.path))
+
+        def done(estimate: MemoryEstimate, name: str = entry.name) -> None:
+            if self._details_for == name:
+                self.view.details.show_memory(estimate)
+
+        self.tasks.run(job, done, lambda exc: log.info("no estimate: %s", exc), name="estimate")
+
+    @Slot()
+    def _on_chat(self) -> None:
+        entry = self.view.selected_entry()
+        if entry is not None and entry.status == "ok":
+            self.chat_requested.emit(entry.name)
+
+    @Slot()
+    def _on_reveal(self) -> None:
+        entry = self.view.selected_entry()
+        if entry is not None:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(entry.path.parent)))
+
+    @Slot()
+    def _on_open_folder(self) -> None:
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.library.models_dir)))
+
+    # -- remove --------------------------------------------------------------------------------
+
+    @Slot()
+    def _on_remove(self) -> None:
+        entry = self.view.selected_entry()
+        if entry is None:
+            return
+        if entry.managed:
+            if not dialogs.confirm(
+                self.view,
+                "Remove model",
+                f"Delete “{entry.name}” ({entry.path.name}) from this computer?\n\n"
+                "The file is removed from the models folder. This cannot be undone.",
+                "Delete",
+            ):
+                return
+            delete_file: bool | None = True
+        else:
+            choice = dialogs.ask_remove_linked(self.view, entry.name, entry.path)
+            if choice is None:
+                return
+            delete_file = choice == "delete"
+        self.tasks.run(
+            lambda: self.library.remove(entry.name, delete_file=delete_file),
+            lambda _result: self.refresh(),
+            self._on_error,
+            name="library-remove",
+        )
+
+    def _on_error(self, exc: BaseException) -> None:
+        self._set_busy(False)
+        message = str(exc) if isinstance(exc, SlmdeskError) else f"Unexpected problem: {exc}"
+        dialogs.show_error(self.view, "Library", message)
+        self.refresh()

@@ -1,0 +1,38 @@
+"""GUI test helpers: answer modal dialogs the way a user would click."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from slmdesk.ui import dialogs
+
+
+@dataclass
+class DialogScript:
+    """Answers to give, and a record of the messages shown."""
+
+    answers: dict[str, object] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    infos: list[str] = field(default_factory=list)
+    asked: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+def dialog_script(monkeypatch: pytest.MonkeyPatch) -> Iterator[DialogScript]:
+    """Replace the modal dialogs with scripted answers (modal loops cannot run in tests)."""
+    script = DialogScript()
+
+    def answer(name: str, default: object) -> object:
+        script.asked.append(name)
+        return script.answers.get(name, default)
+
+    monkeypatch.setattr(dialogs, "show_error", lambda _p, _t, m: script.errors.append(m))
+    monkeypatch.setattr(dialogs, "show_info", lambda _p, _t, m: script.infos.append(m))
+    monkeypatch.setattr(dialogs, "confirm", lambda *_a: answer("confirm", False))
+    monkeypatch.setattr(dialogs, "ask_remove_linked", lambda *_a: answer("remove_linked", None))
+    monkeypatch.setattr(dialogs, "ask_import_mode", lambda *_a: answer("import_mode", None))
+    monkeypatch.setattr(dialogs, "pick_model_file", lambda *_a: answer("pick_file", None))
+    yield script
