@@ -23,10 +23,10 @@ def setup_logging(verbose: bool = False) -> Path:
         return log_file
     logger = logging.getLogger("slmdesk")
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
-    for handler in list(logger.handlers):
-        if getattr(handler, "_slmdesk", False):
-            logger.removeHandler(handler)
-            handler.close()
+    for old in list(logger.handlers):
+        if getattr(old, "_slmdesk", False):
+            logger.removeHandler(old)
+            old.close()
     try:
         handler: logging.Handler = logging.handlers.RotatingFileHandler(
             log_file, maxBytes=2_000_000, backupCount=3, encoding="utf-8"
