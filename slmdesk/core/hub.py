@@ -291,7 +291,7 @@ def file_url(
     return hf_hub_url(repo_id, filename, revision=revision, endpoint=endpoint or hub_endpoint())
 
 
-def _check_reachable(endpoint: str) -> None:
+def check_reachable(endpoint: str) -> None:
     """Fail fast when the Hub's host does not answer at all.
 
     The client retries network errors with backoff for about 20 seconds; a person offline
@@ -440,7 +440,7 @@ def search_models(
         raise HubError("The number of results must be between 1 and 1000.")
     _require_online()
     endpoint = hub_endpoint()
-    _check_reachable(endpoint)
+    check_reachable(endpoint)
     tok = resolve_token(token)
     results: list[RepoSummary] = []
     with hub_errors(has_token=bool(tok)):
