@@ -473,6 +473,9 @@ class _Job:
         from slmdesk.core.library import Library
 
         plan = self.plan()
+        present = self._already_installed(plan)
+        if present is not None:
+            return present
         for f, _partial, final in plan:
             if final.exists():
                 raise DownloadError(
@@ -514,6 +517,32 @@ class _Job:
         self.current = None
         self.set_state(State.DONE)
         return self.status()
+
+    def _already_installed(
+        self, plan: list[tuple[RemoteFile, Path, Path]]
+    ) -> DownloadStatus | None:
+        """The done status when this very download is already in the library, else None."""
+        from slmdesk.core.library import Library
+
+        first = plan[0][2]
+        if not all(final.exists() for _, _, final in plan):
+            return None
+        model = self.task.model
+        for entry in Library(models_dir=self.models_dir).entries():
+            prov = entry.provenance
+            if (
+                entry.path == first
+                and prov.get("source") == "hub"
+                and prov.get("repo") == model.repo_id
+                and prov.get("sha256") == model.files[0].sha256
+                and prov.get("files", [prov.get("file")]) == [f.filename for f in model.files]
+            ):
+                self.task.library_name = entry.name
+                self.task.path = str(entry.path)
+                self.meter.done = self.meter.total
+                self.set_state(State.DONE)
+                return self.status()
+        return None
 
     def _check_disk(self, plan: list[tuple[RemoteFile, Path, Path]]) -> None:
         need = sum(
