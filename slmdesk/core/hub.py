@@ -630,7 +630,12 @@ def list_repo_models(
             f"'{repo_id.split('/')[-1]} GGUF')."
         )
     judge_fit(models, machine)
-    card = fetch_model_card(repo_id, revision, token) if with_card else None
+    card = None
+    if with_card:
+        try:
+            card = fetch_model_card(repo_id, revision, token)
+        except GatedRepoError:
+            card = None  # the card sits behind the gate too; the listing is still useful
     card_data = getattr(info, "card_data", None)
     license_name = _license_from_tags(info.tags) or (
         str(card_data.get("license")) if card_data and card_data.get("license") else None
