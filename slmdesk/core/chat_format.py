@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -176,9 +177,9 @@ _PLAIN = _Family(
     "plain",
     "plain text format",
     {"system": "", "user": "User: ", "assistant": "Assistant: "},
-    "\n\n",
+    "\n",
     "Assistant:",
-    ("\nUser:", "\n\nUser:"),
+    ("\nUser:", "\nAssistant:"),
     uses_bos=True,
 )
 
@@ -189,14 +190,36 @@ _ARCH_FAMILY: dict[str, _Family] = {
     "mistral3": _MISTRAL,
 }
 _PROBE_ORDER = (_GEMMA, _LLAMA3, _CHATML, _PHI3)
+FAMILIES: dict[str, _Family] = {
+    f.key: f for f in (_GEMMA, _LLAMA3, _CHATML, _PHI3, _MISTRAL, _PLAIN)
+}
+
+
+_INSTRUCT_RE = re.compile(r"(?<![a-z0-9])(it|instruct|chat|sft|dpo|rlhf|assistant)(?![a-z0-9])")
+
+
+def looks_instruction_tuned(info: GGUFInfo) -> bool:
+    """Whether the model's name or tags say it was tuned to chat (``-it``, ``Instruct``, ``chat``).
+
+    A model without a chat template that is *not* tuned is a base model: it never saw turn
+    markers such as ``<start_of_turn>``, and it answers far better in a plain ``User:`` /
+    ``Assistant:`` transcript (measured on the Gemma 3 270M base model: the Gemma turn format
+    makes it repeat the question; the transcript gets "The capital of France is Paris.").
+    """
+    keys = ("general.name", "general.finetune", "general.basename", "general.tags", "general.type")
+    words = [str(info.metadata.get(k) or "") for k in keys] + [info.path.stem]
+    return bool(_INSTRUCT_RE.search(" ".join(words).lower().replace("_", "-")))
 
 
 def _family_for(
     architecture: str,
     tokenizer_model: str | None,
     is_special_token: Callable[[str], bool] | None,
+    base_model: bool = False,
 ) -> _Family:
-    """Pick a fallback format: by architecture, then by which turn markers the vocab knows."""
+    """Pick a fallback format: plain for base models, else by architecture, then by vocab."""
+    if base_model:
+        return _PLAIN
     if architecture in _ARCH_FAMILY:
         return _ARCH_FAMILY[architecture]
     if is_special_token is not None:
@@ -289,6 +312,8 @@ class ChatFormat:
         eot_token: str = "",
         tokenizer_model: str | None = None,
         is_special_token: Callable[[str], bool] | None = None,
+        base_model: bool = False,
+        fallback: str | None = None,
     ) -> None:
         """Prepare a format.
 
@@ -302,6 +327,11 @@ class ChatFormat:
             is_special_token: tells whether a marker such as ``<|im_start|>`` is one token of
                 the model's vocabulary; lets a template-less model fall back to the format its
                 vocabulary was built for.
+            base_model: the model is not instruction-tuned; without a template it gets the
+                plain transcript format (see `looks_instruction_tuned`).
+            fallback: force a fallback family by key (``gemma``, ``chatml``, ``llama3``,
+                ``phi3``, ``mistral``, ``plain``), e.g. from a user's choice; the model's own
+                template is then not used.
         """
         self.bos_token = bos_token
         self.eos_token = eos_token
@@ -309,15 +339,27 @@ class ChatFormat:
         self.architecture = architecture
         self.template_text = template
         self.note: str | None = None
-        self._fallback_family = _family_for(architecture, tokenizer_model, is_special_token)
+        self._fallback_family = _family_for(
+            architecture, tokenizer_model, is_special_token, base_model and not template
+        )
+        if fallback is not None:
+            if fallback not in FAMILIES:
+                raise ValueError(f"unknown chat format {fallback!r}; choose from {list(FAMILIES)}")
+            self._fallback_family = FAMILIES[fallback]
         self._compiled: jinja2.Template | None = None
         self._fold_system = False
         self._template_stops: tuple[str, ...] = ()
         self.source: Source
         self.family: str
         self.description: str
+        if fallback is not None:
+            self._use_fallback("chosen in the settings")
+            return
         if template is None or not template.strip():
-            self._use_fallback("the model has no chat template")
+            self._use_fallback(
+                "the model has no chat template"
+                + (" and looks like a base model" if self._fallback_family is _PLAIN else "")
+            )
             return
         try:
             self._compiled = _ENV.from_string(template)
@@ -341,12 +383,14 @@ class ChatFormat:
         eos_token: str | None = None,
         eot_token: str | None = None,
         is_special_token: Callable[[str], bool] | None = None,
+        fallback: str | None = None,
     ) -> ChatFormat:
         """The format of the model described by ``info``.
 
         Token texts are not in `GGUFInfo` (it never materialises the vocabulary); the engine
         passes them from the loaded model. Without them, common defaults by family are used.
         """
+        base = not looks_instruction_tuned(info)
         family = _family_for(info.architecture, info.tokenizer_model, is_special_token)
         default_bos = {"gemma": "<bos>", "llama3": "<|begin_of_text|>"}.get(family.key, "<s>")
         default_eos = {"gemma": "<eos>", "llama3": "<|end_of_text|>", "chatml": "<|endoftext|>"}
@@ -358,6 +402,8 @@ class ChatFormat:
             eot_token=eot_token or "",
             tokenizer_model=info.tokenizer_model,
             is_special_token=is_special_token,
+            base_model=base,
+            fallback=fallback,
         )
 
     # -- public -------------------------------------------------------------------------------
@@ -513,7 +559,8 @@ class ChatFormat:
                     parts.append(f"{turn['content'].strip()}{self.eos_token}")
             return "".join(parts)
         for turn in turns:
-            parts.append(family.turn_start[turn["role"]] + turn["content"] + family.turn_end)
+            end = "\n\n" if family is _PLAIN and turn["role"] == "system" else family.turn_end
+            parts.append(family.turn_start[turn["role"]] + turn["content"] + end)
         if add_generation_prompt:
             parts.append(family.generation_prompt)
         return "".join(parts)
