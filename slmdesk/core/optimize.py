@@ -298,11 +298,15 @@ def quantize(
         cleanup=cleanup,
     )
     try:
-        read_gguf_info(partial)
+        written = read_gguf_info(partial)
         os.replace(partial, dest)
     except BaseException:
         cleanup()
         raise
+    if progress is not None:
+        # llama.cpp counts the source's tensors, pruned ones included: close the bar at 100%.
+        n = len(written.tensors)
+        progress(Progress("quantizing", n, n, "done"))
     return dest
 
 
