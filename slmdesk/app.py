@@ -15,8 +15,12 @@ from PySide6.QtWidgets import QApplication, QWidget
 
 from slmdesk import __version__
 from slmdesk.core import settings
+from slmdesk.core.conversations import ConversationStore
+from slmdesk.core.errors import SlmdeskError
 from slmdesk.core.library import Library
 from slmdesk.core.logs import setup_logging
+from slmdesk.ui.chat.controller import ChatController
+from slmdesk.ui.chat.view import ChatView
 from slmdesk.ui.library.controller import LibraryController
 from slmdesk.ui.library.view import LibraryView
 from slmdesk.ui.main_window import MainWindow
@@ -24,6 +28,7 @@ from slmdesk.ui.placeholder import ComingPage
 from slmdesk.ui.settings.page import SettingsPage
 from slmdesk.ui.tasks import TaskRunner
 from slmdesk.ui.theme import apply_theme, icon
+from slmdesk.ui.workers import InferenceClient
 
 log = logging.getLogger("slmdesk.app")
 
@@ -36,10 +41,15 @@ class AppParts:
     library: Library
     tasks: TaskRunner
     library_controller: LibraryController
+    chat_controller: ChatController | None = None
     controllers: list[QObject] = field(default_factory=list)
+    _done: bool = False
 
     def shutdown(self) -> None:
-        """Stop every worker and wait for it: no thread outlives the window."""
+        """Stop every worker and wait for it: no thread outlives the window. Idempotent."""
+        if self._done:
+            return
+        self._done = True
         for controller in self.controllers:
             stop = getattr(controller, "shutdown", None)
             if callable(stop):
@@ -54,12 +64,18 @@ def build_window(library: Library | None = None, tasks: TaskRunner | None = None
     library_view = LibraryView()
     library_controller = LibraryController(library_view, library, tasks)
     settings_page = SettingsPage()
+    chat_controller: ChatController | None = None
+    chat_page: QWidget
+    try:
+        store = ConversationStore()
+    except SlmdeskError as exc:
+        chat_page = ComingPage("Chat is unavailable", str(exc))
+    else:
+        chat_view = ChatView()
+        chat_controller = ChatController(chat_view, store, InferenceClient(store), library, tasks)
+        chat_page = chat_view
     pages: dict[str, QWidget] = {
-        "Chat": ComingPage(
-            "Chat",
-            "Chat with a model from your library, offline: streaming replies, conversations kept "
-            "on this computer. Pick a model in the Library and press Chat.",
-        ),
+        "Chat": chat_page,
         "Library": library_view,
         "Discover": ComingPage(
             "Discover",
@@ -74,7 +90,14 @@ def build_window(library: Library | None = None, tasks: TaskRunner | None = None
         "Settings": settings_page,
     }
     window = MainWindow(pages)
-    parts = AppParts(window, library, tasks, library_controller, [library_controller])
+    parts = AppParts(window, library, tasks, library_controller, chat_controller)
+    parts.controllers.append(library_controller)
+    if chat_controller is not None:
+        parts.controllers.append(chat_controller)
+        library_controller.models_changed.connect(chat_controller.set_models)
+        library_controller.chat_requested.connect(
+            lambda name: (window.show_page("Chat"), chat_controller.open_model(name))
+        )
     library_controller.discover_requested.connect(lambda: window.show_page("Discover"))
     settings_page.theme_changed.connect(_reapply_theme)
     window.on_shutdown(parts.shutdown)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QLineEdit, QMessageBox, QWidget
 
 
 def show_error(parent: QWidget | None, title: str, message: str) -> None:
@@ -78,5 +78,22 @@ def pick_model_file(parent: QWidget | None) -> Path | None:
     """A file dialog for one GGUF model."""
     name, _ = QFileDialog.getOpenFileName(
         parent, "Import a GGUF model", str(Path.home()), "GGUF models (*.gguf);;All files (*)"
+    )
+    return Path(name) if name else None
+
+
+def ask_text(parent: QWidget | None, title: str, label: str, text: str = "") -> str | None:
+    """A one-line text answer (for example a new title), or None when cancelled."""
+    value, ok = QInputDialog.getText(parent, title, label, QLineEdit.EchoMode.Normal, text)
+    return value if ok else None
+
+
+def ask_save_path(parent: QWidget | None, title: str, suggested: str) -> Path | None:
+    """Where to save an export: Markdown (.md) or JSON (.json)."""
+    name, _ = QFileDialog.getSaveFileName(
+        parent,
+        title,
+        str(Path.home() / suggested),
+        "Markdown (*.md);;JSON (*.json)",
     )
     return Path(name) if name else None

@@ -1,0 +1,1 @@
+"""The Chat page: conversations, streaming replies, the model picker and chat settings."""

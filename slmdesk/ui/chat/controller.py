@@ -1,0 +1,640 @@
+"""Wires the Chat page: conversations (task pool), the model and replies (inference thread).
+
+Where things run: conversation listing, creation, renaming, deleting and settings writes go to the
+task pool; loading, generating and the chat's own message writes happen on the inference thread
+(`ui.workers`). Every handler here runs on the GUI thread and only updates widgets.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, QTimer, Slot
+from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut
+from PySide6.QtWidgets import QListWidgetItem, QMenu
+
+from slmdesk.core import settings as app_settings
+from slmdesk.core.conversations import Conversation, ConversationStore, Message
+from slmdesk.core.engine import SamplingSettings
+from slmdesk.core.errors import SlmdeskError
+from slmdesk.core.library import Library, ModelEntry
+from slmdesk.ui import dialogs
+from slmdesk.ui.chat.message_widget import MessageWidget
+from slmdesk.ui.chat.view import ChatView
+from slmdesk.ui.format import human_size
+from slmdesk.ui.tasks import TaskRunner
+from slmdesk.ui.workers import GenerateRequest, InferenceClient
+
+log = logging.getLogger("slmdesk.ui.chat")
+
+UNDO_SECONDS = 10
+PURGE_DELETED_AFTER = 7 * 24 * 3600
+ID_ROLE = Qt.ItemDataRole.UserRole
+
+
+class ChatController(QObject):
+    """The Chat page's behaviour."""
+
+    def __init__(
+        self,
+        view: ChatView,
+        store: ConversationStore,
+        client: InferenceClient,
+        library: Library,
+        tasks: TaskRunner,
+    ) -> None:
+        super().__init__()
+        self.view = view
+        self.store = store
+        self.client = client
+        self.library = library
+        self.tasks = tasks
+        self.current: Conversation | None = None
+        self.loaded_name: str | None = None
+        self.loaded_info: dict[str, Any] | None = None
+        self.generating = False
+        self.editing_id: int | None = None
+        self._widgets: dict[int, MessageWidget] = {}
+        self._entries: list[ModelEntry] = []
+        self._deleted_id: int | None = None
+        self._filling_settings = False
+        self._save_timer = QTimer(self)
+        self._save_timer.setSingleShot(True)
+        self._save_timer.setInterval(400)
+        self._save_timer.timeout.connect(self._save_settings)
+        self._undo_timer = QTimer(self)
+        self._undo_timer.setSingleShot(True)
+        self._undo_timer.timeout.connect(lambda: view.undo_bar.setVisible(False))
+        self._search_timer = QTimer(self)
+        self._search_timer.setSingleShot(True)
+        self._search_timer.setInterval(250)
+        self._search_timer.timeout.connect(self.refresh_conversations)
+        self._connect()
+        self._fill_settings(None)
+        self.tasks.run(lambda: self.store.purge(older_than=PURGE_DELETED_AFTER), name="chat-purge")
+        self.refresh_conversations()
+
+    def _connect(self) -> None:
+        v, w = self.view, self.client.worker
+        v.new_button.clicked.connect(self.new_chat)
+        QShortcut(QKeySequence("Ctrl+N"), v, self.new_chat)
+        v.send_button.clicked.connect(self.send)
+        v.composer.send_requested.connect(self.send)
+        v.stop_button.clicked.connect(self.stop)
+        v.composer.stop_requested.connect(self.stop)
+        v.search.textChanged.connect(lambda _t: self._search_timer.start())
+        v.conversations.currentItemChanged.connect(self._on_conversation_picked)
+        v.conversations.customContextMenuRequested.connect(self._on_conversation_menu)
+        v.undo_button.clicked.connect(self._on_undo_delete)
+        v.model_picker.activated.connect(self._on_model_picked)
+        v.eject_button.clicked.connect(self._on_eject)
+        v.cancel_edit_button.clicked.connect(self._cancel_edit)
+        v.settings_panel.changed.connect(self._on_settings_edited)
+        v.settings_panel.reset_button.clicked.connect(self._on_reset_settings)
+        w.load_progress.connect(self._on_load_progress)
+        w.loaded.connect(self._on_loaded)
+        w.load_failed.connect(self._on_load_failed)
+        w.unloaded.connect(self._on_unloaded)
+        w.user_saved.connect(self._on_user_saved)
+        w.messages_removed.connect(self._on_messages_removed)
+        w.reply_started.connect(self._on_reply_started)
+        w.chunk.connect(self._on_chunk)
+        w.reply_finished.connect(self._on_reply_finished)
+        w.reply_failed.connect(self._on_reply_failed)
+
+    # -- models --------------------------------------------------------------------------------
+
+    def set_models(self, entries: list[ModelEntry]) -> None:
+        """Fill the model picker from the library (called after every library refresh)."""
+        self._entries = [e for e in entries if e.status == "ok"]
+        picker = self.view.model_picker
+        wanted = self.loaded_name or picker.currentData() or app_settings.get("last_model")
+        picker.blockSignals(True)
+        picker.clear()
+        if not self._entries:
+            picker.addItem("No models — add one in Library or Discover", None)
+        for entry in self._entries:
+            label = (
+                f"{entry.name}  ·  {entry.quantization or '?'}  ·  {human_size(entry.size_bytes)}"
+            )
+            picker.addItem(label, entry.name)
+        index = picker.findData(wanted) if wanted else -1
+        picker.setCurrentIndex(max(index, 0))
+        picker.blockSignals(False)
+        if self.loaded_name and self.loaded_name not in {e.name for e in self._entries}:
+            self.view.model_state.setText(f"{self.loaded_name} was removed from the library")
+
+    def open_model(self, name: str) -> None:
+        """Start a new chat with ``name`` (the Library's Chat button)."""
+        index = self.view.model_picker.findData(name)
+        if index >= 0:
+            self.view.model_picker.setCurrentIndex(index)
+        if self.loaded_name != name:
+            self.load_model(name)
+        self.new_chat()
+
+    def load_model(self, name: str) -> None:
+        """Load a library model on the inference thread."""
+        try:
+            path = self.library.resolve(name)
+        except SlmdeskError as exc:
+            self.view.model_state.setText(str(exc))
+            return
+        context = 0
+        if self.current is not None:
+            context = int(self.current.settings.get("context_length") or 0)
+        context = context or int(app_settings.get("context_length") or 0)
+        self._pending_name = name
+        self.view.model_state.setText(f"Loading {name}…")
+        self.view.load_progress.setValue(0)
+        self.view.load_progress.setVisible(True)
+        self.view.eject_button.setText("Cancel")
+        self.client.load(path, context, int(app_settings.get("threads") or 0))
+
+    @Slot(int)
+    def _on_model_picked(self, index: int) -> None:
+        name = self.view.model_picker.itemData(index)
+        if name and name != self.loaded_name:
+            self.load_model(name)
+
+    @Slot()
+    def _on_eject(self) -> None:
+        if self.client.loading:
+            self.client.cancel_loading()
+        elif self.loaded_name:
+            self.client.unload()
+
+    @Slot(float)
+    def _on_load_progress(self, fraction: float) -> None:
+        self.view.load_progress.setValue(int(fraction * 100))
+
+    @Slot(object)
+    def _on_loaded(self, info: dict[str, Any]) -> None:
+        if self.client.loading:
+            return  # a newer load is on its way
+        self.loaded_name = getattr(self, "_pending_name", None)
+        self.loaded_info = info
+        self.view.load_progress.setVisible(False)
+        self.view.eject_button.setText("Unload")
+        self.view.model_state.setText(
+            f"Ready · {info['format']} · {info['context_length']:,} tokens of context"
+        )
+        self.view.model_state.setToolTip(
+            f"{info['path']}\nloaded in {info['load_seconds']:.1f} s, {info['n_threads']} threads"
+        )
+        if self.loaded_name:
+            app_settings.update(last_model=self.loaded_name)
+
+    @Slot(str)
+    def _on_load_failed(self, message: str) -> None:
+        if self.client.loading:
+            return
+        self.view.load_progress.setVisible(False)
+        self.view.eject_button.setText("Unload")
+        self.loaded_name = None
+        self.view.model_state.setText("No model loaded")
+        self.view.show_notice(message)
+
+    @Slot()
+    def _on_unloaded(self) -> None:
+        self.loaded_name = None
+        self.loaded_info = None
+        self.view.model_state.setText("No model loaded")
+
+    # -- conversations -------------------------------------------------------------------------
+
+    def refresh_conversations(self, select: int | None = None) -> None:
+        """Re-list conversations (filtered by the search box) in the background."""
+        query = self.view.search.text()
+        self.tasks.run(
+            lambda: self.store.list_conversations(search=query or None),
+            lambda items: self._show_conversations(items, select),
+            self._on_task_error,
+            name="chat-list",
+        )
+
+    def _show_conversations(self, items: list[Conversation], select: int | None) -> None:
+        lst = self.view.conversations
+        wanted = select if select is not None else (self.current.id if self.current else None)
+        lst.blockSignals(True)
+        lst.clear()
+        for conversation in items:
+            item = QListWidgetItem(conversation.title)
+            item.setData(ID_ROLE, conversation.id)
+            item.setToolTip(
+                f"{conversation.title}\n{conversation.model or 'no model'} · "
+                f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(conversation.updated_at))}"
+            )
+            lst.addItem(item)
+            if conversation.id == wanted:
+                lst.setCurrentItem(item)
+        lst.blockSignals(False)
+        if select is not None and (self.current is None or self.current.id != select):
+            self.open_conversation(select)
+
+    def new_chat(self) -> None:
+        """Start an empty conversation (it is stored when the first message is sent)."""
+        self.current = None
+        self._cancel_edit()
+        self.view.messages.clear()
+        self._widgets.clear()
+        self.view.title.setText("New chat")
+        self.view.conversations.clearSelection()
+        self.view.conversations.setCurrentItem(None)
+        self.view.show_notice("")
+        self._fill_settings(None)
+        self.view.composer.setFocus()
+
+    @Slot(QListWidgetItem, QListWidgetItem)
+    def _on_conversation_picked(self, item: QListWidgetItem | None, _prev: Any) -> None:
+        if item is not None:
+            self.open_conversation(int(item.data(ID_ROLE)))
+
+    def open_conversation(self, conversation_id: int) -> None:
+        """Show a stored conversation."""
+        self.tasks.run(
+            lambda: self.store.get(conversation_id),
+            self._show_conversation,
+            self._on_task_error,
+            name="chat-open",
+        )
+
+    def _show_conversation(self, conversation: Conversation) -> None:
+        self.current = conversation
+        self._cancel_edit()
+        self.view.title.setText(conversation.title)
+        self.view.messages.clear()
+        self._widgets.clear()
+        self.view.show_notice("")
+        for message in conversation.messages:
+            self._add_widget(message, streaming=False)
+        self._update_regenerate()
+        self._fill_settings(conversation)
+        if conversation.model and self.loaded_name and conversation.model != self.loaded_name:
+            self.view.show_notice(
+                f"This chat was with {conversation.model}; replies now come from {self.loaded_name}."
+            )
+
+    def _add_widget(self, message: Message, streaming: bool) -> MessageWidget:
+        timings = message.timings
+        finished = message.finished or not streaming
+        if not message.finished and not streaming:
+            timings = {**(timings or {}), "finish_reason": "interrupted"}
+        speaker = "You" if message.role == "user" else (self._model_label() or "Assistant")
+        widget = MessageWidget(message.role, message.text, message.id, speaker, timings, finished)
+        widget.edit_requested.connect(self._on_edit)
+        widget.regenerate_requested.connect(self._on_regenerate)
+        widget.copy_requested.connect(lambda text: QGuiApplication.clipboard().setText(text))
+        self.view.messages.add(widget)
+        self._widgets[message.id] = widget
+        return widget
+
+    def _model_label(self) -> str | None:
+        if self.current is not None and self.current.model:
+            return self.current.model
+        return self.loaded_name
+
+    def _update_regenerate(self) -> None:
+        widgets = self.view.messages.widgets()
+        for widget in widgets:
+            widget.set_regenerate_visible(False)
+        if widgets and widgets[-1].role == "assistant" and not self.generating:
+            widgets[-1].set_regenerate_visible(True)
+
+    @Slot("QPoint")
+    def _on_conversation_menu(self, pos: Any) -> None:
+        item = self.view.conversations.itemAt(pos)
+        menu = QMenu(self.view)
+        if item is not None:
+            cid = int(item.data(ID_ROLE))
+            menu.addAction("Rename…", lambda: self.rename_conversation(cid))
+            menu.addAction("Export…", lambda: self.export_conversations(cid))
+            menu.addAction("Delete", lambda: self.delete_conversation(cid))
+            menu.addSeparator()
+        menu.addAction("Export all chats…", lambda: self.export_conversations(None))
+        menu.exec(self.view.conversations.mapToGlobal(pos))
+
+    def rename_conversation(self, conversation_id: int) -> None:
+        """Ask for a new title and store it."""
+        item = self._item_for(conversation_id)
+        title = dialogs.ask_text(
+            self.view, "Rename chat", "Title:", item.text() if item is not None else ""
+        )
+        if not title or not title.strip():
+            return
+        self.tasks.run(
+            lambda: self.store.rename(conversation_id, title),
+            lambda conv: self._after_change(conv),
+            self._on_task_error,
+            name="chat-rename",
+        )
+
+    def _after_change(self, conversation: Conversation) -> None:
+        if self.current is not None and self.current.id == conversation.id:
+            self.current.title = conversation.title
+            self.view.title.setText(conversation.title)
+        self.refresh_conversations()
+
+    def delete_conversation(self, conversation_id: int) -> None:
+        """Delete (to the undo bin) and offer Undo for a few seconds."""
+
+        def done(_result: Any) -> None:
+            self._deleted_id = conversation_id
+            self.view.undo_bar.setVisible(True)
+            self._undo_timer.start(UNDO_SECONDS * 1000)
+            if self.current is not None and self.current.id == conversation_id:
+                self.new_chat()
+            self.refresh_conversations()
+
+        self.tasks.run(
+            lambda: self.store.delete(conversation_id), done, self._on_task_error, name="chat-del"
+        )
+
+    @Slot()
+    def _on_undo_delete(self) -> None:
+        if self._deleted_id is None:
+            return
+        cid, self._deleted_id = self._deleted_id, None
+        self.view.undo_bar.setVisible(False)
+        self.tasks.run(
+            lambda: self.store.restore(cid),
+            lambda conv: self.refresh_conversations(select=conv.id),
+            self._on_task_error,
+            name="chat-undo",
+        )
+
+    def export_conversations(self, conversation_id: int | None) -> None:
+        """Save one chat (or all) as Markdown or JSON."""
+        suggested = "slmdesk-chats.md" if conversation_id is None else "chat.md"
+        target = dialogs.ask_save_path(self.view, "Export chats", suggested)
+        if target is None:
+            return
+        if target.suffix.lower() not in (".md", ".json"):
+            target = target.with_suffix(".md")
+        self.tasks.run(
+            lambda: self.store.export(target, conversation_id),
+            lambda path: self.view.show_notice(f"Saved to {path}"),
+            self._on_task_error,
+            name="chat-export",
+        )
+
+    def _item_for(self, conversation_id: int) -> QListWidgetItem | None:
+        lst = self.view.conversations
+        for row in range(lst.count()):
+            item = lst.item(row)
+            if int(item.data(ID_ROLE)) == conversation_id:
+                return item
+        return None
+
+    # -- sending -------------------------------------------------------------------------------
+
+    @Slot()
+    def send(self) -> None:
+        """Send the composer's text (or the edited message) and stream the reply."""
+        text = self.view.composer.toPlainText().strip()
+        if not text:
+            self.view.show_notice("Type a message first.")
+            return
+        if self.generating:
+            return
+        if not self.loaded_name and not self.client.loading:
+            name = self.view.model_picker.currentData()
+            if not name:
+                self.view.show_notice(
+                    "No model loaded: import one in the Library or download one in Discover."
+                )
+                return
+            self.load_model(name)
+        self.view.show_notice("")
+        self.view.composer.clear()
+        self._set_generating(True)
+        replace_from, self.editing_id = self.editing_id, None
+        self.view.edit_banner.setVisible(False)
+        sampling = self._panel_settings()
+        if self.current is None:
+            model = self._pending_or_loaded_name()
+            system = self.view.settings_panel.system_prompt.toPlainText()
+
+            def create() -> Conversation:
+                return self.store.create(model=model, system_prompt=system, settings=sampling)
+
+            self.tasks.run(
+                create,
+                lambda conv: self._send_to(conv, text, sampling, None),
+                self._on_send_error,
+                name="chat-create",
+            )
+        else:
+            self._send_to(self.current, text, sampling, replace_from)
+
+    def _pending_or_loaded_name(self) -> str | None:
+        return self.loaded_name or getattr(self, "_pending_name", None)
+
+    def _send_to(
+        self,
+        conversation: Conversation,
+        text: str | None,
+        sampling: dict[str, Any],
+        replace_from: int | None,
+    ) -> None:
+        if self.current is None or self.current.id != conversation.id:
+            self.current = conversation
+            self.refresh_conversations(select=conversation.id)
+        model = self._pending_or_loaded_name()
+        if model and conversation.model != model:
+            conversation.model = model
+            self.tasks.run(
+                lambda: self.store.update_settings(conversation.id, model=model), name="chat-model"
+            )
+        self.client.generate(GenerateRequest(conversation.id, text, sampling, replace_from))
+
+    def _on_send_error(self, exc: BaseException) -> None:
+        self._set_generating(False)
+        self._on_task_error(exc)
+
+    @Slot()
+    def stop(self) -> None:
+        """Stop the reply being written, or a model load in progress."""
+        if self.generating:
+            self.client.stop()
+        elif self.client.loading:
+            self.client.cancel_loading()
+
+    def _set_generating(self, generating: bool) -> None:
+        self.generating = generating
+        self.view.set_generating(generating)
+        self._update_regenerate()
+
+    @Slot(int)
+    def _on_edit(self, message_id: int) -> None:
+        if self.generating:
+            return
+        widget = self._widgets.get(message_id)
+        if widget is None:
+            return
+        self.editing_id = message_id
+        self.view.composer.setPlainText(widget.text)
+        self.view.edit_banner.setVisible(True)
+        self.view.composer.setFocus()
+
+    def _cancel_edit(self) -> None:
+        if self.editing_id is not None:
+            self.view.composer.clear()
+        self.editing_id = None
+        self.view.edit_banner.setVisible(False)
+
+    @Slot(int)
+    def _on_regenerate(self, message_id: int) -> None:
+        if self.generating or self.current is None:
+            return
+        if not self.loaded_name and not self.client.loading:
+            self.view.show_notice("Load a model first.")
+            return
+        self._set_generating(True)
+        self.client.generate(
+            GenerateRequest(self.current.id, None, self._panel_settings(), message_id)
+        )
+
+    # -- worker results --------------------------------------------------------------------------
+
+    def _is_current(self, conversation_id: int) -> bool:
+        return self.current is not None and self.current.id == conversation_id
+
+    @Slot(int, list)
+    def _on_messages_removed(self, conversation_id: int, ids: list[int]) -> None:
+        if not self._is_current(conversation_id):
+            return
+        for message_id in ids:
+            widget = self._widgets.pop(message_id, None)
+            if widget is not None:
+                self.view.messages.remove(widget)
+
+    @Slot(int, object)
+    def _on_user_saved(self, conversation_id: int, message: Message) -> None:
+        if self._is_current(conversation_id):
+            self._add_widget(message, streaming=False)
+
+    @Slot(int, object)
+    def _on_reply_started(self, conversation_id: int, message: Message) -> None:
+        if self._is_current(conversation_id):
+            self._add_widget(message, streaming=True)
+
+    @Slot(int, str)
+    def _on_chunk(self, message_id: int, text: str) -> None:
+        widget = self._widgets.get(message_id)
+        if widget is not None:
+            widget.append(text)
+
+    @Slot(int, object)
+    def _on_reply_finished(self, conversation_id: int, payload: dict[str, Any]) -> None:
+        message: Message = payload["message"]
+        widget = self._widgets.get(message.id)
+        if widget is not None:
+            if widget.text != message.text:
+                widget.set_text(message.text)
+            widget.set_finished(True, payload["timings"])
+        self._set_generating(False)
+        if payload.get("dropped") and self._is_current(conversation_id):
+            self.view.show_notice(
+                f"{payload['dropped']} older message(s) did not fit in the model's context and "
+                "were left out of this reply (the system prompt was kept)."
+            )
+        self.refresh_conversations()
+
+    @Slot(int, str)
+    def _on_reply_failed(self, conversation_id: int, message: str) -> None:
+        self._set_generating(False)
+        if self._is_current(conversation_id):
+            self.view.show_notice(message)
+            self.open_conversation(conversation_id)
+        self.refresh_conversations()
+
+    # -- settings --------------------------------------------------------------------------------
+
+    def _fill_settings(self, conversation: Conversation | None) -> None:
+        panel = self.view.settings_panel
+        self._filling_settings = True
+        try:
+            stored = dict(conversation.settings) if conversation else {}
+            try:
+                sampling = SamplingSettings.from_dict(stored)
+            except SlmdeskError:
+                sampling = SamplingSettings()
+            panel.temperature.setValue(sampling.temperature)
+            panel.top_p.setValue(sampling.top_p)
+            panel.top_k.setValue(sampling.top_k)
+            panel.min_p.setValue(sampling.min_p)
+            panel.repeat_penalty.setValue(sampling.repeat_penalty)
+            panel.seed.setValue(-1 if sampling.seed is None else sampling.seed)
+            panel.max_tokens.setValue(sampling.max_tokens)
+            panel.context.setValue(int(stored.get("context_length") or 0))
+            system = (
+                conversation.system_prompt
+                if conversation is not None
+                else str(app_settings.get("default_system_prompt") or "")
+            )
+            panel.system_prompt.setPlainText(system)
+        finally:
+            self._filling_settings = False
+
+    def _panel_settings(self) -> dict[str, Any]:
+        panel = self.view.settings_panel
+        seed = panel.seed.value()
+        return {
+            "temperature": panel.temperature.value(),
+            "top_p": panel.top_p.value(),
+            "top_k": panel.top_k.value(),
+            "min_p": panel.min_p.value(),
+            "repeat_penalty": panel.repeat_penalty.value(),
+            "seed": None if seed < 0 else seed,
+            "max_tokens": panel.max_tokens.value(),
+            "context_length": panel.context.value(),
+        }
+
+    @Slot()
+    def _on_settings_edited(self) -> None:
+        if not self._filling_settings:
+            self._save_timer.start()
+
+    @Slot()
+    def _on_reset_settings(self) -> None:
+        self._fill_settings(None)
+        self._save_timer.start()
+
+    def _save_settings(self) -> None:
+        if self.current is None:
+            return
+        cid = self.current.id
+        values = self._panel_settings()
+        system = self.view.settings_panel.system_prompt.toPlainText()
+        self.current.settings = values
+        self.current.system_prompt = system
+        self.tasks.run(
+            lambda: self.store.update_settings(cid, system_prompt=system, settings=values),
+            None,
+            self._on_task_error,
+            name="chat-settings",
+        )
+
+    # -- errors and shutdown ---------------------------------------------------------------------
+
+    def _on_task_error(self, exc: BaseException) -> None:
+        message = str(exc) if isinstance(exc, SlmdeskError) else f"Unexpected problem: {exc}"
+        self.view.show_notice(message)
+
+    def shutdown(self) -> None:
+        """Save pending settings, stop the reply (it is saved) and end the inference thread."""
+        if self._save_timer.isActive():
+            self._save_timer.stop()
+            if self.current is not None:
+                try:
+                    self.store.update_settings(
+                        self.current.id,
+                        system_prompt=self.view.settings_panel.system_prompt.toPlainText(),
+                        settings=self._panel_settings(),
+                    )
+                except SlmdeskError:
+                    log.exception("could not save chat settings at shutdown")
+        self.client.shutdown()

@@ -1,0 +1,294 @@
+"""Layout of the Chat page: conversations on the left, the conversation in the middle, settings on
+the right. Widgets only; `ChatController` gives them behaviour."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeyEvent
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QSpinBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from slmdesk.ui.chat.message_widget import MessageWidget
+from slmdesk.ui.theme import icon
+
+
+class Composer(QPlainTextEdit):
+    """The message box: Enter sends, Shift+Enter adds a line, Esc asks to stop."""
+
+    send_requested = Signal()
+    stop_requested = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setPlaceholderText("Type a message… (Enter sends, Shift+Enter adds a line)")
+        self.setTabChangesFocus(True)
+        self.setMaximumHeight(140)
+        self.setMinimumHeight(64)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            if event.modifiers() & Qt.KeyboardModifier.ShiftModifier:
+                self.insertPlainText("\n")
+            else:
+                self.send_requested.emit()
+            return
+        if event.key() == Qt.Key.Key_Escape:
+            self.stop_requested.emit()
+            return
+        super().keyPressEvent(event)
+
+
+class MessageList(QScrollArea):
+    """The messages of one conversation; sticks to the bottom while a reply streams."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.container = QWidget()
+        self.column = QVBoxLayout(self.container)
+        self.column.setContentsMargins(16, 8, 16, 8)
+        self.column.setSpacing(4)
+        self.column.addStretch(1)
+        self.setWidget(self.container)
+        self._stick = True
+        bar = self.verticalScrollBar()
+        bar.rangeChanged.connect(self._on_range_changed)
+        bar.valueChanged.connect(self._on_scrolled)
+
+    def _on_scrolled(self, value: int) -> None:
+        self._stick = value >= self.verticalScrollBar().maximum() - 24
+
+    def _on_range_changed(self, _low: int, high: int) -> None:
+        if self._stick:
+            self.verticalScrollBar().setValue(high)
+
+    def widgets(self) -> list[MessageWidget]:
+        """The message widgets in order."""
+        found = []
+        for i in range(self.column.count()):
+            widget = self.column.itemAt(i).widget()
+            if isinstance(widget, MessageWidget):
+                found.append(widget)
+        return found
+
+    def add(self, widget: MessageWidget) -> None:
+        """Append a message at the bottom."""
+        self.column.insertWidget(self.column.count() - 1, widget)
+        self._stick = True
+
+    def remove(self, widget: MessageWidget) -> None:
+        """Take a message out."""
+        self.column.removeWidget(widget)
+        widget.deleteLater()
+
+    def clear(self) -> None:
+        """Remove every message."""
+        for widget in self.widgets():
+            self.remove(widget)
+        self._stick = True
+
+
+class SettingsPanel(QScrollArea):
+    """The conversation's system prompt, sampling settings and context length."""
+
+    changed = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setWidgetResizable(True)
+        self.setMinimumWidth(250)
+        self.setMaximumWidth(320)
+        body = QWidget()
+        layout = QVBoxLayout(body)
+        title = QLabel("<b>Chat settings</b>")
+        hint = QLabel("Saved with this conversation.")
+        hint.setProperty("role", "muted")
+        self.system_prompt = QPlainTextEdit()
+        self.system_prompt.setPlaceholderText("System prompt (optional)")
+        self.system_prompt.setMaximumHeight(120)
+        form = QFormLayout()
+        self.temperature = self._double(0.0, 2.0, 0.05, "0 gives the most likely words every time")
+        self.top_p = self._double(0.01, 1.0, 0.01, "keep the smallest set of words adding up to p")
+        self.top_k = self._int(0, 1000, "keep the k most likely words (0: off)")
+        self.min_p = self._double(0.0, 0.99, 0.01, "drop words far less likely than the best one")
+        self.repeat_penalty = self._double(0.5, 2.0, 0.01, "above 1 discourages repeating")
+        self.seed = self._int(-1, 2**31 - 1, "a fixed seed repeats the same reply; -1 is random")
+        self.seed.setSpecialValueText("random")
+        self.max_tokens = self._int(1, 32768, "the longest reply, in tokens")
+        form.addRow("Temperature", self.temperature)
+        form.addRow("Top-p", self.top_p)
+        form.addRow("Top-k", self.top_k)
+        form.addRow("Min-p", self.min_p)
+        form.addRow("Repeat penalty", self.repeat_penalty)
+        form.addRow("Seed", self.seed)
+        form.addRow("Max reply tokens", self.max_tokens)
+        self.context = self._int(0, 262144, "tokens of context; applies when the model is loaded")
+        self.context.setSingleStep(1024)
+        self.context.setSpecialValueText("automatic")
+        form.addRow("Context length", self.context)
+        self.reset_button = QPushButton("Reset to defaults")
+        layout.addWidget(title)
+        layout.addWidget(hint)
+        layout.addWidget(QLabel("System prompt"))
+        layout.addWidget(self.system_prompt)
+        layout.addLayout(form)
+        layout.addWidget(self.reset_button)
+        layout.addStretch(1)
+        self.setWidget(body)
+        self.system_prompt.textChanged.connect(self.changed)
+
+    def _double(self, low: float, high: float, step: float, tip: str) -> QDoubleSpinBox:
+        box = QDoubleSpinBox()
+        box.setRange(low, high)
+        box.setSingleStep(step)
+        box.setDecimals(2)
+        box.setToolTip(tip)
+        box.valueChanged.connect(self.changed)
+        return box
+
+    def _int(self, low: int, high: int, tip: str) -> QSpinBox:
+        box = QSpinBox()
+        box.setRange(low, high)
+        box.setToolTip(tip)
+        box.valueChanged.connect(self.changed)
+        return box
+
+
+class ChatView(QWidget):
+    """All widgets of the Chat page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        # left: conversations
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Search chats…")
+        self.search.setClearButtonEnabled(True)
+        self.new_button = QPushButton(icon("new"), "New chat")
+        self.new_button.setProperty("role", "primary")
+        self.new_button.setToolTip("New chat (Ctrl+N)")
+        self.conversations = QListWidget()
+        self.conversations.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.undo_bar = QFrame()
+        undo_layout = QHBoxLayout(self.undo_bar)
+        undo_layout.setContentsMargins(4, 2, 4, 2)
+        self.undo_label = QLabel("Chat deleted.")
+        self.undo_button = QPushButton("Undo")
+        undo_layout.addWidget(self.undo_label, 1)
+        undo_layout.addWidget(self.undo_button)
+        self.undo_bar.setVisible(False)
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(8, 12, 4, 8)
+        left_layout.addWidget(self.new_button)
+        left_layout.addWidget(self.search)
+        left_layout.addWidget(self.conversations, 1)
+        left_layout.addWidget(self.undo_bar)
+        left.setMinimumWidth(200)
+        left.setMaximumWidth(320)
+
+        # middle: header, messages, composer
+        self.model_picker = QComboBox()
+        self.model_picker.setMinimumWidth(240)
+        self.model_picker.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.model_state = QLabel("No model loaded")
+        self.model_state.setProperty("role", "muted")
+        self.load_progress = QProgressBar()
+        self.load_progress.setRange(0, 100)
+        self.load_progress.setMaximumWidth(160)
+        self.load_progress.setVisible(False)
+        self.eject_button = QPushButton("Unload")
+        self.eject_button.setToolTip("Free the model's memory")
+        self.settings_button = QPushButton(icon("settings"), "Settings")
+        self.settings_button.setCheckable(True)
+        header = QHBoxLayout()
+        header.addWidget(QLabel("Model:"))
+        header.addWidget(self.model_picker)
+        header.addWidget(self.load_progress)
+        header.addWidget(self.model_state, 1)
+        header.addWidget(self.eject_button)
+        header.addWidget(self.settings_button)
+        self.title = QLabel("New chat")
+        self.title.setProperty("role", "title")
+        self.messages = MessageList()
+        self.notice = QLabel("")
+        self.notice.setWordWrap(True)
+        self.notice.setVisible(False)
+        self.notice.setStyleSheet(
+            "padding: 6px; border-radius: 6px; background: rgba(208,138,0,0.15);"
+        )
+        self.edit_banner = QFrame()
+        banner_layout = QHBoxLayout(self.edit_banner)
+        banner_layout.setContentsMargins(4, 2, 4, 2)
+        banner_layout.addWidget(
+            QLabel("Editing a message: sending replaces it and everything after it."), 1
+        )
+        self.cancel_edit_button = QPushButton("Cancel edit")
+        banner_layout.addWidget(self.cancel_edit_button)
+        self.edit_banner.setVisible(False)
+        self.composer = Composer()
+        self.send_button = QPushButton(icon("send"), "Send")
+        self.send_button.setProperty("role", "primary")
+        self.stop_button = QPushButton(icon("stop"), "Stop")
+        self.stop_button.setToolTip("Stop the reply (Esc)")
+        self.stop_button.setVisible(False)
+        composer_row = QHBoxLayout()
+        composer_row.addWidget(self.composer, 1)
+        buttons = QVBoxLayout()
+        buttons.addWidget(self.send_button)
+        buttons.addWidget(self.stop_button)
+        buttons.addStretch(1)
+        composer_row.addLayout(buttons)
+        middle = QWidget()
+        middle_layout = QVBoxLayout(middle)
+        middle_layout.setContentsMargins(8, 12, 8, 8)
+        middle_layout.addLayout(header)
+        middle_layout.addWidget(self.title)
+        middle_layout.addWidget(self.messages, 1)
+        middle_layout.addWidget(self.notice)
+        middle_layout.addWidget(self.edit_banner)
+        middle_layout.addLayout(composer_row)
+
+        self.settings_panel = SettingsPanel()
+        self.settings_panel.setVisible(False)
+        self.settings_button.toggled.connect(self.settings_panel.setVisible)
+
+        splitter = QSplitter()
+        splitter.addWidget(left)
+        splitter.addWidget(middle)
+        splitter.addWidget(self.settings_panel)
+        splitter.setStretchFactor(1, 1)
+        splitter.setChildrenCollapsible(False)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(splitter)
+        self.middle = middle
+        self.model_picker.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+
+    def show_notice(self, text: str) -> None:
+        """A one-line note above the composer (dropped turns, errors); empty hides it."""
+        self.notice.setText(text)
+        self.notice.setVisible(bool(text))
+
+    def set_generating(self, generating: bool) -> None:
+        """Swap Send for Stop while a reply is written."""
+        self.send_button.setVisible(not generating)
+        self.stop_button.setVisible(generating)
