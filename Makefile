@@ -26,13 +26,13 @@ run: $(STAMP)
 	$(PY) -m slmdesk gui
 
 lint: $(STAMP)
-	$(PY) -m ruff check slmdesk tests bench packaging
-	$(PY) -m ruff format --check slmdesk tests bench packaging
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
 test: $(STAMP)
-	$(PY) -m ruff check slmdesk tests bench packaging
-	$(PY) -m ruff format --check slmdesk tests bench packaging
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -ra -p no:cacheprovider
 
