@@ -125,6 +125,7 @@ class Faults:
     corrupt: bool = False  # flip bytes of every file served from the CDN
     status: int | None = None  # answer this status to CDN requests...
     status_times: int = 1  # ...this many times
+    status_skip: int = 0  # ...after letting this many CDN requests through first
     api_status: int | None = None  # answer this status to /api requests (until cleared)
     delay: float = 0.0  # seconds to sleep between chunks of a CDN body
     chunk: int = _CHUNK  # chunk size when slow or faulty
@@ -217,6 +218,14 @@ class LocalHub:
     def _record(self, req: Request) -> None:
         with self._lock:
             self.requests.append(req)
+
+    def _status_fault(self) -> bool:
+        """Whether this CDN request gets the fault status (after ``status_skip`` good ones)."""
+        with self._lock:
+            if self.faults.status_skip > 0:
+                self.faults.status_skip -= 1
+                return False
+        return self._take("status_times")
 
     def _take(self, counter: str) -> bool:
         """Atomically use one count of a fault counter."""
@@ -481,7 +490,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(404, None, "NoSuchKey", head)
             return
         faults = self.hub.faults
-        if not head and faults.status and self.hub._take("status_times"):
+        if not head and faults.status and self.hub._status_fault():
             req.status = faults.status
             self._error(faults.status, None, "Service Unavailable")
             return
