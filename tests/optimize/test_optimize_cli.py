@@ -1,0 +1,75 @@
+"""`slmdesk optimize` and `slmdesk eval` run as a user would: in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "slmdesk", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=os.environ.copy(),
+    )
+
+
+def test_optimize_and_eval_json(tiny_model: Path, short_text_file: Path) -> None:
+    out = run_cli("optimize", str(tiny_model), "--quant", "Q8_0", "--prune-layers", "2", "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    path = Path(data["path"])
+    assert path.exists() and data["report"]["removed_blocks"] == [2]
+    assert data["report"]["eval"]["n_tokens_scored"] > 0
+    assert "recommendation" in data["report"]["comparison"]
+
+    ev = run_cli(
+        "eval", str(path), "--reference", str(tiny_model), "--text", str(short_text_file), "--json"
+    )
+    assert ev.returncode == 0, ev.stderr
+    figures = json.loads(ev.stdout)
+    for key in (
+        "kld_mean",
+        "kld_p99",
+        "top1_agreement",
+        "ppl",
+        "ppl_reference",
+        "tokens_per_second",
+    ):
+        assert isinstance(figures[key], float)
+    assert figures["tokens_per_second_reference"] > 0
+
+    again = run_cli("optimize", str(tiny_model), "--quant", "Q8_0", "--prune-layers", "2")
+    assert again.returncode == 1 and "already exists" in again.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--quant", "Q9"], "Unknown quantization type"),
+        (["--quant", "IQ1_S"], "importance matrix"),
+        (["--quant", "Q8_0", "--prune-layers", "0,1,2,3"], "at least one must remain"),
+        (["--quant", "Q8_0", "--prune-layers", "1,1"], "twice"),
+        (["--quant", "Q8_0", "--prune-layers", "9"], "out of range"),
+        (["--quant", "Q8_0", "--prune", "4"], "choose 1 to 3"),
+    ],
+)
+def test_optimize_bad_input(tiny_model: Path, args: list[str], message: str) -> None:
+    out = run_cli("optimize", str(tiny_model), *args)
+    assert out.returncode == 1
+    assert out.stderr.startswith("error: ") and message in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_optimize_refuses_a_non_gguf_file(tmp_path: Path) -> None:
+    fake = tmp_path / "fake.gguf"
+    fake.write_text("hello", encoding="utf-8")
+    out = run_cli("optimize", str(fake), "--quant", "Q8_0")
+    assert out.returncode == 1 and "not a GGUF" in out.stderr
