@@ -57,8 +57,16 @@ class AppParts:
         self.tasks.shutdown()
 
 
-def build_window(library: Library | None = None, tasks: TaskRunner | None = None) -> AppParts:
-    """Create the main window and wire its pages. Needs a QApplication."""
+def build_window(
+    library: Library | None = None, tasks: TaskRunner | None = None, autoload_model: bool = True
+) -> AppParts:
+    """Create the main window and wire its pages. Needs a QApplication.
+
+    Args:
+        library: the model library (default: the user's).
+        tasks: the task pool (default: a new one).
+        autoload_model: load the last used model (or the only one) when the window opens.
+    """
     library = library or Library()
     tasks = tasks or TaskRunner()
     library_view = LibraryView()

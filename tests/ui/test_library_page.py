@@ -16,7 +16,7 @@ from slmdesk.ui.library.table_model import COLUMNS
 
 @pytest.fixture
 def app_parts(qtbot) -> AppParts:
-    parts = build_window()
+    parts = build_window(autoload_model=False)
     qtbot.addWidget(parts.window)
     parts.window.show()
     parts.window.show_page("Library")

@@ -44,8 +44,12 @@ class ChatController(QObject):
         client: InferenceClient,
         library: Library,
         tasks: TaskRunner,
+        autoload: bool = True,
     ) -> None:
         super().__init__()
+        self.autoload = autoload
+        self._autoloaded = False
+        self._pending_name: str | None = None
         self.view = view
         self.store = store
         self.client = client
@@ -125,6 +129,13 @@ class ChatController(QObject):
         picker.blockSignals(False)
         if self.loaded_name and self.loaded_name not in {e.name for e in self._entries}:
             self.view.model_state.setText(f"{self.loaded_name} was removed from the library")
+        if self.autoload and not self._autoloaded and not self.loaded_name and self._entries:
+            last = app_settings.get("last_model")
+            if last in {e.name for e in self._entries} or len(self._entries) == 1:
+                self._autoloaded = True
+                self.load_model(
+                    last if last in {e.name for e in self._entries} else self._entries[0].name
+                )
 
     def open_model(self, name: str) -> None:
         """Start a new chat with ``name`` (the Library's Chat button)."""
@@ -174,13 +185,12 @@ class ChatController(QObject):
     def _on_loaded(self, info: dict[str, Any]) -> None:
         if self.client.loading:
             return  # a newer load is on its way
-        self.loaded_name = getattr(self, "_pending_name", None)
+        self.loaded_name = self._pending_name
         self.loaded_info = info
         self.view.load_progress.setVisible(False)
         self.view.eject_button.setText("Unload")
-        self.view.model_state.setText(
-            f"Ready · {info['format']} · {info['context_length']:,} tokens of context"
-        )
+        self.view.model_state.setText(f"Ready · {info['context_length']:,} tokens of context")
+        self.view.format_label.setText(f"Prompt format: {info['format']}")
         self.view.model_state.setToolTip(
             f"{info['path']}\nloaded in {info['load_seconds']:.1f} s, {info['n_threads']} threads"
         )
@@ -195,6 +205,7 @@ class ChatController(QObject):
         self.view.eject_button.setText("Unload")
         self.loaded_name = None
         self.view.model_state.setText("No model loaded")
+        self.view.format_label.setText("")
         self.view.show_notice(message)
 
     @Slot()
@@ -202,6 +213,7 @@ class ChatController(QObject):
         self.loaded_name = None
         self.loaded_info = None
         self.view.model_state.setText("No model loaded")
+        self.view.format_label.setText("")
 
     # -- conversations -------------------------------------------------------------------------
 
@@ -230,6 +242,9 @@ class ChatController(QObject):
             lst.addItem(item)
             if conversation.id == wanted:
                 lst.setCurrentItem(item)
+                if self.current is not None and self.current.id == conversation.id:
+                    self.current.title = conversation.title
+                    self.view.title.setText(conversation.title)
         lst.blockSignals(False)
         if select is not None and (self.current is None or self.current.id != select):
             self.open_conversation(select)
@@ -430,7 +445,7 @@ class ChatController(QObject):
             self._send_to(self.current, text, sampling, replace_from)
 
     def _pending_or_loaded_name(self) -> str | None:
-        return self.loaded_name or getattr(self, "_pending_name", None)
+        return self.loaded_name or self._pending_name
 
     def _send_to(
         self,

@@ -74,7 +74,7 @@ def timings_text(timings: dict[str, Any] | None) -> str:
     if timings.get("time_to_first_token"):
         parts.append(f"first token {timings['time_to_first_token']:.2f} s")
     reason = timings.get("finish_reason")
-    if reason == "stopped":
+    if reason in ("stopped", "cancelled"):
         parts.append("stopped")
     elif reason == "length":
         parts.append("reached the length limit")
@@ -107,6 +107,7 @@ class MessageWidget(QFrame):
         self._text = ""
         self._segments: list[tuple[Segment, QWidget]] = []
         self.setObjectName("message")
+        self.setProperty("speaker", role)
         self.setFrameShape(QFrame.Shape.NoFrame)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 8, 12, 8)

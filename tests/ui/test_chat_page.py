@@ -1,0 +1,236 @@
+"""The Chat page end to end: real llama.cpp on the tiny model, real SQLite, the real worker thread."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+
+from slmdesk.app import AppParts, build_window
+from slmdesk.core import paths
+from slmdesk.core.conversations import ConversationStore
+from slmdesk.core.library import Library
+from slmdesk.ui.chat.controller import ChatController
+from slmdesk.ui.placeholder import ComingPage
+
+TIMEOUT = 60_000
+
+
+def _open(qtbot, autoload: bool = True) -> AppParts:
+    parts = build_window(autoload_model=autoload)
+    qtbot.addWidget(parts.window)
+    parts.window.show()
+    parts.window.show_page("Chat")
+    return parts
+
+
+def _close(parts: AppParts) -> None:
+    parts.window.close()
+    parts.shutdown()
+
+
+@pytest.fixture
+def chat(qtbot, tiny_model: Path):
+    Library().import_model(tiny_model)
+    parts = _open(qtbot)
+    controller = parts.chat_controller
+    assert controller is not None
+    qtbot.waitUntil(lambda: controller.loaded_name == "tiny-llama-F16", timeout=TIMEOUT)
+    yield parts, controller
+    _close(parts)
+
+
+def _type_and_send(qtbot, controller: ChatController, text: str) -> None:
+    controller.view.composer.setPlainText(text)
+    qtbot.keyClick(controller.view.composer, Qt.Key.Key_Return)
+
+
+def _wait_idle(qtbot, parts: AppParts, controller: ChatController) -> None:
+    qtbot.waitUntil(lambda: not controller.generating, timeout=TIMEOUT)
+    parts.tasks.wait()
+    qtbot.wait(50)
+    parts.tasks.wait()
+
+
+def _set_sampling(controller: ChatController, max_tokens: int, seed: int = 7) -> None:
+    panel = controller.view.settings_panel
+    panel.max_tokens.setValue(max_tokens)
+    panel.seed.setValue(seed)
+
+
+def test_send_streams_a_reply_and_saves_it(qtbot, chat) -> None:
+    parts, controller = chat
+    _set_sampling(controller, 24)
+    assert "own chat template" in controller.view.format_label.text()
+    _type_and_send(qtbot, controller, "Hello there, model")
+    qtbot.waitUntil(lambda: controller.generating, timeout=5000)
+    assert controller.view.stop_button.isVisible()
+    _wait_idle(qtbot, parts, controller)
+    widgets = controller.view.messages.widgets()
+    assert [w.role for w in widgets] == ["user", "assistant"]
+    assert widgets[0].text == "Hello there, model"
+    assert "tokens" in widgets[1].timings.text()
+    assert widgets[1].regenerate_button.isVisible()
+    assert controller.view.composer.toPlainText() == ""
+    store = ConversationStore()
+    (conversation,) = store.list_conversations()
+    saved = store.get(conversation.id).messages
+    assert [m.role for m in saved] == ["user", "assistant"]
+    assert saved[1].finished and saved[1].text == widgets[1].text
+    assert saved[1].timings["generated_tokens"] >= 1
+    assert conversation.title == "Hello there, model"
+    assert controller.view.title.text() == "Hello there, model"
+    assert controller.view.conversations.count() == 1
+
+
+def test_stop_ends_the_reply_and_keeps_it(qtbot, chat) -> None:
+    parts, controller = chat
+    _set_sampling(controller, 4000)
+    controller.view.settings_panel.temperature.setValue(1.5)
+    _type_and_send(qtbot, controller, "Write a very long story")
+    qtbot.waitUntil(lambda: len(controller.view.messages.widgets()) == 2, timeout=TIMEOUT)
+    reply = controller.view.messages.widgets()[1]
+    qtbot.waitUntil(lambda: len(reply.text) > 0 or not controller.generating, timeout=TIMEOUT)
+    qtbot.keyClick(controller.view.composer, Qt.Key.Key_Escape)
+    _wait_idle(qtbot, parts, controller)
+    store = ConversationStore()
+    saved = store.get(store.list_conversations()[0].id).messages[-1]
+    assert saved.finished
+    assert saved.timings["finish_reason"] == "cancelled"
+    assert saved.timings["generated_tokens"] < 4000
+
+
+def test_regenerate_replaces_the_last_reply(qtbot, chat) -> None:
+    parts, controller = chat
+    _set_sampling(controller, 16, seed=-1)
+    _type_and_send(qtbot, controller, "Say something")
+    _wait_idle(qtbot, parts, controller)
+    first_reply = controller.view.messages.widgets()[1]
+    qtbot.mouseClick(
+        controller.view.messages.widgets()[1].regenerate_button, Qt.MouseButton.LeftButton
+    )
+    qtbot.waitUntil(lambda: controller.generating, timeout=5000)
+    _wait_idle(qtbot, parts, controller)
+    widgets = controller.view.messages.widgets()
+    assert [w.role for w in widgets] == ["user", "assistant"]
+    assert widgets[1] is not first_reply
+    store = ConversationStore()
+    assert len(store.get(store.list_conversations()[0].id).messages) == 2
+
+
+def test_edit_and_resend(qtbot, chat) -> None:
+    parts, controller = chat
+    _set_sampling(controller, 8)
+    _type_and_send(qtbot, controller, "First question")
+    _wait_idle(qtbot, parts, controller)
+    _type_and_send(qtbot, controller, "Second question")
+    _wait_idle(qtbot, parts, controller)
+    first_user = controller.view.messages.widgets()[0]
+    qtbot.mouseClick(first_user.edit_button, Qt.MouseButton.LeftButton)
+    assert controller.view.edit_banner.isVisible()
+    assert controller.view.composer.toPlainText() == "First question"
+    _type_and_send(qtbot, controller, "Edited question")
+    _wait_idle(qtbot, parts, controller)
+    widgets = controller.view.messages.widgets()
+    assert [w.text for w in widgets if w.role == "user"] == ["Edited question"]
+    store = ConversationStore()
+    messages = store.get(store.list_conversations()[0].id).messages
+    assert [m.role for m in messages] == ["user", "assistant"]
+    assert messages[0].text == "Edited question"
+
+
+def test_empty_message_is_not_sent(qtbot, chat) -> None:
+    _parts, controller = chat
+    _type_and_send(qtbot, controller, "   \n ")
+    assert "Type a message" in controller.view.notice.text()
+    assert not controller.generating
+    assert ConversationStore().list_conversations() == []
+
+
+def test_no_model_gives_a_clear_notice(qtbot) -> None:
+    parts = _open(qtbot)
+    controller = parts.chat_controller
+    assert controller is not None
+    parts.tasks.wait()
+    qtbot.wait(20)
+    _type_and_send(qtbot, controller, "Hello?")
+    assert "No model loaded" in controller.view.notice.text()
+    assert ConversationStore().list_conversations() == []
+    _close(parts)
+
+
+def test_a_broken_model_file_fails_to_load_with_a_message(qtbot, tiny_model: Path) -> None:
+    entry = Library().import_model(tiny_model, copy=False)
+    tiny_model.write_bytes(tiny_model.read_bytes()[:4096])
+    parts = _open(qtbot)
+    controller = parts.chat_controller
+    assert controller is not None
+    parts.tasks.wait()
+    controller.load_model(entry.name)
+    qtbot.waitUntil(lambda: controller.view.notice.isVisible(), timeout=TIMEOUT)
+    assert "truncated" in controller.view.notice.text()
+    assert controller.loaded_name is None
+    _close(parts)
+
+
+def test_closing_mid_reply_saves_the_reply(qtbot, tiny_model: Path) -> None:
+    Library().import_model(tiny_model)
+    parts = _open(qtbot)
+    controller = parts.chat_controller
+    assert controller is not None
+    qtbot.waitUntil(lambda: controller.loaded_name is not None, timeout=TIMEOUT)
+    _set_sampling(controller, 4000)
+    controller.view.settings_panel.temperature.setValue(1.5)
+    _type_and_send(qtbot, controller, "Tell me everything")
+    qtbot.waitUntil(lambda: len(controller.view.messages.widgets()) == 2, timeout=TIMEOUT)
+    qtbot.wait(200)
+    _close(parts)
+    assert not controller.client.thread.isRunning()
+    store = ConversationStore()
+    messages = store.get(store.list_conversations()[0].id).messages
+    assert [m.role for m in messages] == ["user", "assistant"]
+    assert messages[1].finished
+
+
+def test_conversations_survive_a_restart_and_delete_can_be_undone(qtbot, tiny_model: Path) -> None:
+    Library().import_model(tiny_model)
+    parts = _open(qtbot)
+    controller = parts.chat_controller
+    assert controller is not None
+    qtbot.waitUntil(lambda: controller.loaded_name is not None, timeout=TIMEOUT)
+    _set_sampling(controller, 8)
+    _type_and_send(qtbot, controller, "Remember me")
+    _wait_idle(qtbot, parts, controller)
+    _close(parts)
+
+    parts = _open(qtbot, autoload=False)
+    controller = parts.chat_controller
+    assert controller is not None
+    qtbot.waitUntil(lambda: controller.view.conversations.count() == 1, timeout=10000)
+    controller.view.conversations.setCurrentRow(0)
+    qtbot.waitUntil(lambda: len(controller.view.messages.widgets()) == 2, timeout=10000)
+    assert controller.view.messages.widgets()[0].text == "Remember me"
+    cid = controller.current.id
+    controller.delete_conversation(cid)
+    qtbot.waitUntil(lambda: controller.view.conversations.count() == 0, timeout=10000)
+    assert controller.view.undo_bar.isVisible()
+    qtbot.mouseClick(controller.view.undo_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: controller.view.conversations.count() == 1, timeout=10000)
+    _close(parts)
+
+
+def test_database_from_a_future_version_is_refused_untouched(qtbot) -> None:
+    db_path = paths.database_path()
+    with sqlite3.connect(db_path) as db:
+        db.execute("CREATE TABLE precious (x)")
+        db.execute("INSERT INTO precious VALUES (42)")
+        db.execute("PRAGMA user_version = 999")
+    before = db_path.read_bytes()
+    parts = _open(qtbot)
+    page = parts.window.pages["Chat"]
+    assert isinstance(page, ComingPage)
+    assert parts.chat_controller is None
+    _close(parts)
+    assert db_path.read_bytes() == before
