@@ -21,6 +21,8 @@ from slmdesk.core.library import Library
 from slmdesk.core.logs import setup_logging
 from slmdesk.ui.chat.controller import ChatController
 from slmdesk.ui.chat.view import ChatView
+from slmdesk.ui.discover.controller import DiscoverController
+from slmdesk.ui.discover.view import DiscoverView
 from slmdesk.ui.library.controller import LibraryController
 from slmdesk.ui.library.view import LibraryView
 from slmdesk.ui.main_window import MainWindow
@@ -42,6 +44,7 @@ class AppParts:
     tasks: TaskRunner
     library_controller: LibraryController
     chat_controller: ChatController | None = None
+    discover_controller: DiscoverController | None = None
     controllers: list[QObject] = field(default_factory=list)
     _done: bool = False
 
@@ -82,14 +85,12 @@ def build_window(
         chat_view = ChatView()
         chat_controller = ChatController(chat_view, store, InferenceClient(store), library, tasks)
         chat_page = chat_view
+    discover_view = DiscoverView()
+    discover_controller = DiscoverController(discover_view, tasks)
     pages: dict[str, QWidget] = {
         "Chat": chat_page,
         "Library": library_view,
-        "Discover": ComingPage(
-            "Discover",
-            "Search the Hugging Face Hub for small GGUF models, see which quantizations fit this "
-            "computer's memory, and download them with resume and verification.",
-        ),
+        "Discover": discover_view,
         "Optimize": ComingPage(
             "Optimize",
             "Make a model smaller: measured layer pruning and quantization, with a quality report "
@@ -100,12 +101,20 @@ def build_window(
     window = MainWindow(pages)
     parts = AppParts(window, library, tasks, library_controller, chat_controller)
     parts.controllers.append(library_controller)
+    parts.controllers.append(discover_controller)
+    parts.discover_controller = discover_controller
+    discover_controller.model_ready.connect(lambda _name: library_controller.refresh())
     if chat_controller is not None:
         parts.controllers.append(chat_controller)
         library_controller.models_changed.connect(chat_controller.set_models)
-        library_controller.chat_requested.connect(
-            lambda name: (window.show_page("Chat"), chat_controller.open_model(name))
-        )
+
+        def chat_with(name: str) -> None:
+            window.show_page("Chat")
+            library_controller.refresh()
+            chat_controller.open_model(name)
+
+        library_controller.chat_requested.connect(chat_with)
+        discover_controller.chat_requested.connect(chat_with)
     library_controller.discover_requested.connect(lambda: window.show_page("Discover"))
     settings_page.theme_changed.connect(_reapply_theme)
     window.on_shutdown(parts.shutdown)

@@ -1,0 +1,1 @@
+"""The Discover page: search the Hub, pick a file that fits, download it."""

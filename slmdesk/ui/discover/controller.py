@@ -1,0 +1,292 @@
+"""Wires the Discover page to `core.hub` (searches and listings on the task pool) and to a
+`DownloadManager` (its own named threads; updates reach the GUI thread through a queued signal)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+
+from PySide6.QtCore import QObject, Qt, Signal, Slot
+from PySide6.QtWidgets import QApplication, QLabel, QPushButton, QTableWidgetItem
+
+from slmdesk.core import hub
+from slmdesk.core.downloads import DownloadManager, DownloadStatus, State
+from slmdesk.core.errors import SlmdeskError
+from slmdesk.ui import dialogs
+from slmdesk.ui.discover.view import DiscoverView, DownloadRow
+from slmdesk.ui.format import human_count, human_size
+from slmdesk.ui.tasks import TaskRunner
+from slmdesk.ui.theme import verdict_style
+
+log = logging.getLogger("slmdesk.ui.discover")
+REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+
+
+class _Bridge(QObject):
+    """Carries download updates from download threads to the GUI thread (queued)."""
+
+    update = Signal(object)
+
+
+class _SortableItem(QTableWidgetItem):
+    """A cell shown as text but sorted by a number."""
+
+    def __init__(self, text: str, key: float) -> None:
+        super().__init__(text)
+        self.key = key
+
+    def __lt__(self, other: QTableWidgetItem) -> bool:
+        if isinstance(other, _SortableItem):
+            return self.key < other.key
+        return super().__lt__(other)
+
+
+class DiscoverController(QObject):
+    """The Discover page's behaviour."""
+
+    model_ready = Signal(str)  # library name of a finished download
+    chat_requested = Signal(str)
+
+    def __init__(self, view: DiscoverView, tasks: TaskRunner) -> None:
+        super().__init__()
+        self.view = view
+        self.tasks = tasks
+        self.repo: hub.RepoFiles | None = None
+        self._results: list[hub.RepoSummary] = []
+        self._rows: dict[str, DownloadRow] = {}
+        self._announced: set[str] = set()
+        self._bridge = _Bridge()
+        self._bridge.update.connect(self._on_download_update)
+        self.manager = DownloadManager(on_update=self._bridge.update.emit)
+        view.search_button.clicked.connect(self.search)
+        view.query.returnPressed.connect(self.search)
+        view.results.itemSelectionChanged.connect(self._on_result_picked)
+        view.notice_chat.clicked.connect(self._on_notice_chat)
+        self._notice_name: str | None = None
+        self.tasks.run(self.manager.restore, self._on_restored, self._on_error, name="dl-restore")
+
+    # -- search --------------------------------------------------------------------------------
+
+    @Slot()
+    def search(self) -> None:
+        """Search the Hub (or open a repository typed as owner/name)."""
+        query = self.view.query.text().strip()
+        if not query:
+            self.view.status.setText("Type what to search for.")
+            return
+        sort = self.view.sort.currentData()
+        self.view.status.setText(f"Searching for “{query}”…")
+        self.view.search_button.setEnabled(False)
+        self.tasks.run(
+            lambda: hub.search_models(query, sort=sort, limit=40),
+            lambda results: self._show_results(query, results),
+            self._on_search_error,
+            name="hub-search",
+        )
+        if REPO_ID.match(query):
+            self.open_repo(query)
+
+    def _show_results(self, query: str, results: list[hub.RepoSummary]) -> None:
+        self.view.search_button.setEnabled(True)
+        self._results = results
+        table = self.view.results
+        table.setSortingEnabled(False)
+        table.setRowCount(len(results))
+        for row, repo in enumerate(results):
+            name = QTableWidgetItem(repo.repo_id + ("  🔒" if repo.gated else ""))
+            name.setData(Qt.ItemDataRole.UserRole, repo.repo_id)
+            name.setToolTip(f"{repo.repo_id}\nby {repo.author or 'unknown'}")
+            updated = (repo.last_modified or "")[:10]
+            stamp = _timestamp(repo.last_modified)
+            table.setItem(row, 0, name)
+            table.setItem(row, 1, _SortableItem(human_count(repo.downloads) or "0", repo.downloads))
+            table.setItem(row, 2, _SortableItem(str(repo.likes), repo.likes))
+            table.setItem(row, 3, _SortableItem(updated, stamp))
+            table.setItem(row, 4, QTableWidgetItem(repo.license or "—"))
+        table.setSortingEnabled(True)
+        count = len(results)
+        self.view.status.setText(
+            f"{count} GGUF repositor{'y' if count == 1 else 'ies'} for “{query}”."
+            if count
+            else f"No GGUF models found for “{query}”."
+        )
+
+    def _on_search_error(self, exc: BaseException) -> None:
+        self.view.search_button.setEnabled(True)
+        self._on_error(exc)
+
+    @Slot()
+    def _on_result_picked(self) -> None:
+        items = self.view.results.selectedItems()
+        if items:
+            repo_id = self.view.results.item(items[0].row(), 0).data(Qt.ItemDataRole.UserRole)
+            self.open_repo(str(repo_id))
+
+    # -- a repository --------------------------------------------------------------------------
+
+    def open_repo(self, repo_id: str) -> None:
+        """List a repository's GGUF files with fit verdicts, and its model card."""
+        self.view.repo_panel.setVisible(True)
+        self.view.repo_title.setText(repo_id)
+        self.view.repo_meta.setText("Reading the file list…")
+        self.view.files.setRowCount(0)
+        self.view.card.clear()
+        self.tasks.run(
+            lambda: hub.list_repo_models(repo_id),
+            self._show_repo,
+            self._on_repo_error,
+            name="hub-files",
+        )
+
+    def _on_repo_error(self, exc: BaseException) -> None:
+        self.view.repo_meta.setText(str(exc) if isinstance(exc, SlmdeskError) else f"{exc}")
+
+    def _show_repo(self, repo: hub.RepoFiles) -> None:
+        self.repo = repo
+        self.view.repo_title.setText(repo.repo_id)
+        rec = repo.recommended
+        meta = [f"license: {repo.license or 'not stated'}"]
+        if repo.gated:
+            meta.append("gated: needs a Hugging Face token with access (Settings)")
+        meta.append(
+            f"recommended for this computer: {rec.name}"
+            if rec
+            else "no file fits comfortably in this computer's memory"
+        )
+        self.view.repo_meta.setText(" · ".join(meta))
+        table = self.view.files
+        table.setRowCount(len(repo.models))
+        for row, model in enumerate(repo.models):
+            star = "★ " if model.recommended else ""
+            name = QTableWidgetItem(star + model.name)
+            name.setToolTip(
+                "\n".join(f.filename for f in model.files)
+                + ("\nrecommended: the best quality that fits" if model.recommended else "")
+                + ("\nvision projector, not a chat model" if model.is_projector else "")
+            )
+            table.setItem(row, 0, name)
+            table.setItem(row, 1, QTableWidgetItem(model.quantization or "?"))
+            table.setItem(row, 2, QTableWidgetItem(human_size(model.size_bytes)))
+            approx = "" if model.estimate_exact else "≈ "
+            table.setItem(row, 3, QTableWidgetItem(approx + human_size(model.estimate_bytes)))
+            badge = QLabel(model.verdict)
+            badge.setStyleSheet(verdict_style(model.verdict))
+            badge.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            table.setCellWidget(row, 4, badge)
+            button = QPushButton("Download")
+            button.setEnabled(not model.is_projector)
+            if model.recommended:
+                button.setProperty("role", "primary")
+            button.clicked.connect(lambda _=False, m=model: self.download(m))
+            table.setCellWidget(row, 5, button)
+        if rec is not None:
+            table.selectRow(repo.models.index(rec))
+        self.view.card.setMarkdown(_strip_front_matter(repo.card_text or "*No model card.*"))
+
+    # -- downloads -----------------------------------------------------------------------------
+
+    def download(self, model: hub.RemoteModel) -> None:
+        """Queue a download (asking first if it will not fit)."""
+        if model.verdict == "too big" and not dialogs.confirm(
+            self.view,
+            "Too big for this computer",
+            f"{model.name} needs about {human_size(model.estimate_bytes)} of memory, more than "
+            "this computer has. Download it anyway?",
+            "Download anyway",
+        ):
+            return
+        try:
+            task_id = self.manager.add(model)
+        except SlmdeskError as exc:
+            dialogs.show_error(self.view, "Download", str(exc))
+            return
+        self._row(task_id)
+
+    def _row(self, task_id: str) -> DownloadRow:
+        row = self._rows.get(task_id)
+        if row is None:
+            row = DownloadRow(task_id)
+            row.pause_clicked.connect(self._guard(self.manager.pause))
+            row.resume_clicked.connect(self._guard(self.manager.resume))
+            row.cancel_clicked.connect(self._guard(self.manager.cancel))
+            row.dismiss_clicked.connect(self._dismiss)
+            row.chat_clicked.connect(self.chat_requested)
+            self._rows[task_id] = row
+            self.view.add_download_row(row)
+            try:
+                row.show_status(self.manager.status(task_id))
+            except SlmdeskError:
+                pass
+        return row
+
+    def _guard(self, action):  # type: ignore[no-untyped-def]
+        def run(task_id: str) -> None:
+            try:
+                action(task_id)
+            except SlmdeskError as exc:
+                dialogs.show_error(self.view, "Download", str(exc))
+
+        return run
+
+    @Slot(str)
+    def _dismiss(self, task_id: str) -> None:
+        try:
+            self.manager.forget(task_id)
+        except SlmdeskError as exc:
+            dialogs.show_error(self.view, "Download", str(exc))
+            return
+        row = self._rows.pop(task_id, None)
+        if row is not None:
+            self.view.remove_download_row(row)
+
+    def _on_restored(self, task_ids: list[str]) -> None:
+        for task_id in task_ids:
+            self._row(task_id)
+
+    @Slot(object)
+    def _on_download_update(self, status: DownloadStatus) -> None:
+        row = self._row(status.task_id)
+        row.show_status(status)
+        if status.state == State.DONE and status.task_id not in self._announced:
+            self._announced.add(status.task_id)
+            name = status.library_name or status.name
+            self._notice_name = status.library_name
+            self.view.notice_text.setText(
+                f"<b>{name}</b> is downloaded, verified and in your library."
+            )
+            self.view.notice_chat.setVisible(bool(status.library_name))
+            self.view.notice.setVisible(True)
+            QApplication.alert(self.view)
+            self.model_ready.emit(name)
+
+    @Slot()
+    def _on_notice_chat(self) -> None:
+        if self._notice_name:
+            self.chat_requested.emit(self._notice_name)
+
+    def _on_error(self, exc: BaseException) -> None:
+        message = str(exc) if isinstance(exc, SlmdeskError) else f"Unexpected problem: {exc}"
+        self.view.status.setText(message)
+
+    def shutdown(self) -> None:
+        """Pause running downloads (they resume next time) and join their threads."""
+        self.manager.shutdown()
+
+
+def _timestamp(iso: str | None) -> float:
+    if not iso:
+        return 0.0
+    try:
+        return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def _strip_front_matter(text: str) -> str:
+    """Model cards start with YAML metadata between ``---`` lines; people want the prose."""
+    if text.startswith("---"):
+        end = text.find("\n---", 3)
+        if end != -1:
+            return text[end + 4 :].lstrip()
+    return text
