@@ -67,6 +67,7 @@ class DownloadRow(QFrame):
         self.dismiss_button = QPushButton("Dismiss")
         self.chat_button = QPushButton(icon("chat"), "Chat with it")
         buttons.addWidget(self.error, 1)
+        buttons.addStretch(1)
         for button in (
             self.chat_button,
             self.pause_button,
@@ -199,6 +200,7 @@ class DiscoverView(QWidget):
         split.addWidget(repo)
         split.setStretchFactor(0, 2)
         split.setStretchFactor(1, 3)
+        split.setSizes([480, 700])
 
         self.notice = QFrame()
         self.notice.setProperty("role", "card")
