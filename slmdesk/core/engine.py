@@ -244,8 +244,9 @@ class ChatEngine:
         self._llm: Any = None
         self._loaded: LoadedModel | None = None
         self._busy = threading.Lock()
-        # KV-cache bookkeeping for prefix reuse: the text that the cached tokens stand for.
-        self._cached_text: str | None = None
+        # KV-cache bookkeeping for prefix reuse: (text, n) means the first n cached tokens are
+        # exactly that text (a prompt, or a prompt plus the reply the model wrote to it).
+        self._checkpoints: list[tuple[str, int]] = []
 
     # -- loading ------------------------------------------------------------------------------
 
@@ -284,6 +285,9 @@ class ChatEngine:
             cancel: set from another thread to cancel loading.
             chat_format: force a format family (``gemma``, ``chatml``, ``llama3``, ``phi3``,
                 ``mistral``, ``plain``); None uses the model's template or the automatic fallback.
+
+        A file that fails validation leaves the current model loaded; once llama.cpp starts
+        loading, the current model has been freed (two models need not fit side by side).
 
         Raises:
             InvalidModelError: the file is not a usable GGUF model.
@@ -351,7 +355,7 @@ class ChatEngine:
         c_progress = llama_cpp.llama_progress_callback(on_progress)
         mark = _log_mark()
         try:
-            with _progress_hook(c_progress):
+            with _load_hooks(c_progress):
                 llm = llama_cpp.Llama(
                     model_path=str(info.path),
                     n_ctx=ctx,
@@ -373,7 +377,7 @@ class ChatEngine:
             with contextlib.suppress(Exception):
                 progress(1.0)
         self._llm = llm
-        self._cached_text = None
+        self._checkpoints = []
         chat_format = self._make_format(info, format_family)
         self._loaded = LoadedModel(
             path=info.path,
@@ -448,7 +452,7 @@ class ChatEngine:
                     f"Unknown chat format {family!r}; choose from {', '.join(FAMILIES)}."
                 )
             loaded.chat_format = self._make_format(loaded.info, family)
-            self._cached_text = None
+            self._checkpoints = []
             return loaded.chat_format
 
     def unload(self) -> None:
@@ -457,7 +461,8 @@ class ChatEngine:
             self._unload()
 
     def _unload(self) -> None:
-        llm, self._llm, self._loaded, self._cached_text = self._llm, None, None, None
+        llm, self._llm, self._loaded = self._llm, None, None
+        self._checkpoints = []
         if llm is not None:
             llm.close()
 
@@ -466,7 +471,7 @@ class ChatEngine:
         with self._busy:
             if self._llm is not None:
                 self._llm.reset()
-            self._cached_text = None
+            self._checkpoints = []
 
     def _require(self) -> LoadedModel:
         if self._loaded is None or self._llm is None:
@@ -484,21 +489,28 @@ class ChatEngine:
         return list(self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True))
 
     def _prompt_tokens(self, prompt: str) -> list[int]:
-        """Tokens for ``prompt``, keeping the cached tokens where the text extends the cache."""
+        """Tokens for ``prompt``, keeping cached tokens where the text extends a checkpoint.
+
+        The reply's tokens are kept as the model wrote them: re-tokenizing its text could split
+        it differently and break the prefix match for every later turn.
+        """
+        import llama_cpp
+
         model = self._llm._model
-        bos_text = self.chat_format.bos_token
-        add_bos = bool(model.add_bos_token()) and not (bos_text and prompt.startswith(bos_text))
-        cached = self._cached_text
         n_cached = int(self._llm.n_tokens)
-        if cached and n_cached and prompt.startswith(cached) and len(prompt) > len(cached):
-            rest = self._tokenize(prompt[len(cached) :], add_bos=False)
+        for text, n in sorted(self._checkpoints, key=lambda c: -c[1]):
+            if n > n_cached or not prompt.startswith(text):
+                continue
+            head = [int(t) for t in self._llm._input_ids[:n]]
+            if len(prompt) == len(text):
+                return head
+            rest = self._tokenize(prompt[len(text) :], add_bos=False)
             # Safe only where the new text begins with a control token (a turn marker): the
             # tokenizer splits at those first, so the rest tokenizes as it would in full.
-            if rest:
-                import llama_cpp
-
-                if model.token_get_attr(rest[0]) & llama_cpp.LLAMA_TOKEN_ATTR_CONTROL:
-                    return [int(t) for t in self._llm._input_ids[:n_cached]] + rest
+            if rest and model.token_get_attr(rest[0]) & llama_cpp.LLAMA_TOKEN_ATTR_CONTROL:
+                return head + rest
+        bos_text = self.chat_format.bos_token
+        add_bos = bool(model.add_bos_token()) and not (bos_text and prompt.startswith(bos_text))
         return self._tokenize(prompt, add_bos=add_bos)
 
     def _piece(self, token: int) -> bytes:
@@ -615,7 +627,7 @@ class ChatEngine:
         else:
             llm.reset()
             common = 0
-        self._cached_text = None  # the cache changes from here on
+        self._checkpoints = [c for c in self._checkpoints if c[1] <= common]
         timings.reused_tokens = common
         pending = tokens[common:]
         timings.evaluated_tokens = len(pending)
@@ -631,6 +643,7 @@ class ChatEngine:
             llm.eval(pending[i : i + _PROMPT_CHUNK])
         prompt_done = time.monotonic()
         timings.prompt_seconds = prompt_done - started
+        self._checkpoints.append((prompt, len(tokens)))
 
         seed = sampling.seed if sampling.seed is not None and sampling.seed >= 0 else None
         llm.set_seed(seed if seed is not None else secrets.randbits(31))
@@ -703,8 +716,8 @@ class ChatEngine:
         timings.generation_seconds = done - prompt_done
         if timings.generated_tokens and timings.generation_seconds > 0:
             timings.tokens_per_second = timings.generated_tokens / timings.generation_seconds
-        if clean_end:
-            self._cached_text = prompt + raw
+        if clean_end and raw:
+            self._checkpoints.append((prompt + raw, int(llm.n_tokens)))
         return GenerationResult(reply, timings, dropped, loaded.chat_format.description)
 
 
@@ -726,29 +739,54 @@ def _held_back(text: str, stops: Sequence[str]) -> int:
 
 
 @contextlib.contextmanager
-def _progress_hook(callback: Any) -> Any:
-    """Give llama.cpp's model loader a progress callback for the duration of one load.
+def _load_hooks(callback: Any) -> Any:
+    """Adjust two things ``llama_cpp.Llama`` does while loading, for the duration of one load.
 
-    ``Llama`` builds its model parameters from ``llama_model_default_params`` and offers no
-    progress argument; the defaults are wrapped for this one call (under a lock, so two loads
-    cannot mix their callbacks).
+    - ``Llama`` offers no progress argument but builds its model parameters from
+      ``llama_model_default_params``: the defaults are wrapped to carry ``callback``.
+    - ``Llama`` compiles the file's chat template for its own chat API, which slmdesk does not
+      use (`ChatFormat` renders prompts); a template with a syntax error would make the whole
+      load fail, so a failing compile is tolerated there.
+
+    Both patches are undone on exit and taken under a lock, so two loads cannot mix them.
     """
     import llama_cpp.llama as llama_module
 
     target = llama_module.llama_cpp
+    formats = llama_module.llama_chat_format
     with _HOOK_LOCK:
-        original = target.llama_model_default_params
+        original_params = target.llama_model_default_params
+        original_formatter = formats.Jinja2ChatFormatter
 
         def params_with_progress() -> Any:
-            params = original()
+            params = original_params()
             params.progress_callback = callback
             return params
 
-        target.llama_model_default_params = params_with_progress
+        def tolerant_formatter(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return original_formatter(*args, **kwargs)
+            except Exception:
+                log.info("the model's chat template does not compile; slmdesk falls back")
+                return _UnusedFormatter()
+
+        setattr(target, "llama_model_default_params", params_with_progress)  # noqa: B010
+        setattr(formats, "Jinja2ChatFormatter", tolerant_formatter)  # noqa: B010
         try:
             yield
         finally:
-            target.llama_model_default_params = original
+            setattr(target, "llama_model_default_params", original_params)  # noqa: B010
+            setattr(formats, "Jinja2ChatFormatter", original_formatter)  # noqa: B010
+
+
+class _UnusedFormatter:
+    """Stands in for llama-cpp-python's chat formatter when the template does not compile."""
+
+    def to_chat_handler(self) -> Callable[..., Any]:
+        def handler(*args: Any, **kwargs: Any) -> Any:
+            raise EngineError("The model's chat template is broken.")
+
+        return handler
 
 
 _HOOK_LOCK = threading.Lock()
