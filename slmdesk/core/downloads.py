@@ -27,6 +27,7 @@ import enum
 import hashlib
 import logging
 import os
+import queue
 import re
 import shutil
 import threading
@@ -68,6 +69,8 @@ DISK_MARGIN_BYTES = 64 * 1024 * 1024  # leave the system some room
 PROGRESS_INTERVAL = 0.1  # seconds between progress callbacks
 SPEED_WINDOW = 3.0  # seconds of history behind the speed figure
 _MAX_NAME = 180
+_HASH_BATCH = 1 << 20  # bytes handed to the hashing thread at once (fewer wake-ups)
+_HASH_QUEUE = 8  # batches waiting to be hashed: at most ~8 MiB in memory
 
 
 class State(enum.StrEnum):
@@ -312,28 +315,74 @@ class DownloadStore:
 
 
 class _Hasher:
-    """SHA-256 (LFS files) or the git blob id (small files) of the bytes, as they arrive."""
+    """SHA-256 (LFS files) or the git blob id (small files) of the bytes, as they arrive.
+
+    Hashing runs on a helper thread (``slmdesk-download-hash``) fed in 1 MiB batches through a
+    small bounded queue: hashlib releases the GIL, so the digest is computed while the next bytes are read
+    from the network, and at most ``_HASH_QUEUE`` batches wait in memory. `close` joins it.
+    """
 
     def __init__(self, file: RemoteFile) -> None:
         self.file = file
-        self.reset()
+        self._queue: queue.Queue[list[bytes] | None] = queue.Queue(maxsize=_HASH_QUEUE)
+        self._thread: threading.Thread | None = None
+        self._batch: list[bytes] = []
+        self._batched = 0
+        self._h = self._new()
+
+    def _new(self) -> Any:
+        if self.file.sha256:
+            return hashlib.sha256()
+        return hashlib.sha1(b"blob %d\0" % self.file.size_bytes)
+
+    def _run(self) -> None:
+        while (batch := self._queue.get()) is not None:
+            for piece in batch:
+                self._h.update(piece)
+
+    def _flush(self) -> None:
+        if self._batch:
+            self._queue.put(self._batch)
+            self._batch = []
+            self._batched = 0
+
+    def _drain(self) -> None:
+        if self._thread is not None:
+            self._flush()
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
 
     def reset(self) -> None:
         """Start again from the first byte."""
-        if self.file.sha256:
-            self._h = hashlib.sha256()
-        else:
-            self._h = hashlib.sha1(b"blob %d\0" % self.file.size_bytes)
+        self._drain()
+        self._h = self._new()
 
-    def update(self, data: bytes | memoryview) -> None:
-        self._h.update(data)
+    def update(self, data: bytes) -> None:
+        """Add the next bytes."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name="slmdesk-download-hash", daemon=True
+            )
+            self._thread.start()
+        self._batch.append(data)
+        self._batched += len(data)
+        if self._batched >= _HASH_BATCH:
+            self._flush()
 
     def matches(self) -> bool:
+        """Whether all bytes so far hash to the Hub's value."""
+        self._drain()
         expected = self.file.sha256 or self.file.blob_id
         return bool(expected) and self._h.hexdigest() == str(expected).lower()
 
+    def close(self) -> None:
+        """Stop the helper thread (idempotent)."""
+        self._drain()
+
     def catch_up(self, path: Path, length: int) -> None:
         """Hash the first ``length`` bytes already on disk (after a restart)."""
+        self._drain()
         with open(path, "rb") as handle:
             left = length
             while left > 0:
@@ -501,17 +550,25 @@ class _Job:
         library = Library(models_dir=self.models_dir)
         first = plan[0][2]
         model = self.task.model
-        entry = library.add_managed_file(
-            first,
-            provenance={
-                "source": "hub",
-                "repo": model.repo_id,
-                "file": model.files[0].filename,
-                "sha256": model.files[0].sha256,
-                "revision": model.revision,
-                "files": [f.filename for f in model.files],
-            },
-        )
+        try:
+            entry = library.add_managed_file(
+                first,
+                provenance={
+                    "source": "hub",
+                    "repo": model.repo_id,
+                    "file": model.files[0].filename,
+                    "sha256": model.files[0].sha256,
+                    "revision": model.revision,
+                    "files": [f.filename for f in model.files],
+                },
+            )
+        except SlmdeskError as exc:
+            for _, _, final in plan:
+                final.unlink(missing_ok=True)
+            raise DownloadError(
+                f"The downloaded file is not a usable GGUF model ({exc}); it was deleted.",
+                retryable=False,
+            ) from None
         self.task.library_name = entry.name
         self.task.path = str(entry.path)
         self.current = None
@@ -566,6 +623,13 @@ class _Job:
             self.meter.done -= size
             offset = 0
         hasher = _Hasher(file)
+        try:
+            self._fetch_with(file, partial, offset, hasher)
+        finally:
+            hasher.close()
+
+    def _fetch_with(self, file: RemoteFile, partial: Path, offset: int, hasher: _Hasher) -> None:
+        size = file.size_bytes
         if offset:
             hasher.catch_up(partial, offset)
         failures = 0
@@ -691,30 +755,25 @@ class _Job:
         return offset
 
     def _install(self, plan: list[tuple[RemoteFile, Path, Path]]) -> None:
-        """Validate, then rename every part into place (last part first, first part last)."""
-        from slmdesk.core.gguf_info import read_gguf_info
+        """Flush, then rename every part into place (last part first, first part last).
 
+        Only the GGUF magic is checked here; the library validates the whole header as it
+        registers the model, and `run` removes the files if that fails.
+        """
         for _, partial, _ in plan:
             with open(partial, "rb") as handle:
+                magic = handle.read(4)
                 os.fsync(handle.fileno())
-        if len(plan) == 1:
-            read_gguf_info(plan[0][1])  # a file that verified but is not GGUF stays out
-        moved: list[Path] = []
-        try:
-            for _, partial, final in reversed(plan):
-                os.replace(partial, final)
-                moved.append(final)
-            if len(plan) > 1:
-                read_gguf_info(plan[0][2])
-        except SlmdeskError as exc:
-            for path in moved:
-                path.unlink(missing_ok=True)
-            for _, partial, _ in plan:
-                partial.unlink(missing_ok=True)
-            raise DownloadError(
-                f"The downloaded file is not a usable GGUF model ({exc}); it was deleted.",
-                retryable=False,
-            ) from None
+            if magic != b"GGUF":
+                for _, other, _ in plan:
+                    other.unlink(missing_ok=True)
+                raise DownloadError(
+                    f"{partial.name.removesuffix(INCOMPLETE_SUFFIX)} matches the Hub's checksum "
+                    "but is not a GGUF model file; it was deleted.",
+                    retryable=False,
+                )
+        for _, partial, final in reversed(plan):
+            os.replace(partial, final)
 
 
 class _Transient(Exception):
@@ -1148,6 +1207,7 @@ class DownloadManager:
             forward(self._initial_status(slot.task))
         finally:
             with self._lock:
+                slot.thread = None  # this thread is ending: it no longer counts as running
                 if slot.task.state == State.CANCELLED:
                     self._publish(task_id, replace(self._initial_status(slot.task), done_bytes=0))
                 self._finished.notify_all()
