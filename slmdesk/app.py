@@ -7,6 +7,7 @@ be built alone in a test.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from dataclasses import dataclass, field
 
@@ -156,6 +157,24 @@ def run_app(install_starter: bool = True) -> int:
             name="starter",
         )
     parts.window.show()
+    if os.environ.get("SLMDESK_EXIT_WHEN_IDLE"):
+        _exit_when_idle(app)
     code = app.exec()
     parts.shutdown()
     return int(code)
+
+
+def _exit_when_idle(app: QApplication) -> None:
+    """Print a timestamp and quit once the shown window's event loop is idle.
+
+    The stopwatch of ``bench/startup.py`` (time from process start to an interactive window).
+    """
+    import time
+
+    from PySide6.QtCore import QTimer
+
+    def done() -> None:
+        print(f"slmdesk-idle {time.time():.6f}", flush=True)
+        app.quit()
+
+    QTimer.singleShot(0, done)
