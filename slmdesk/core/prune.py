@@ -296,6 +296,29 @@ def _encode_kv(key: str, vtype: GGUFValueType, item: GGUFValueType | None, value
     return out + struct.pack(_SCALAR[vtype], value)
 
 
+def _copy_rest(src: Any, dst: Any, offset: int) -> None:
+    """Copy ``src`` from ``offset`` to its end onto ``dst`` (in the kernel where possible)."""
+    dst.flush()
+    size = os.fstat(src.fileno()).st_size
+    copy_range = getattr(os, "copy_file_range", None)
+    if copy_range is not None:
+        try:
+            pos = offset
+            while pos < size:
+                sent = copy_range(src.fileno(), dst.fileno(), size - pos, pos)
+                if sent <= 0:
+                    break
+                pos += sent
+            if pos >= size:
+                return
+            offset = pos
+        except OSError:
+            pass  # not supported across these file systems: copy through user space
+    src.seek(offset)
+    dst.seek(0, os.SEEK_END)
+    shutil.copyfileobj(src, dst, 16 << 20)
+
+
 def array_item_types(path: Path) -> dict[str, GGUFValueType]:
     """Element type of every array key in a GGUF file's metadata."""
     return {k: t for k, _, t in _read_raw_header(path).kvs if t is not None}
@@ -336,8 +359,7 @@ def rewrite_metadata(
     try:
         with open(path, "rb") as src, open(tmp, "wb") as dst:
             dst.write(head + b"\0" * pad)
-            src.seek(header.data_offset)
-            shutil.copyfileobj(src, dst, 16 << 20)
+            _copy_rest(src, dst, header.data_offset)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
