@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass, field
 
 from PySide6.QtCore import QObject
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtWidgets import QApplication, QStackedWidget, QWidget
 
 from slmdesk import __version__
 from slmdesk.core import settings
@@ -31,6 +31,7 @@ from slmdesk.ui.placeholder import ComingPage
 from slmdesk.ui.settings.page import SettingsPage
 from slmdesk.ui.tasks import TaskRunner
 from slmdesk.ui.theme import apply_theme, icon
+from slmdesk.ui.welcome import WelcomeController, WelcomeView
 from slmdesk.ui.workers import InferenceClient
 
 log = logging.getLogger("slmdesk.app")
@@ -46,6 +47,7 @@ class AppParts:
     library_controller: LibraryController
     chat_controller: ChatController | None = None
     discover_controller: DiscoverController | None = None
+    welcome_controller: WelcomeController | None = None
     controllers: list[QObject] = field(default_factory=list)
     _done: bool = False
 
@@ -84,12 +86,19 @@ def build_window(
         chat_page = ComingPage("Chat is unavailable", str(exc))
     else:
         chat_view = ChatView()
-        chat_controller = ChatController(chat_view, store, InferenceClient(store), library, tasks)
+        chat_controller = ChatController(
+            chat_view, store, InferenceClient(store), library, tasks, autoload=autoload_model
+        )
         chat_page = chat_view
+    welcome_view = WelcomeView()
+    welcome = WelcomeController(welcome_view, tasks)
+    chat_stack = QStackedWidget()
+    chat_stack.addWidget(chat_page)
+    chat_stack.addWidget(welcome_view)
     discover_view = DiscoverView()
     discover_controller = DiscoverController(discover_view, tasks)
     pages: dict[str, QWidget] = {
-        "Chat": chat_page,
+        "Chat": chat_stack,
         "Library": library_view,
         "Discover": discover_view,
         "Optimize": ComingPage(
@@ -103,6 +112,23 @@ def build_window(
     parts = AppParts(window, library, tasks, library_controller, chat_controller)
     parts.controllers.append(library_controller)
     parts.controllers.append(discover_controller)
+    parts.welcome_controller = welcome
+
+    def on_models(entries: list) -> None:
+        empty = not any(e.status == "ok" for e in entries)
+        chat_stack.setCurrentWidget(welcome_view if empty else chat_page)
+        if empty:
+            welcome.check_starter()
+
+    library_controller.models_changed.connect(on_models)
+    welcome.import_requested.connect(library_controller.import_with_dialog)
+    welcome.browse_requested.connect(lambda: window.show_page("Discover"))
+
+    def download_starter(model: object) -> None:
+        discover_controller.download(model)  # type: ignore[arg-type]
+        window.show_page("Discover")
+
+    welcome.download_requested.connect(download_starter)
     parts.discover_controller = discover_controller
     discover_controller.model_ready.connect(lambda _name: library_controller.refresh())
     if chat_controller is not None:

@@ -354,11 +354,11 @@ def hub_errors(repo_id: str | None = None, has_token: bool = False) -> Iterator[
         status = exc.response.status_code if exc.response is not None else 404
         if status in (401, 403) and not has_token:
             raise RepoNotFoundError(
-                f"{what.capitalize()} was not found, or it is private: check the name, or add a "
+                f"{what[:1].upper() + what[1:]} was not found, or it is private: check the name, or add a "
                 "Hugging Face token in Settings if it is yours."
             ) from None
         raise RepoNotFoundError(
-            f"{what.capitalize()} was not found on the Hub (check the name, e.g. owner/model-GGUF)."
+            f"{what[:1].upper() + what[1:]} was not found on the Hub (check the name, e.g. owner/model-GGUF)."
         ) from None
     except hf_errors.RemoteEntryNotFoundError:
         raise HubError(f"That file is no longer in {what} (the repository changed?).") from None

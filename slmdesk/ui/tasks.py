@@ -27,10 +27,13 @@ class _Relay(QObject):
 
     def __init__(self) -> None:
         super().__init__()
+        self.closed = False
         self.finished.connect(self._deliver)
 
     @Slot(object, object, object)
     def _deliver(self, callback: Callable[[Any], None] | None, value: Any, is_error: bool) -> None:
+        if self.closed:
+            return  # results that arrive after shutdown have no window left to update
         if callback is not None:
             callback(value)
         elif is_error:
@@ -80,6 +83,7 @@ class TaskRunner:
         self._pool = QThreadPool()
         self._pool.setMaxThreadCount(max_threads)
         self._relay = _Relay()
+        self._closed = False
 
     def run(
         self,
@@ -88,7 +92,13 @@ class TaskRunner:
         on_error: Callable[[BaseException], None] | None = None,
         name: str = "job",
     ) -> None:
-        """Run ``job`` in the background; see the module docstring for where callbacks run."""
+        """Run ``job`` in the background; see the module docstring for where callbacks run.
+
+        After `shutdown` new jobs are ignored: the window they would report to is gone.
+        """
+        if self._closed:
+            log.debug("task %s ignored: the task runner is shut down", name)
+            return
         self._pool.start(_Job(self._relay, job, on_done, on_error, name))
 
     def active(self) -> int:
@@ -100,6 +110,8 @@ class TaskRunner:
         return bool(self._pool.waitForDone(msecs))
 
     def shutdown(self) -> None:
-        """Drop queued jobs and wait for running ones."""
+        """Drop queued jobs, wait for running ones and accept no more."""
+        self._closed = True
+        self._relay.closed = True
         self._pool.clear()
         self._pool.waitForDone()

@@ -105,3 +105,30 @@ def test_hash_mismatch_is_reported_with_retry(qtbot, discover, local_hub) -> Non
     with qtbot.waitSignal(controller.model_ready, timeout=TIMEOUT):
         row.resume_button.click()
     assert len(Library().entries()) == 1
+
+
+def test_welcome_downloads_the_starter_from_the_hub(qtbot, local_hub, tiny_model_source) -> None:
+    from hubserver import HubFile
+
+    from slmdesk.ui.welcome import STARTER_QUANT, STARTER_REPO
+
+    local_hub.add_repo(STARTER_REPO).add(
+        HubFile.lfs(f"starter-{STARTER_QUANT}.gguf", tiny_model_source)
+    )
+    parts = build_window(autoload_model=False)
+    qtbot.addWidget(parts.window)
+    parts.window.show()
+    controller = parts.discover_controller
+    welcome = parts.welcome_controller
+    stack = parts.window.pages["Chat"]
+    qtbot.waitUntil(lambda: welcome.view.download_button.isEnabled(), timeout=TIMEOUT)
+    assert welcome.view.verdict.text() == "fits"
+    assert "MB download" in welcome.view.starter_detail.text()
+    assert stack.currentWidget() is welcome.view
+    with qtbot.waitSignal(controller.model_ready, timeout=TIMEOUT):
+        welcome.view.download_button.click()
+    assert parts.window.current_page() == "Discover"
+    qtbot.waitUntil(lambda: stack.currentWidget() is not welcome.view, timeout=TIMEOUT)
+    assert [e.name for e in Library().entries()] == [f"starter-{STARTER_QUANT}"]
+    parts.window.close()
+    parts.shutdown()

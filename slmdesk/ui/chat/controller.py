@@ -64,14 +64,14 @@ class ChatController(QObject):
         self._entries: list[ModelEntry] = []
         self._deleted_id: int | None = None
         self._filling_settings = False
-        self._save_timer = QTimer(self)
+        self._save_timer = QTimer(view)
         self._save_timer.setSingleShot(True)
         self._save_timer.setInterval(400)
         self._save_timer.timeout.connect(self._save_settings)
-        self._undo_timer = QTimer(self)
+        self._undo_timer = QTimer(view)
         self._undo_timer.setSingleShot(True)
         self._undo_timer.timeout.connect(lambda: view.undo_bar.setVisible(False))
-        self._search_timer = QTimer(self)
+        self._search_timer = QTimer(view)
         self._search_timer.setSingleShot(True)
         self._search_timer.setInterval(250)
         self._search_timer.timeout.connect(self.refresh_conversations)
@@ -641,6 +641,8 @@ class ChatController(QObject):
 
     def shutdown(self) -> None:
         """Save pending settings, stop the reply (it is saved) and end the inference thread."""
+        self._undo_timer.stop()
+        self._search_timer.stop()
         if self._save_timer.isActive():
             self._save_timer.stop()
             if self.current is not None:

@@ -72,6 +72,11 @@ class LibraryController(QObject):
     # -- import --------------------------------------------------------------------------------
 
     @Slot()
+    def import_with_dialog(self) -> None:
+        """Ask for a GGUF file and import it."""
+        self._on_import_clicked()
+
+    @Slot()
     def _on_import_clicked(self) -> None:
         path = dialogs.pick_model_file(self.view)
         if path:
