@@ -167,6 +167,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dist", type=Path, default=ROOT / "dist", help="output folder")
     parser.add_argument("--work", type=Path, default=ROOT / "build", help="scratch folder")
     parser.add_argument("--no-deb", action="store_true", help="skip the .deb (Linux)")
+    parser.add_argument(
+        "--deb-compression",
+        choices=("xz", "gzip", "zstd", "none"),
+        default="xz",
+        help="compression of the .deb (default xz, the smallest; none is fast for tests)",
+    )
     args = parser.parse_args(argv)
 
     started = time.monotonic()
@@ -181,7 +187,9 @@ def main(argv: list[str] | None = None) -> int:
         from deb import build_deb
 
         t0 = time.monotonic()
-        deb = build_deb(bundle, icons, args.dist, project_version(), args.work)
+        deb = build_deb(
+            bundle, icons, args.dist, project_version(), args.work, args.deb_compression
+        )
         print(f"deb: {deb} ({deb.stat().st_size / 1e6:.1f} MB) in {time.monotonic() - t0:.0f} s")
     print(f"done in {time.monotonic() - started:.0f} s")
     return 0

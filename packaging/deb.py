@@ -103,7 +103,9 @@ def control_text(version: str, arch: str, installed_kib: int) -> str:
     )
 
 
-def build_deb(bundle: Path, icons: Path, out_dir: Path, version: str, work: Path) -> Path:
+def build_deb(
+    bundle: Path, icons: Path, out_dir: Path, version: str, work: Path, compression: str = "xz"
+) -> Path:
     """Stage the package tree under ``work`` and build ``slmdesk_<version>_<arch>.deb``.
 
     Args:
@@ -112,6 +114,8 @@ def build_deb(bundle: Path, icons: Path, out_dir: Path, version: str, work: Path
         out_dir: where the .deb is written.
         version: the package version (from pyproject.toml).
         work: scratch folder for the staged tree (emptied first).
+        compression: dpkg-deb's ``-Z`` type: ``xz`` (smallest, the default), ``gzip``,
+            ``zstd`` or ``none`` (fast, for tests).
     """
     arch = debian_arch()
     root = work / "deb-root"
@@ -147,7 +151,7 @@ def build_deb(bundle: Path, icons: Path, out_dir: Path, version: str, work: Path
     target = out_dir / f"slmdesk_{version}_{arch}.deb"
     tmp = target.with_name(f".{target.name}.tmp")
     subprocess.run(
-        ["dpkg-deb", "--root-owner-group", "-Zxz", "--build", str(root), str(tmp)],
+        ["dpkg-deb", "--root-owner-group", f"-Z{compression}", "--build", str(root), str(tmp)],
         check=True,
         stdout=subprocess.DEVNULL,
     )

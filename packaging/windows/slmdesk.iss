@@ -1,4 +1,4 @@
-; Inno Setup 6 script: per-user installer for the PyInstaller bundle (no administrator rights).
+; Inno Setup 6.3+ script: per-user installer for the PyInstaller bundle (no administrator rights).
 ;
 ; Build (after `python packaging/build.py` on Windows has produced dist\slmdesk):
 ;   iscc /DAppVersion=0.1.0 packaging\windows\slmdesk.iss
@@ -20,7 +20,6 @@ AppVerName={#AppName} {#AppVersion}
 AppPublisher=slmdesk
 ; Per-user install: no UAC prompt; the app lands in %LOCALAPPDATA%\Programs\slmdesk.
 PrivilegesRequired=lowest
-PrivilegesRequiredOverridesAllowed=dialog
 DefaultDirName={autopf}\{#AppName}
 DefaultGroupName={#AppName}
 DisableProgramGroupPage=yes
