@@ -181,14 +181,18 @@ def _provenance_rows(provenance: dict) -> list[tuple[str, str]]:
     if provenance.get("type"):
         rows.append(("Quantized to", str(provenance["type"])))
     report = provenance.get("report") or {}
-    if isinstance(report, dict) and report.get("kld_mean") is not None:
+    quality = report.get("eval") if isinstance(report, dict) else None
+    if isinstance(quality, dict) and quality.get("kld_mean") is not None:
         rows.append(
             (
-                "Quality vs source",
-                f"KL divergence {report['kld_mean']:.3f}, top-1 agreement "
-                f"{100 * float(report.get('top1_agreement', 0)):.1f}%",
+                "Quality vs original",
+                f"KL divergence {quality['kld_mean']:.3f}, top-1 agreement "
+                f"{100 * float(quality.get('top1_agreement', 0)):.1f}%, perplexity "
+                f"{quality.get('ppl', 0):.2f} (original {quality.get('ppl_reference', 0):.2f})",
             )
         )
+    if provenance.get("calibration_sha256"):
+        rows.append(("Calibration text", f"sha256 {str(provenance['calibration_sha256'])[:12]}…"))
     return rows
 
 
