@@ -70,6 +70,7 @@ def _style_sheet(dark: bool) -> str:
     QLabel[role="muted"] {{ color: {muted}; }}
     QLabel[role="badge"] {{ border-radius: 8px; padding: 2px 8px; color: white; font-weight: 600; }}
     QFrame[role="card"] {{ border: 1px solid {border}; border-radius: 10px; }}
+    QListWidget#conversations::item {{ padding: 6px 4px; border-radius: 6px; }}
     QFrame#message[speaker="user"] {{ background: {side}; border-radius: 10px; }}
     QPushButton[role="primary"] {{ background: {ACCENT}; color: white; border: none;
         border-radius: 6px; padding: 6px 14px; font-weight: 600; }}

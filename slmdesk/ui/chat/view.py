@@ -186,6 +186,8 @@ class ChatView(QWidget):
         self.new_button.setProperty("role", "primary")
         self.new_button.setToolTip("New chat (Ctrl+N)")
         self.conversations = QListWidget()
+        self.conversations.setObjectName("conversations")
+        self.conversations.setWordWrap(True)
         self.conversations.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.undo_bar = QFrame()
         undo_layout = QHBoxLayout(self.undo_bar)
