@@ -1,0 +1,90 @@
+"""The app killed mid-reply: on the next start everything but the last second is there."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from slmdesk.core.conversations import ConversationStore
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from slmdesk.app import build_window, make_application
+    from slmdesk.core.library import Library
+
+    Library().import_model(sys.argv[1])
+    app = make_application([])
+    parts = build_window()
+    parts.window.show()
+    chat = parts.chat_controller
+    while chat.loaded_name is None:
+        app.processEvents(); time.sleep(0.01)
+    panel = chat.view.settings_panel
+    panel.max_tokens.setValue(100000)
+    panel.temperature.setValue(1.5)
+    panel.seed.setValue(3)
+    chat.view.composer.setPlainText("Write forever")
+    chat.send()
+    started = None
+    while True:
+        app.processEvents()
+        widgets = chat.view.messages.widgets()
+        if len(widgets) == 2 and widgets[1].text and started is None:
+            started = time.monotonic()
+        if started is not None and time.monotonic() - started > 2.5:
+            print("STREAMING", len(widgets[1].text), flush=True)
+            started = float("inf")
+        time.sleep(0.005)
+    """
+)
+
+
+def test_kill_during_a_reply_keeps_the_conversation(
+    qtbot, tiny_model: Path, slmdesk_home: Path
+) -> None:
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "SLMDESK_HOME": str(slmdesk_home)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, str(tiny_model)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        assert line.startswith("STREAMING"), proc.stderr.read() if proc.stderr else ""
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    store = ConversationStore()
+    (conversation,) = store.list_conversations()
+    user, reply = store.get(conversation.id).messages
+    assert user.role == "user" and user.text == "Write forever" and user.finished
+    assert reply.role == "assistant"
+    assert not reply.finished  # it was still streaming when the process died
+    assert len(reply.text) > 0  # saved while streaming (at least once a second)
+
+    # reopened, the window shows the saved part of the reply, marked as interrupted
+    from slmdesk.app import build_window
+
+    parts = build_window(autoload_model=False)
+    qtbot.addWidget(parts.window)
+    chat = parts.chat_controller
+    qtbot.waitUntil(lambda: chat.view.conversations.count() == 1, timeout=10000)
+    chat.view.conversations.setCurrentRow(0)
+    qtbot.waitUntil(lambda: len(chat.view.messages.widgets()) == 2, timeout=10000)
+    shown = chat.view.messages.widgets()[1]
+    assert shown.text == reply.text
+    assert "interrupted" in shown.timings.text()
+    parts.window.close()
+    parts.shutdown()
