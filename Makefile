@@ -39,8 +39,8 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench all
 
-package: $(STAMP)
-	$(PY) packaging/build.py
+package: $(STAMP)  # make package PACKAGE_ARGS=--portable-llama for the build to ship
+	$(PY) packaging/build.py $(PACKAGE_ARGS)
 
 clean:
 	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache

@@ -115,7 +115,7 @@ def test_frozen_optimizer_child_runs(built: Built, tiny_model: Path, tmp_path: P
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     listing = _run([str(exe), "models", "list", "--json"], tmp_path)
-    names = [m["name"] for m in json.loads(listing.stdout)]
+    names = [m["name"] for m in json.loads(listing.stdout)["models"]]
     assert any("Q8_0" in name for name in names), names
 
 
