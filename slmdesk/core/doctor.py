@@ -318,6 +318,33 @@ def check_window(command: Sequence[str] | None = None, platform_name: str = "off
     return Check("window", ok, summary, answer)
 
 
+def native_display_available() -> bool:
+    """Whether a real display can be tried: a desktop session, and Qt not forced offscreen."""
+    forced = os.environ.get("QT_QPA_PLATFORM", "").split(":")[0]
+    if forced in ("offscreen", "minimal"):
+        return False
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+def check_display(command: Sequence[str] | None = None) -> Check | None:
+    """Open a window on the real display, the way the app will (None when there is none).
+
+    This is what fails when a system library of Qt's X11 plugin is missing (the classic
+    ``libxcb-cursor0``), which the offscreen check cannot see.
+    """
+    if not native_display_available():
+        return None
+    argv = list(command) if command else child_command(QT_PROBE_MODULE, QT_PROBE_FLAG)
+    answer, reason = run_probe(argv, QT_TIMEOUT_S, dict(os.environ))
+    if answer is None:
+        return Check("display", False, f"Qt cannot open a window on this display: {reason}", {})
+    ok = bool(answer.get("window_shown"))
+    summary = f"opened a window on '{answer.get('platform')}'" if ok else "the window did not show"
+    return Check("display", ok, summary, answer)
+
+
 def check_llama(model: Path | None = None) -> list[Check]:
     """Load llama.cpp and a model in a child and generate `GENERATE_TOKENS` tokens.
 
@@ -375,6 +402,9 @@ def run_doctor(model: Path | None = None, window_command: Sequence[str] | None =
     except Exception as exc:  # a missing resources folder is a broken install
         checks[0] = Check("versions", False, str(exc), checks[0].details)
     checks.append(check_window(window_command))
+    display = check_display(window_command)
+    if display is not None:
+        checks.append(display)
     checks.extend(check_llama(model))
     return Report(checks)
 

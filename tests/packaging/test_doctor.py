@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -121,3 +124,33 @@ def test_frozen_children_are_the_executable_with_a_flag(monkeypatch: pytest.Monk
     assert doctor.child_command("m", "--f", "a")[1:] == ["-m", "m", "--f", "a"]
     monkeypatch.setattr(sys, "frozen", True, raising=False)
     assert doctor.child_command("m", "--f", "a") == [sys.executable, "--f", "a"]
+
+
+def test_no_display_check_when_qt_is_forced_offscreen(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    monkeypatch.setenv("DISPLAY", ":0")
+    assert doctor.check_display() is None
+
+
+@pytest.mark.skipif(shutil.which("Xvfb") is None, reason="needs Xvfb")
+def test_display_check_opens_a_window_on_x11(monkeypatch: pytest.MonkeyPatch) -> None:
+    read_fd, write_fd = os.pipe()
+    server = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write_fd), "-nolisten", "tcp"],
+        pass_fds=(write_fd,),
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(write_fd)
+    try:
+        with os.fdopen(read_fd) as pipe:
+            display = ":" + pipe.readline().strip()  # Xvfb writes it once it is ready
+        monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
+        monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+        monkeypatch.setenv("DISPLAY", display)
+        check = doctor.check_display()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert check is not None
+    assert check.ok, check.summary
+    assert check.details["platform"] == "xcb"
