@@ -27,6 +27,8 @@ from slmdesk.ui.discover.view import DiscoverView
 from slmdesk.ui.library.controller import LibraryController
 from slmdesk.ui.library.view import LibraryView
 from slmdesk.ui.main_window import MainWindow
+from slmdesk.ui.optimize.controller import OptimizeController
+from slmdesk.ui.optimize.view import OptimizeView
 from slmdesk.ui.placeholder import ComingPage
 from slmdesk.ui.settings.page import SettingsPage
 from slmdesk.ui.tasks import TaskRunner
@@ -97,21 +99,22 @@ def build_window(
     chat_stack.addWidget(welcome_view)
     discover_view = DiscoverView()
     discover_controller = DiscoverController(discover_view, tasks)
+    optimize_view = OptimizeView()
+    optimize_controller = OptimizeController(optimize_view, library, tasks)
     pages: dict[str, QWidget] = {
         "Chat": chat_stack,
         "Library": library_view,
         "Discover": discover_view,
-        "Optimize": ComingPage(
-            "Optimize",
-            "Make a model smaller: measured layer pruning and quantization, with a quality report "
-            "against the original.",
-        ),
+        "Optimize": optimize_view,
         "Settings": settings_page,
     }
     window = MainWindow(pages)
     parts = AppParts(window, library, tasks, library_controller, chat_controller)
     parts.controllers.append(library_controller)
     parts.controllers.append(discover_controller)
+    parts.controllers.append(optimize_controller)
+    library_controller.models_changed.connect(optimize_controller.set_models)
+    optimize_controller.model_created.connect(lambda name: library_controller.refresh(select=name))
     parts.welcome_controller = welcome
 
     def on_models(entries: list) -> None:
@@ -142,6 +145,7 @@ def build_window(
 
         library_controller.chat_requested.connect(chat_with)
         discover_controller.chat_requested.connect(chat_with)
+        optimize_controller.chat_requested.connect(chat_with)
     library_controller.discover_requested.connect(lambda: window.show_page("Discover"))
     settings_page.theme_changed.connect(_reapply_theme)
     window.on_shutdown(parts.shutdown)

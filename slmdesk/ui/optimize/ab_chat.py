@@ -350,7 +350,9 @@ class ABChatController(QObject):
             side.stop()
 
     def _on_loaded(self, key: str, fmt: str) -> None:
-        side = self.sides[key]
+        side = self.sides.get(key)
+        if side is None:
+            return  # shut down meanwhile
         side.ready = True
         self._pane(key).status.setText(f"Ready · {fmt}")
         self._update_buttons()
@@ -360,7 +362,9 @@ class ABChatController(QObject):
         self._update_buttons()
 
     def _on_finished(self, key: str, result: dict[str, Any]) -> None:
-        side = self.sides[key]
+        side = self.sides.get(key)
+        if side is None:
+            return
         side.generating = False
         side.history.append({"role": "assistant", "content": str(result["text"])})
         timings = result["timings"]
@@ -372,7 +376,9 @@ class ABChatController(QObject):
         self._update_buttons()
 
     def _on_failed(self, key: str, message: str) -> None:
-        side = self.sides[key]
+        side = self.sides.get(key)
+        if side is None:
+            return
         side.generating = False
         if side.history and side.history[-1]["role"] == "user":
             side.history.pop()

@@ -129,8 +129,14 @@ class ImportanceChart(QWidget):
                 painter.setPen(QPen(QColor("white"), 2))
                 inset = min(rect.width(), rect.height(), 12) / 2
                 c = rect.center()
-                painter.drawLine(QPointF(c.x() - inset / 2, c.y() - inset / 2), QPointF(c.x() + inset / 2, c.y() + inset / 2))
-                painter.drawLine(QPointF(c.x() + inset / 2, c.y() - inset / 2), QPointF(c.x() - inset / 2, c.y() + inset / 2))
+                painter.drawLine(
+                    QPointF(c.x() - inset / 2, c.y() - inset / 2),
+                    QPointF(c.x() + inset / 2, c.y() + inset / 2),
+                )
+                painter.drawLine(
+                    QPointF(c.x() + inset / 2, c.y() - inset / 2),
+                    QPointF(c.x() - inset / 2, c.y() + inset / 2),
+                )
             painter.setPen(text_color)
             if slot >= 14 or i % 2 == 0:
                 label = QRectF(plot.left() + slot * i, plot.bottom() + 2, slot, 15)
@@ -212,7 +218,9 @@ class ReportChart(QWidget):
             font.setBold(True)
             painter.setFont(font)
             painter.setPen(text_color)
-            painter.drawText(QRectF(4, y, self.width() - 8, 20), Qt.AlignmentFlag.AlignVCenter, title)
+            painter.drawText(
+                QRectF(4, y, self.width() - 8, 20), Qt.AlignmentFlag.AlignVCenter, title
+            )
             font.setBold(False)
             painter.setFont(font)
             y += 22

@@ -37,14 +37,15 @@ class JobRunner(QObject):
 
     def __init__(self) -> None:
         super().__init__()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._cancel = threading.Event()
+        self._active = False  # cleared by the job's thread just before it reports its end
         self._closed = False
 
     @property
     def running(self) -> bool:
-        """Whether a job is in progress."""
-        return self._thread is not None and self._thread.is_alive()
+        """Whether a job is in progress (False once its result or error is on its way)."""
+        return self._active
 
     def start(self, job: Job) -> None:
         """Run ``job(progress, cancel)`` on the ``slmdesk-optimize`` thread."""
@@ -54,10 +55,12 @@ class JobRunner(QObject):
             return
         self._cancel = threading.Event()
         cancel = self._cancel
-        self._thread = threading.Thread(
+        thread = threading.Thread(
             target=self._run, args=(job, cancel), name=THREAD_NAME, daemon=True
         )
-        self._thread.start()
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        self._active = True
+        thread.start()
 
     def _run(self, job: Job, cancel: threading.Event) -> None:
         last = 0.0
@@ -77,8 +80,10 @@ class JobRunner(QObject):
 
             if not isinstance(exc, SlmdeskError):
                 log.exception("optimize job failed")
+            self._active = False
             self.failed.emit(exc)
             return
+        self._active = False
         self.finished.emit(value)
 
     def cancel(self) -> None:
@@ -86,12 +91,10 @@ class JobRunner(QObject):
         self._cancel.set()
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the job's thread ends (tests and shutdown); True when it has."""
-        thread = self._thread
-        if thread is None:
-            return True
-        thread.join(timeout)
-        return not thread.is_alive()
+        """Block until the jobs' threads end (tests and shutdown); True when they have."""
+        for thread in self._threads:
+            thread.join(timeout)
+        return not any(t.is_alive() for t in self._threads)
 
     def shutdown(self, timeout: float = 30.0) -> None:
         """Cancel and join: the thread does not outlive the window. Idempotent."""

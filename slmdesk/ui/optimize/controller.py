@@ -1,0 +1,1034 @@
+"""Wires the Optimize wizard to `slmdesk.core.optimize`.
+
+Short jobs (header reads, the size preview) run on the task pool. The long ones (measuring block
+importance, the whole optimize pipeline) run one at a time on the ``slmdesk-optimize`` thread of
+a `JobRunner`; their progress, results and errors come back as queued signals handled here on
+the GUI thread. Cancel sets the runner's event: the core kills its child process and removes
+partial files.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import QFileDialog, QLabel, QTableWidgetItem
+
+from slmdesk.core import settings as app_settings
+from slmdesk.core.errors import SlmdeskError
+from slmdesk.core.gguf_info import GGUFInfo
+from slmdesk.core.library import Library, ModelEntry
+from slmdesk.core.worker_process import OptimizeCancelled, Progress
+from slmdesk.ui.format import human_duration, human_size
+from slmdesk.ui.optimize.ab_chat import ABChatController
+from slmdesk.ui.optimize.runner import JobRunner
+from slmdesk.ui.optimize.view import OptimizeView
+from slmdesk.ui.tasks import TaskRunner
+from slmdesk.ui.theme import ACCENT, verdict_style
+
+log = logging.getLogger("slmdesk.ui.optimize")
+
+STEP_MODEL, STEP_TYPE, STEP_PRUNE, STEP_RUN, STEP_REPORT, STEP_AB = range(6)
+DEFAULT_TYPE = "Q4_K_M"
+MODE_NONE, MODE_AUTO, MODE_MANUAL = range(3)
+
+# What each pipeline stage is called on screen, in the order they happen.
+STAGE_WORDS: dict[str, str] = {
+    "reference": "Making a full-precision reference copy of the original",
+    "planning": "Measuring which blocks matter least",
+    "quantizing": "Writing the new model",
+    "evaluating": "Measuring quality against the original",
+    "compare": "Measuring plain quantization of the same size, for comparison",
+}
+PREVIEW_WORDS = "Predicting the size of each type"
+
+
+@dataclass
+class SourceFacts:
+    """What the wizard needs to know about the chosen model (read off the GUI thread)."""
+
+    entry: ModelEntry
+    info: GGUFInfo
+    stem: str  # default-name stem, e.g. "gemma-3-270m-it"
+    prunable: bool
+    prune_reason: str
+    global_flags: list[bool] | None  # per block: full attention (True) vs sliding window
+    block_bytes: list[int]  # bytes of each block's tensors in the source
+    requantize_warning: str | None
+
+
+def read_source_facts(entry: ModelEntry) -> SourceFacts:
+    """Read the chosen model's header and its pruning rules (blocking: run on the pool)."""
+    from slmdesk.core.optimize import default_name, requantize_warning, source_info
+    from slmdesk.core.prune import check_prunable, swa_layers
+
+    info = source_info(entry.path)
+    check = check_prunable(info)
+    flags = swa_layers(info)
+    block_bytes = [0] * info.block_count
+    for tensor in info.tensors:
+        if tensor.name.startswith("blk."):
+            index = tensor.name.split(".")[1]
+            if index.isdigit() and int(index) < info.block_count:
+                block_bytes[int(index)] += tensor.n_bytes
+    stem = default_name(info, "Q", [])[: -len("-Q")]
+    return SourceFacts(
+        entry=entry,
+        info=info,
+        stem=stem,
+        prunable=check.allowed,
+        prune_reason=check.reason,
+        global_flags=[not f for f in flags] if flags is not None else None,
+        block_bytes=block_bytes,
+        requantize_warning=requantize_warning(info),
+    )
+
+
+def quality_words(kld: float) -> str:
+    """A rough, honest reading of a mean KL divergence for people who do not know the measure."""
+    if kld < 0.01:
+        return "practically the same predictions as the original"
+    if kld < 0.05:
+        return "very close to the original"
+    if kld < 0.2:
+        return "noticeably different from the original"
+    if kld < 0.6:
+        return "clearly degraded"
+    return "heavily degraded: check its replies before relying on it"
+
+
+class OptimizeController(QObject):
+    """The Optimize page's behaviour."""
+
+    chat_requested = Signal(str)  # library name of the new model
+    model_created = Signal(str)  # library name, once it is registered
+
+    def __init__(self, view: OptimizeView, library: Library, tasks: TaskRunner) -> None:
+        super().__init__()
+        self.view = view
+        self.library = library
+        self.tasks = tasks
+        self.runner = JobRunner()
+        self.ab = ABChatController(view.ab_view)
+        self._entries: list[ModelEntry] = []
+        self.facts: SourceFacts | None = None
+        self.options: list[Any] = []  # TypeOption of the current source
+        self._previews: dict[str, list[Any]] = {}
+        self._preview_cancel: threading.Event | None = None
+        self.importance: list[float] | None = None
+        self.calibration: Path | None = None
+        self.result: Any = None  # OptimizeResult
+        self._job = ""  # "measure" | "optimize" | ""
+        self._started = 0.0
+        self._stage_key = ""
+        self._stages_seen: list[str] = []
+        self._planned: list[str] = []
+        self._evaluated = False
+        self._closed = False
+        self._timer = QTimer(self)
+        self._timer.setInterval(500)
+        self._timer.timeout.connect(self._on_tick)
+
+        self.runner.progress.connect(self._on_progress)
+        self.runner.finished.connect(self._on_job_finished)
+        self.runner.failed.connect(self._on_job_failed)
+        view.next_button.clicked.connect(self._on_next)
+        view.back_button.clicked.connect(self._on_back)
+        view.model_step.table.itemSelectionChanged.connect(self._on_model_selected)
+        view.model_step.table.doubleClicked.connect(self._on_next)
+        view.type_step.table.itemSelectionChanged.connect(self._update_nav)
+        view.type_step.table.doubleClicked.connect(self._on_next)
+        prune = view.prune_step
+        prune.mode_group.idClicked.connect(self._on_mode_changed)
+        prune.count.valueChanged.connect(self._on_prune_changed)
+        prune.chart.toggled.connect(self._on_block_toggled)
+        prune.measure_button.clicked.connect(self._on_measure)
+        prune.measure_cancel.clicked.connect(self.runner.cancel)
+        prune.calibration_button.clicked.connect(self._on_pick_calibration)
+        prune.calibration_reset.clicked.connect(lambda: self.set_calibration(None))
+        run = view.run_step
+        run.name.textChanged.connect(self._on_name_changed)
+        run.start_button.clicked.connect(self.start)
+        run.cancel_button.clicked.connect(self.cancel)
+        report = view.report_step
+        report.chat_button.clicked.connect(self._on_chat)
+        report.compare_button.clicked.connect(self._on_compare)
+        report.again_button.clicked.connect(self._on_again)
+        self.ab.closed.connect(lambda: self.go(STEP_REPORT))
+        self.set_calibration(None)
+        self.go(STEP_MODEL)
+
+    # -- navigation ------------------------------------------------------------------------------
+
+    @property
+    def step(self) -> int:
+        """The step on show."""
+        return self.view.stack.currentIndex()
+
+    def go(self, step: int) -> None:
+        """Show ``step`` and prepare it."""
+        self.view.show_error("")
+        self.view.show_step(step)
+        if step == STEP_TYPE:
+            self._show_type_step()
+        elif step == STEP_PRUNE:
+            self._show_prune_step()
+        elif step == STEP_RUN:
+            self._show_run_step()
+        self._update_nav()
+
+    @Slot()
+    def _on_next(self) -> None:
+        if self.view.next_button.isEnabled() and self.view.next_button.isVisible():
+            self.go(self.step + 1)
+
+    @Slot()
+    def _on_back(self) -> None:
+        if self.step > STEP_MODEL and not self.runner.running:
+            self.go(self.step - 1)
+
+    @Slot()
+    def _update_nav(self) -> None:
+        step = self.step
+        busy = self.runner.running
+        nav_visible = step <= STEP_RUN
+        self.view.back_button.setVisible(nav_visible)
+        self.view.next_button.setVisible(step < STEP_RUN)
+        self.view.back_button.setEnabled(step > STEP_MODEL and not busy)
+        ok = False
+        if step == STEP_MODEL:
+            ok = self.facts is not None and self.selected_entry() is not None
+        elif step == STEP_TYPE:
+            option = self.selected_option()
+            ok = option is not None and option.available
+        elif step == STEP_PRUNE:
+            ok = not busy and self._prune_choice_valid()
+        self.view.next_button.setEnabled(ok)
+
+    # -- step 1: the model -----------------------------------------------------------------------
+
+    @Slot(list)
+    def set_models(self, entries: list[ModelEntry]) -> None:
+        """Fill the model list from the library (after every library refresh)."""
+        self._entries = [e for e in entries if e.status == "ok"]
+        table = self.view.model_step.table
+        current = self.facts.entry.name if self.facts else None
+        table.blockSignals(True)
+        table.setRowCount(len(self._entries))
+        for row, entry in enumerate(self._entries):
+            cells = (
+                entry.name,
+                entry.quantization or "?",
+                human_size(entry.size_bytes),
+                str(entry.facts.get("block_count") or "?"),
+                entry.architecture or "?",
+            )
+            for column, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                item.setData(Qt.ItemDataRole.UserRole, entry.name)
+                table.setItem(row, column, item)
+        table.blockSignals(False)
+        self.view.model_step.empty.setVisible(not self._entries)
+        names = [e.name for e in self._entries]
+        if current in names:
+            table.selectRow(names.index(current))
+        elif self.facts is not None and not self.runner.running:
+            self.facts = None
+        self._update_nav()
+
+    def selected_entry(self) -> ModelEntry | None:
+        """The model chosen in step 1."""
+        rows = self.view.model_step.table.selectionModel().selectedRows()
+        if not rows:
+            return None
+        name = self.view.model_step.table.item(rows[0].row(), 0).data(Qt.ItemDataRole.UserRole)
+        return next((e for e in self._entries if e.name == name), None)
+
+    def select_model(self, name: str) -> bool:
+        """Select ``name`` in step 1 (False when it is not in the list)."""
+        names = [e.name for e in self._entries]
+        if name not in names:
+            return False
+        self.view.model_step.table.selectRow(names.index(name))
+        return True
+
+    @Slot()
+    def _on_model_selected(self) -> None:
+        entry = self.selected_entry()
+        if entry is None or (self.facts is not None and self.facts.entry.path == entry.path):
+            self._update_nav()
+            return
+        self.facts = None
+        self.importance = None
+        self.view.prune_step.chart.set_selected([])
+        self._update_nav()
+        self.tasks.run(
+            lambda: read_source_facts(entry),
+            self._on_facts,
+            lambda exc: self._show_failure(exc),
+            name="optimize-source",
+        )
+
+    def _on_facts(self, facts: SourceFacts) -> None:
+        entry = self.selected_entry()
+        if entry is None or entry.path != facts.entry.path:
+            return  # the user picked another model meanwhile
+        self.facts = facts
+        self._start_preview(facts)
+        self._update_nav()
+
+    # -- step 2: the type ------------------------------------------------------------------------
+
+    def _start_preview(self, facts: SourceFacts) -> None:
+        key = str(facts.info.path)
+        if key in self._previews:
+            return
+        if self._preview_cancel is not None:
+            self._preview_cancel.set()
+        cancel = threading.Event()
+        self._preview_cancel = cancel
+
+        def job() -> list[Any]:
+            from slmdesk.core.optimize import size_preview
+
+            return size_preview(facts.info.path, cancel=cancel.is_set)
+
+        def done(options: list[Any]) -> None:
+            self._previews[key] = options
+            if self.facts is not None and str(self.facts.info.path) == key:
+                self._fill_types(options)
+
+        def failed(exc: BaseException) -> None:
+            if isinstance(exc, OptimizeCancelled):
+                return
+            if self.facts is not None and str(self.facts.info.path) == key:
+                self.view.type_step.status.setText("")
+                self._show_failure(exc)
+
+        self.tasks.run(job, done, failed, name="optimize-preview")
+
+    def _show_type_step(self) -> None:
+        step = self.view.type_step
+        facts = self.facts
+        if facts is None:
+            return
+        step.source.setText(
+            f"{facts.entry.name}: {facts.info.quantization}, "
+            f"{human_size(facts.info.size_bytes)}, {facts.info.block_count} blocks"
+        )
+        step.warning.setText(facts.requantize_warning or "")
+        step.warning.setVisible(bool(facts.requantize_warning))
+        options = self._previews.get(str(facts.info.path))
+        if options is None:
+            step.table.setRowCount(0)
+            step.status.setText(f"{PREVIEW_WORDS}…")
+        elif options is not self.options:
+            self._fill_types(options)
+
+    def _fill_types(self, options: list[Any]) -> None:
+        step = self.view.type_step
+        previous = self.selected_option()
+        wanted = previous.name if previous else DEFAULT_TYPE
+        self.options = options
+        step.status.setText("")
+        table = step.table
+        table.blockSignals(True)
+        table.clearSelection()
+        table.setRowCount(len(options))
+        grey = QBrush(QColor("#9a9ea8"))
+        for row, option in enumerate(options):
+            quality = (
+                f"+{option.ppl_increase:.4f} ppl"
+                if option.ppl_increase is not None and option.ppl_increase >= 0
+                else (f"{option.ppl_increase:.4f} ppl" if option.ppl_increase is not None else "—")
+            )
+            about = option.description if option.available else f"Unavailable: {option.reason}"
+            cells = (
+                option.name,
+                human_size(option.predicted_size_bytes),
+                "",
+                quality,
+                f"{option.bits_per_weight:g}" if option.bits_per_weight else "—",
+                about,
+            )
+            for column, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                item.setData(Qt.ItemDataRole.UserRole, option.name)
+                if not option.available:
+                    item.setFlags(Qt.ItemFlag.NoItemFlags)
+                    item.setForeground(grey)
+                    item.setToolTip(option.reason)
+                table.setItem(row, column, item)
+            badge = QLabel(option.verdict)
+            badge.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            badge.setStyleSheet(verdict_style(option.verdict if option.available else ""))
+            badge.setToolTip(
+                f"needs about {human_size(option.memory_total_bytes)} of memory to run"
+            )
+            badge.setEnabled(option.available)
+            table.setCellWidget(row, 2, badge)
+        table.blockSignals(False)
+        names = [o.name for o in options if o.available]
+        if wanted in names:
+            table.selectRow([o.name for o in options].index(wanted))
+        self._update_nav()
+
+    def selected_option(self) -> Any:
+        """The `TypeOption` chosen in step 2."""
+        rows = self.view.type_step.table.selectionModel().selectedRows()
+        if not rows or rows[0].row() >= len(self.options):
+            return None
+        return self.options[rows[0].row()]
+
+    def select_type(self, name: str) -> bool:
+        """Select type ``name`` in step 2 (False when it is not offered or unavailable)."""
+        for row, option in enumerate(self.options):
+            if option.name == name and option.available:
+                self.view.type_step.table.selectRow(row)
+                return True
+        return False
+
+    # -- step 3: pruning -------------------------------------------------------------------------
+
+    def _show_prune_step(self) -> None:
+        step = self.view.prune_step
+        facts = self.facts
+        if facts is None:
+            return
+        n = facts.info.block_count
+        step.count.setRange(1, max(1, n - 1))
+        for radio in (step.auto_radio, step.manual_radio, step.count):
+            radio.setEnabled(facts.prunable)
+        step.unavailable.setVisible(not facts.prunable)
+        step.unavailable.setText(
+            f"{facts.entry.name} cannot be pruned: {facts.prune_reason}. You can still quantize it."
+        )
+        if not facts.prunable:
+            step.none_radio.setChecked(True)
+        notes = [
+            "At least one block must remain; the first and last blocks are usually the most "
+            "important."
+        ]
+        if facts.global_flags is not None:
+            notes.append(
+                f"{facts.info.architecture} alternates sliding-window layers with full-attention "
+                "layers (marked G) by position. slmdesk writes each kept block's attention type "
+                "into the new file, so removing a block does not shift the pattern."
+            )
+        step.arch_note.setText(" ".join(notes))
+        step.measure_button.setEnabled(facts.prunable and not self.runner.running)
+        step.chart.set_blocks(n, self.importance, facts.global_flags)
+        self._on_mode_changed(step.mode_group.checkedId())
+
+    def prune_mode(self) -> int:
+        """MODE_NONE, MODE_AUTO or MODE_MANUAL."""
+        return self.view.prune_step.mode_group.checkedId()
+
+    def set_prune_mode(self, mode: int, count: int = 1) -> None:
+        """Choose a pruning mode (as clicking the radio buttons does)."""
+        step = self.view.prune_step
+        step.count.setValue(count)
+        button = step.mode_group.button(mode)
+        button.setChecked(True)
+        self._on_mode_changed(mode)
+
+    @Slot(int)
+    def _on_mode_changed(self, mode: int) -> None:
+        step = self.view.prune_step
+        step.chart.set_interactive(mode == MODE_MANUAL)
+        if mode != MODE_MANUAL:
+            step.chart.set_selected(self._auto_guess() if mode == MODE_AUTO else [])
+        self._on_prune_changed()
+
+    def _auto_guess(self) -> list[int]:
+        """The cheapest single blocks, as a preview of what measurement will likely choose."""
+        if self.importance is None:
+            return []
+        count = self.view.prune_step.count.value()
+        ranked = sorted(range(len(self.importance)), key=lambda b: self.importance[b])
+        return sorted(ranked[:count])
+
+    @Slot(int)
+    def _on_block_toggled(self, block: int) -> None:
+        if self.prune_mode() != MODE_MANUAL or self.facts is None:
+            return
+        chosen = set(self.view.prune_step.chart.selected())
+        if block in chosen:
+            chosen.discard(block)
+        elif len(chosen) + 1 >= self.facts.info.block_count:
+            self.view.prune_step.summary.setText("At least one block must remain.")
+            return
+        else:
+            chosen.add(block)
+        self.view.prune_step.chart.set_selected(chosen)
+        self._on_prune_changed()
+
+    def removed_blocks(self) -> list[int]:
+        """Blocks chosen by hand (manual mode)."""
+        return self.view.prune_step.chart.selected() if self.prune_mode() == MODE_MANUAL else []
+
+    def _prune_choice_valid(self) -> bool:
+        mode = self.prune_mode()
+        if mode == MODE_MANUAL:
+            return bool(self.removed_blocks())
+        return mode in (MODE_NONE, MODE_AUTO)
+
+    def _removed_count(self) -> int:
+        mode = self.prune_mode()
+        if mode == MODE_AUTO:
+            return self.view.prune_step.count.value()
+        return len(self.removed_blocks())
+
+    def _predicted_size(self) -> int | None:
+        option = self.selected_option()
+        if option is None or self.facts is None:
+            return None
+        size = option.predicted_size_bytes
+        blocks = self.facts.block_bytes
+        total = sum(blocks) or 1
+        mode = self.prune_mode()
+        if mode == MODE_MANUAL:
+            share = sum(blocks[b] for b in self.removed_blocks()) / total
+        elif mode == MODE_AUTO:
+            share = self._removed_count() * (total / max(1, len(blocks))) / total
+        else:
+            share = 0.0
+        block_part = total / max(1, self.facts.info.size_bytes) * size
+        return int(size - block_part * share)
+
+    @Slot()
+    def _on_prune_changed(self) -> None:
+        step = self.view.prune_step
+        if self.prune_mode() == MODE_AUTO:
+            step.chart.set_selected(self._auto_guess())
+        facts = self.facts
+        text = ""
+        if facts is not None:
+            size = self._predicted_size()
+            option = self.selected_option()
+            size_text = f" — about {human_size(size)} at {option.name}" if size and option else ""
+            mode = self.prune_mode()
+            if mode == MODE_NONE:
+                text = f"All {facts.info.block_count} blocks are kept{size_text}."
+            elif mode == MODE_AUTO:
+                n = step.count.value()
+                text = (
+                    f"{n} of {facts.info.block_count} blocks will be chosen by measuring the "
+                    f"model on the calibration text{size_text}."
+                )
+                if self.importance is not None:
+                    text += " The red bars show the cheapest single blocks; the search also "
+                    text += "tests them together, so its final choice may differ."
+            else:
+                removed = self.removed_blocks()
+                text = (
+                    f"Remove blocks {', '.join(map(str, removed))}{size_text}."
+                    if removed
+                    else "Click bars in the chart to mark blocks for removal."
+                )
+        step.summary.setText(text)
+        self._update_nav()
+
+    def set_calibration(self, path: Path | None) -> None:
+        """Use ``path`` (None: the shipped text) to measure block importance."""
+        self.calibration = path
+        step = self.view.prune_step
+        step.calibration_label.setText(
+            f"Calibration text: {path.name}"
+            if path
+            else "Calibration text: the shipped sample of prose and code"
+        )
+        step.calibration_reset.setVisible(path is not None)
+        if self.importance is not None:
+            self.importance = None
+            if self.facts is not None:
+                step.chart.set_blocks(self.facts.info.block_count, None, self.facts.global_flags)
+
+    @Slot()
+    def _on_pick_calibration(self) -> None:
+        name, _ = QFileDialog.getOpenFileName(
+            self.view, "Calibration text", str(Path.home()), "Text (*.txt *.md);;All files (*)"
+        )
+        if name:
+            self.set_calibration(Path(name))
+
+    @Slot()
+    def _on_measure(self) -> None:
+        facts = self.facts
+        if facts is None or self.runner.running:
+            return
+        source, calibration = facts.info.path, self.calibration
+
+        def job(progress: Any, cancel: Any) -> Any:
+            from slmdesk.core.optimize import plan_pruning
+
+            return plan_pruning(
+                source, 0, calibration, self._threads(), progress=progress, cancel=cancel
+            )
+
+        step = self.view.prune_step
+        self._job = "measure"
+        self._begin_progress()
+        step.measure_button.setVisible(False)
+        step.measure_cancel.setVisible(True)
+        step.measure_progress.setVisible(True)
+        step.measure_progress.setRange(0, 0)
+        step.measure_status.setText("Starting…")
+        self.view.show_error("")
+        self.runner.start(job)
+        self._update_nav()
+
+    # -- step 4: run -----------------------------------------------------------------------------
+
+    def _default_name(self) -> str:
+        facts = self.facts
+        option = self.selected_option()
+        if facts is None or option is None:
+            return ""
+        count = self._removed_count()
+        middle = f"-pruned{count}" if count else ""
+        return f"{facts.stem}{middle}-{option.name}"
+
+    def _show_run_step(self) -> None:
+        step = self.view.run_step
+        facts = self.facts
+        option = self.selected_option()
+        if facts is None or option is None:
+            return
+        mode = self.prune_mode()
+        if mode == MODE_AUTO:
+            prune = f"remove {self._removed_count()} block(s), chosen by measurement"
+        elif mode == MODE_MANUAL:
+            prune = f"remove blocks {', '.join(map(str, self.removed_blocks()))}"
+        else:
+            prune = "keep every block"
+        size = self._predicted_size()
+        step.summary.setText(
+            f"<b>{facts.entry.name}</b> ({facts.info.quantization}, "
+            f"{human_size(facts.info.size_bytes)}) → <b>{option.name}</b>, {prune}; "
+            f"about <b>{human_size(size or 0)}</b>.<br>The result is checked against the "
+            "original on a held-out text: KL divergence, top-1 agreement, perplexity, speed."
+        )
+        step.name.setPlaceholderText(self._default_name())
+        step.compare.setVisible(mode != MODE_NONE)
+        if not self.runner.running:
+            step.progress_card.setVisible(False)
+        self._on_name_changed()
+
+    @Slot()
+    def _on_name_changed(self) -> None:
+        step = self.view.run_step
+        name = step.name.text().strip()
+        problem = ""
+        if name:
+            if "/" in name or "\\" in name or name.startswith("."):
+                problem = "A name cannot contain / or \\ or start with a dot."
+            elif name.removesuffix(".gguf") in {e.name for e in self._entries} or any(
+                e.path.name == f"{name.removesuffix('.gguf')}.gguf" for e in self._entries
+            ):
+                problem = f"A model named {name} is already in your library: choose another name."
+        step.name_hint.setText(problem or "Leave empty to use the suggested name.")
+        step.start_button.setEnabled(not problem and not self.runner.running)
+
+    def request(self) -> Any:
+        """The `OptimizeRequest` the current choices describe."""
+        from slmdesk.core.optimize import OptimizeRequest
+
+        facts = self.facts
+        option = self.selected_option()
+        if facts is None or option is None:
+            raise SlmdeskError("Choose a model and a type first.")
+        mode = self.prune_mode()
+        name = self.view.run_step.name.text().strip() or None
+        return OptimizeRequest(
+            source=facts.info.path,
+            quant=option.name,
+            prune_layers=self.removed_blocks() if mode == MODE_MANUAL else None,
+            prune_count=self.view.prune_step.count.value() if mode == MODE_AUTO else None,
+            calibration=self.calibration,
+            name=name,
+            n_threads=self._threads(),
+            evaluate=True,
+            compare=self.view.run_step.compare.isChecked(),
+        )
+
+    @staticmethod
+    def _threads() -> int:
+        return int(app_settings.get("threads") or 0) or max(1, os.cpu_count() or 2)
+
+    @Slot()
+    def start(self) -> None:
+        """Run the whole pipeline on the optimize thread."""
+        if self.runner.running:
+            return
+        try:
+            request = self.request()
+        except SlmdeskError as exc:
+            self.view.show_error(str(exc))
+            return
+        facts = self.facts
+        assert facts is not None
+        quantized_source = facts.info.quantization.upper() not in {"F32", "F16", "BF16"}
+        pruning = bool(request.prune_layers or request.prune_count)
+        self._planned = (
+            (["reference"] if quantized_source else [])
+            + (["planning"] if request.prune_count else [])
+            + ["quantizing", "evaluating"]
+            + (["compare"] if pruning and request.compare else [])
+        )
+
+        def job(progress: Any, cancel: Any) -> Any:
+            from slmdesk.core.optimize import optimize
+
+            return optimize(request, progress, cancel)
+
+        self._job = "optimize"
+        self.result = None
+        self._evaluated = False
+        step = self.view.run_step
+        self.view.show_error("")
+        step.progress_card.setVisible(True)
+        step.start_button.setVisible(False)
+        step.cancel_button.setVisible(True)
+        step.cancel_button.setEnabled(True)
+        step.name.setEnabled(False)
+        step.compare.setEnabled(False)
+        step.stage.setText("Starting…")
+        step.detail.setText("")
+        step.progress.setRange(0, 0)
+        self._begin_progress()
+        self._render_stages()
+        self.runner.start(job)
+        self._update_nav()
+
+    @Slot()
+    def cancel(self) -> None:
+        """Cancel the running job (partial files are removed by the core)."""
+        if not self.runner.running:
+            return
+        self.runner.cancel()
+        self.view.run_step.cancel_button.setEnabled(False)
+        self.view.run_step.stage.setText("Cancelling…")
+
+    def _begin_progress(self) -> None:
+        self._started = time.monotonic()
+        self._stage_key = ""
+        self._stages_seen = []
+        self._timer.start()
+        self._on_tick()
+
+    @Slot()
+    def _on_tick(self) -> None:
+        elapsed = f"Elapsed {human_duration(time.monotonic() - self._started)}"
+        if self._job == "optimize":
+            self.view.run_step.elapsed.setText(elapsed)
+        elif self._job == "measure":
+            self.view.prune_step.measure_status.setText(
+                f"{self.view.prune_step.measure_status.text().split(' · Elapsed')[0]} · {elapsed}"
+            )
+
+    def _stage_key_for(self, p: Progress) -> str:
+        if p.stage == "evaluating" and p.done >= p.total and not self._evaluated:
+            self._evaluated = True
+            return "evaluating"
+        if self._evaluated and p.stage in {"preview", "quantizing", "evaluating"}:
+            return "compare"
+        return p.stage
+
+    @Slot(object)
+    def _on_progress(self, p: Progress) -> None:
+        if self._closed:
+            return
+        key = self._stage_key_for(p)
+        if key not in self._stages_seen:
+            self._stages_seen.append(key)
+        self._stage_key = key
+        words = STAGE_WORDS.get(key, PREVIEW_WORDS if key == "preview" else key.capitalize())
+        if p.stage == "planning" and p.detail:
+            detail = f"trying without {p.detail} ({p.done} of {p.total})"
+        elif p.stage in {"quantizing", "reference"} and p.total > 1:
+            detail = f"tensor {p.done} of {p.total}: {p.detail}"
+        else:
+            detail = p.detail
+        if self._job == "measure":
+            step = self.view.prune_step
+            bar = step.measure_progress
+            step.measure_status.setText(f"{words}: {detail}" if detail else words)
+        else:
+            step_run = self.view.run_step
+            bar = step_run.progress
+            step_run.stage.setText(words)
+            step_run.detail.setText(detail)
+            self._render_stages()
+        if p.total > 1 and p.done < p.total:
+            bar.setRange(0, p.total)
+            bar.setValue(p.done)
+        elif p.total > 1:
+            bar.setRange(0, p.total)
+            bar.setValue(p.total)
+        else:
+            bar.setRange(0, 0)  # a busy bar: this stage reports no counts
+
+    def _render_stages(self) -> None:
+        lines = []
+        current = self._stage_key
+        seen = self._stages_seen
+        for key in self._planned:
+            if key == current:
+                mark, style = "●", "font-weight:600"
+            elif key in seen or (
+                current in self._planned and self._planned.index(key) < self._planned.index(current)
+            ):
+                mark, style = "✓", "color:#2e9d5b"
+            else:
+                mark, style = "○", "color:#9a9ea8"
+            lines.append(f"<span style='{style}'>{mark} {STAGE_WORDS[key]}</span>")
+        self.view.run_step.stages.setText("<br>".join(lines))
+
+    @Slot(object)
+    def _on_job_finished(self, value: Any) -> None:
+        if self._closed:
+            return
+        job, self._job = self._job, ""
+        self._timer.stop()
+        if job == "measure":
+            self._end_measure()
+            self.importance = list(value.importance)
+            if self.facts is not None:
+                self.view.prune_step.chart.set_blocks(
+                    len(self.importance), self.importance, self.facts.global_flags
+                )
+            self.view.prune_step.measure_status.setText(
+                f"Measured in {human_duration(value.seconds)}. Hover a bar for its figure."
+            )
+            self._on_prune_changed()
+            return
+        self.result = value
+        self._end_run()
+        self.model_created.emit(value.name)
+        self._show_report(value)
+        self.go(STEP_REPORT)
+
+    @Slot(object)
+    def _on_job_failed(self, exc: BaseException) -> None:
+        if self._closed:
+            return
+        job, self._job = self._job, ""
+        self._timer.stop()
+        if job == "measure":
+            self._end_measure()
+            if isinstance(exc, OptimizeCancelled):
+                self.view.prune_step.measure_status.setText("Measurement cancelled.")
+            else:
+                self.view.prune_step.measure_status.setText("")
+                self._show_failure(exc)
+            self._update_nav()
+            return
+        self._end_run()
+        step = self.view.run_step
+        step.progress_card.setVisible(True)
+        step.progress.setRange(0, 1)
+        step.progress.setValue(0)
+        if isinstance(exc, OptimizeCancelled):
+            step.stage.setText("Cancelled")
+            step.detail.setText("Nothing was added to your library; partial files were removed.")
+        else:
+            step.stage.setText("Not finished")
+            step.detail.setText("")
+            self._show_failure(exc)
+
+    def _end_measure(self) -> None:
+        step = self.view.prune_step
+        step.measure_button.setVisible(True)
+        step.measure_button.setText("Measure again")
+        step.measure_cancel.setVisible(False)
+        step.measure_progress.setVisible(False)
+        self._update_nav()
+
+    def _end_run(self) -> None:
+        step = self.view.run_step
+        step.start_button.setVisible(True)
+        step.cancel_button.setVisible(False)
+        step.name.setEnabled(True)
+        step.compare.setEnabled(True)
+        self._on_name_changed()
+        self._update_nav()
+
+    def _show_failure(self, exc: BaseException) -> None:
+        message = str(exc) if isinstance(exc, SlmdeskError) else f"Unexpected problem: {exc}"
+        self.view.show_error(message)
+
+    @property
+    def busy(self) -> bool:
+        """Whether a measurement or an optimize run is in progress."""
+        return self.runner.running or bool(self._job)
+
+    # -- step 5: the report ----------------------------------------------------------------------
+
+    def _show_report(self, result: Any) -> None:
+        view = self.view.report_step
+        report: dict[str, Any] = result.report
+        facts = self.facts
+        source_name = facts.entry.name if facts else Path(report["source"]).stem
+        view.title.setText(f"{result.name} is ready")
+        view.subtitle.setText(
+            f"Made from {source_name} in {human_duration(report.get('seconds', 0))} and added "
+            f"to your library: {result.path}"
+        )
+        before, after = int(report["size_before"]), int(report["size_after"])
+        saved = 100 * (1 - after / before) if before else 0.0
+        view.size_tile.set(
+            f"{human_size(before)} → {human_size(after)}",
+            f"{saved:.0f}% smaller" if saved >= 0 else f"{-saved:.0f}% larger",
+        )
+        n_blocks = facts.info.block_count if facts else None
+        removed = list(report.get("removed_blocks") or [])
+        if removed:
+            view.blocks_tile.set(
+                f"{n_blocks} → {n_blocks - len(removed)}" if n_blocks else f"-{len(removed)}",
+                f"removed {', '.join(map(str, removed))}",
+            )
+        else:
+            view.blocks_tile.set(str(n_blocks or "—"), "all kept")
+        evaluation = report.get("eval")
+        against = (
+            "the original"
+            if report.get("reference") in (None, report.get("source"))
+            else "an F16 copy of the original"
+        )
+        if evaluation:
+            kld = float(evaluation["kld_mean"])
+            view.kld_tile.set(
+                f"{kld:.3f}",
+                f"99th percentile {float(evaluation['kld_p99']):.3f}: {quality_words(kld)}",
+            )
+            view.top1_tile.set(
+                f"{100 * float(evaluation['top1_agreement']):.1f}%",
+                f"of {evaluation.get('n_tokens_scored', 0):,} tokens of held-out text",
+            )
+            ppl, ppl_ref = float(evaluation["ppl"]), float(evaluation["ppl_reference"])
+            change = 100 * (ppl / ppl_ref - 1) if ppl_ref else 0.0
+            view.ppl_tile.set(f"{ppl:.2f}", f"{against}: {ppl_ref:.2f} ({change:+.1f}%)")
+            tps, tps_ref = (
+                evaluation.get("tokens_per_second"),
+                evaluation.get("tokens_per_second_reference"),
+            )
+            if tps and tps_ref:
+                view.speed_tile.set(
+                    f"{tps:.1f} tokens/s",
+                    f"{against}: {tps_ref:.1f} tokens/s ({tps / tps_ref:.2f}×)",
+                )
+            else:
+                view.speed_tile.set("—", "not measured")
+        else:
+            for tile in (view.kld_tile, view.top1_tile, view.ppl_tile, view.speed_tile):
+                tile.set("—", "not measured")
+        comparison = report.get("comparison") or {}
+        recommendation = comparison.get("recommendation")
+        view.recommendation.setText(recommendation or "")
+        view.recommendation.setVisible(bool(recommendation))
+        if comparison.get("better") == "quantized":
+            view.recommendation.setStyleSheet(
+                "background: #fff4d6; color: #5c4100; border-radius: 6px; padding: 8px 10px;"
+            )
+        else:
+            view.recommendation.setStyleSheet(
+                "background: #e6f4ea; color: #14452a; border-radius: 6px; padding: 8px 10px;"
+            )
+        warnings = list(result.warnings or report.get("warnings") or [])
+        view.warnings.setText("\n".join(f"⚠ {w}" for w in warnings))
+        view.warnings.setVisible(bool(warnings))
+        view.chart.set_groups(self._chart_groups(report))
+        view.footnote.setText(
+            "KL divergence compares the two models' next-token distributions on a held-out text "
+            "(llama.cpp's definition); 0 means identical predictions. "
+            f"Measured against {against}."
+        )
+
+    @staticmethod
+    def _chart_groups(
+        report: dict[str, Any],
+    ) -> list[tuple[str, list[tuple[str, float, str, str]]]]:
+        grey, amber = "#9a9ea8", "#d08a00"
+        comparison = report.get("comparison") or {}
+        sizes = [
+            ("Original", float(report["size_before"]), human_size(report["size_before"]), grey),
+            (
+                f"New ({report['type']})",
+                float(report["size_after"]),
+                human_size(report["size_after"]),
+                ACCENT,
+            ),
+        ]
+        if comparison.get("size_bytes"):
+            sizes.append(
+                (
+                    f"Unpruned {comparison['type']}",
+                    float(comparison["size_bytes"]),
+                    human_size(comparison["size_bytes"]),
+                    amber,
+                )
+            )
+        groups = [("Size on disk", sizes)]
+        evaluation = report.get("eval")
+        if evaluation:
+            klds = [
+                (
+                    "New model",
+                    float(evaluation["kld_mean"]),
+                    f"{evaluation['kld_mean']:.3f}",
+                    ACCENT,
+                )
+            ]
+            other = comparison.get("eval")
+            if other:
+                klds.append(
+                    (
+                        f"Unpruned {comparison['type']}",
+                        float(other["kld_mean"]),
+                        f"{other['kld_mean']:.3f}",
+                        amber,
+                    )
+                )
+            groups.append(("KL divergence (lower is better)", klds))
+        return groups
+
+    @Slot()
+    def _on_chat(self) -> None:
+        if self.result is not None:
+            self.chat_requested.emit(self.result.name)
+
+    @Slot()
+    def _on_compare(self) -> None:
+        if self.result is None or self.facts is None:
+            return
+        self.ab.open(
+            self.facts.info.path, Path(self.result.path), (self.facts.entry.name, self.result.name)
+        )
+        self.go(STEP_AB)
+
+    @Slot()
+    def _on_again(self) -> None:
+        self.ab.shutdown()
+        self.result = None
+        self.view.run_step.name.clear()
+        self.view.run_step.progress_card.setVisible(False)
+        self.go(STEP_MODEL)
+
+    # -- shutdown --------------------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Cancel a running job and join its thread; stop the A/B threads. Idempotent."""
+        self._closed = True
+        self._timer.stop()
+        if self._preview_cancel is not None:
+            self._preview_cancel.set()
+        self.runner.shutdown()
+        self.ab.shutdown()

@@ -1,0 +1,250 @@
+"""The Optimize page end to end: the real library, real llama.cpp children, the real threads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QPoint, Qt
+
+from slmdesk.app import build_window
+from slmdesk.core import optimize as core_optimize
+from slmdesk.core.library import Library
+from slmdesk.core.quant_types import OFFERED_TYPES
+from slmdesk.ui.optimize.controller import (
+    MODE_AUTO,
+    MODE_MANUAL,
+    MODE_NONE,
+    STEP_AB,
+    STEP_PRUNE,
+    STEP_REPORT,
+    STEP_RUN,
+    STEP_TYPE,
+    OptimizeController,
+)
+
+TIMEOUT = 180_000
+CALIBRATION = (
+    "the sun was out and the wind was up, so they all went to the sea. "
+    "she said that it was one of the best days of the year, and he did not say no. "
+) * 3
+
+
+@pytest.fixture
+def page(qtbot, tiny_model: Path):
+    Library().import_model(tiny_model)
+    parts = build_window(autoload_model=False)
+    qtbot.addWidget(parts.window)
+    parts.window.show()
+    parts.window.show_page("Optimize")
+    controller = next(c for c in parts.controllers if isinstance(c, OptimizeController))
+    qtbot.waitUntil(lambda: controller.select_model("tiny-llama-F16"), timeout=10_000)
+    qtbot.waitUntil(lambda: controller.view.next_button.isEnabled(), timeout=10_000)
+    yield parts, controller
+    parts.window.close()
+    parts.shutdown()
+
+
+def _click(qtbot, button) -> None:
+    assert button.isEnabled(), button.text()
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+
+
+def _to_type_step(qtbot, controller: OptimizeController) -> None:
+    _click(qtbot, controller.view.next_button)
+    assert controller.step == STEP_TYPE
+    qtbot.waitUntil(lambda: controller.view.type_step.table.rowCount() > 0, timeout=60_000)
+
+
+def _to_run_step(qtbot, controller: OptimizeController, quant: str, mode: int, n: int = 1) -> None:
+    _to_type_step(qtbot, controller)
+    assert controller.select_type(quant)
+    _click(qtbot, controller.view.next_button)
+    assert controller.step == STEP_PRUNE
+    controller.set_prune_mode(mode, n)
+    _click(qtbot, controller.view.next_button)
+    assert controller.step == STEP_RUN
+
+
+def _wait_idle(qtbot, controller: OptimizeController) -> None:
+    qtbot.waitUntil(lambda: not controller.busy, timeout=TIMEOUT)
+
+
+def test_type_table_lists_every_offered_type(qtbot, page) -> None:
+    _parts, controller = page
+    _to_type_step(qtbot, controller)
+    table = controller.view.type_step.table
+    names = [table.item(r, 0).text() for r in range(table.rowCount())]
+    assert names == list(OFFERED_TYPES)
+    options = {o.name: o for o in controller.options}
+    assert options["Q8_0"].predicted_size_bytes < options["F16"].predicted_size_bytes
+    assert options["Q4_K_M"].predicted_size_bytes < options["Q8_0"].predicted_size_bytes
+    assert controller.selected_option().name == "Q4_K_M"  # the usual balance, preselected
+    row = names.index("Q4_K_M")
+    assert "+0.1754" in table.item(row, 3).text()
+    assert table.cellWidget(row, 2).text() in {"fits", "tight", "too big"}
+    assert not controller.view.type_step.warning.isVisible()  # F16 source: no requantize warning
+    assert controller.view.next_button.isEnabled()
+
+
+def test_quantize_q8_0_adds_the_model_with_a_report(qtbot, page) -> None:
+    parts, controller = page
+    stages: list[str] = []
+    controller.runner.progress.connect(lambda p: stages.append(p.stage))
+    _to_run_step(qtbot, controller, "Q8_0", MODE_NONE)
+    run = controller.view.run_step
+    assert run.name.placeholderText() == "tiny-llama-Q8_0"
+    assert not run.compare.isVisible()
+    _click(qtbot, run.start_button)
+    assert run.cancel_button.isVisible()
+    assert not controller.view.back_button.isEnabled()
+    qtbot.waitUntil(lambda: controller.step == STEP_REPORT, timeout=TIMEOUT)
+    assert {"quantizing", "evaluating"} <= set(stages)
+    entry = Library().get("tiny-llama-Q8_0")
+    assert entry.provenance["type"] == "Q8_0"
+    assert entry.quantization == "Q8_0"
+    qtbot.waitUntil(
+        lambda: (
+            "tiny-llama-Q8_0"
+            in [e.name for e in parts.library_controller.view.table_model.entries()]
+        ),
+        timeout=10_000,
+    )
+    report = controller.view.report_step
+    assert report.title.text() == "tiny-llama-Q8_0 is ready"
+    assert "→" in report.size_tile.value.text()
+    assert float(report.kld_tile.value.text()) >= 0
+    assert report.top1_tile.value.text().endswith("%")
+    assert "tokens/s" in report.speed_tile.value.text()
+    titles = [title for title, _ in report.chart.groups()]
+    assert titles == ["Size on disk", "KL divergence (lower is better)"]
+    with qtbot.waitSignal(controller.chat_requested, timeout=5000) as signal:
+        _click(qtbot, report.chat_button)
+    assert signal.args == ["tiny-llama-Q8_0"]
+    assert parts.window.current_page() == "Chat"
+
+
+def test_measure_importance_then_prune_one_block_automatically(qtbot, page, tmp_path: Path) -> None:
+    _parts, controller = page
+    calibration = tmp_path / "calibration.txt"
+    calibration.write_text(CALIBRATION, encoding="utf-8")
+    controller.set_calibration(calibration)
+    _to_type_step(qtbot, controller)
+    assert controller.select_type("Q8_0")
+    _click(qtbot, controller.view.next_button)
+    prune = controller.view.prune_step
+    # importance only: bars for the four blocks, with progress while measuring
+    _click(qtbot, prune.measure_button)
+    assert prune.measure_cancel.isVisible()
+    _wait_idle(qtbot, controller)
+    importance = prune.chart.importance
+    assert importance is not None and len(importance) == 4 and all(v > 0 for v in importance)
+    # manual mode: a click on a bar marks that block
+    controller.set_prune_mode(MODE_MANUAL)
+    chart = prune.chart
+    x = int(chart._bar_rect(2).center().x())
+    qtbot.mouseClick(chart, Qt.MouseButton.LeftButton, pos=QPoint(x, chart.height() - 40))
+    assert chart.selected() == [2]
+    assert controller.removed_blocks() == [2]
+    assert "Remove blocks 2" in prune.summary.text()
+    # automatic mode: one block chosen by measurement
+    controller.set_prune_mode(MODE_AUTO, 1)
+    cheapest = min(range(4), key=lambda b: importance[b])
+    assert chart.selected() == [cheapest]
+    _click(qtbot, controller.view.next_button)
+    run = controller.view.run_step
+    assert run.name.placeholderText() == "tiny-llama-pruned1-Q8_0"
+    run.compare.setChecked(False)  # keep the test short: no plain-quantization comparison
+    _click(qtbot, run.start_button)
+    qtbot.waitUntil(lambda: controller.step == STEP_REPORT, timeout=TIMEOUT)
+    entry = Library().get("tiny-llama-pruned1-Q8_0")
+    assert entry.provenance["removed_blocks"] == [cheapest]
+    assert entry.facts["block_count"] == 3
+    assert controller.view.report_step.blocks_tile.value.text() == "4 → 3"
+
+
+def test_cancel_mid_run_leaves_no_partial_file(qtbot, page) -> None:
+    _parts, controller = page
+    _to_run_step(qtbot, controller, "Q4_K_M", MODE_NONE)
+    models = Library().models_dir
+    before = sorted(p.name for p in models.iterdir())
+    run = controller.view.run_step
+    seen: list[str] = []
+
+    def cancel_on_first(progress) -> None:
+        seen.append(progress.stage)
+        if len(seen) == 1:
+            _click(qtbot, run.cancel_button)
+
+    controller.runner.progress.connect(cancel_on_first)
+    _click(qtbot, run.start_button)
+    _wait_idle(qtbot, controller)
+    assert seen
+    assert run.stage.text() == "Cancelled"
+    assert not controller.view.error.isVisible()
+    assert sorted(p.name for p in models.iterdir()) == before  # no partial, no output
+    assert [e.name for e in Library().entries()] == ["tiny-llama-F16"]
+    # the page is usable again
+    assert run.start_button.isVisible() and run.start_button.isEnabled()
+    assert controller.view.back_button.isEnabled()
+    _click(qtbot, controller.view.back_button)
+    assert controller.step == STEP_PRUNE
+
+
+def test_errors_are_shown_in_the_page(qtbot, page) -> None:
+    _parts, controller = page
+    _to_run_step(qtbot, controller, "Q8_0", MODE_NONE)
+    run = controller.view.run_step
+    # a name already in the library is refused before starting
+    run.name.setText("tiny-llama-F16")
+    assert "already in your library" in run.name_hint.text()
+    assert not run.start_button.isEnabled()
+    run.name.clear()
+    assert run.start_button.isEnabled()
+    # an output file that exists (not in the library) is refused by the core: shown in the page
+    existing = Library().models_dir / "tiny-llama-Q8_0.gguf"
+    existing.write_bytes(b"keep me")
+    _click(qtbot, run.start_button)
+    _wait_idle(qtbot, controller)
+    assert controller.view.error.isVisible()
+    assert "already exists" in controller.view.error.text()
+    assert "Traceback" not in controller.view.error.text()
+    assert existing.read_bytes() == b"keep me"
+    assert run.start_button.isEnabled()
+    assert controller.step == STEP_RUN
+
+
+def test_side_by_side_chat_streams_both_and_shuts_down(qtbot, page, tmp_path: Path) -> None:
+    _parts, controller = page
+    source = Library().get("tiny-llama-F16").path
+    optimized = core_optimize.quantize(source, tmp_path / "tiny-q8.gguf", "Q8_0")
+    ab = controller.ab
+    ab.open(source, optimized, ("tiny-llama-F16", "tiny-q8"))
+    controller.view.show_step(STEP_AB)
+    qtbot.waitUntil(lambda: ab.ready, timeout=60_000)
+    threads = [side.thread for side in ab.sides.values()]
+    assert sorted(t.objectName() for t in threads) == [
+        "slmdesk-ab-optimized",
+        "slmdesk-ab-original",
+    ]
+    view = controller.view.ab_view
+    view.max_tokens.setValue(12)
+    view.greedy.setChecked(True)
+    view.prompt.setText("Hello, who are you?")
+    _click(qtbot, view.send_button)
+    assert ab.generating
+    qtbot.waitUntil(lambda: not ab.generating, timeout=60_000)
+    for pane in (view.original, view.optimized):
+        assert "You: Hello, who are you?" in pane.transcript.toPlainText()
+        assert "tokens/s" in pane.status.text()
+    assert all(len(side.history) == 2 for side in ab.sides.values())
+    # a second prompt, stopped at once
+    view.max_tokens.setValue(2000)
+    view.prompt.setText("Tell me a long story")
+    _click(qtbot, view.send_button)
+    _click(qtbot, view.stop_button)
+    qtbot.waitUntil(lambda: not ab.generating, timeout=60_000)
+    _click(qtbot, view.back_button)
+    assert controller.step == STEP_REPORT
+    assert all(t.isFinished() for t in threads)
+    assert ab.sides == {}
