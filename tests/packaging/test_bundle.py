@@ -170,8 +170,12 @@ def test_deb_installs_into_a_root_and_runs(built: Built, tiny_model: Path, tmp_p
     subprocess.run(["dpkg", "-x", str(built.deb), str(root)], check=True)
     link = root / "usr" / "bin" / "slmdesk"
     assert link.is_symlink() and os.readlink(link) == "/opt/slmdesk/slmdesk"
-    desktop = (root / "usr" / "share" / "applications" / "slmdesk.desktop").read_text()
+    desktop_file = root / "usr" / "share" / "applications" / "slmdesk.desktop"
+    desktop = desktop_file.read_text()
     assert "Exec=slmdesk" in desktop and "Icon=slmdesk" in desktop
+    if shutil.which("desktop-file-validate"):
+        check = subprocess.run(["desktop-file-validate", str(desktop_file)], capture_output=True)
+        assert check.returncode == 0, check.stdout + check.stderr
     for size in (16, 48, 256):
         icon = root / f"usr/share/icons/hicolor/{size}x{size}/apps/slmdesk.png"
         assert icon.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
