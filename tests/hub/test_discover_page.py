@@ -93,12 +93,10 @@ def test_hash_mismatch_is_reported_with_retry(qtbot, discover, local_hub) -> Non
     controller.open_repo("slmtest/popular-GGUF")
     qtbot.waitUntil(lambda: controller.view.files.rowCount() == 1, timeout=TIMEOUT)
     controller.view.files.cellWidget(0, 5).click()
-    qtbot.waitUntil(
-        lambda: any(controller.manager.status(t).state == State.FAILED for t in controller._rows),
-        timeout=TIMEOUT,
-    )
+    qtbot.waitUntil(lambda: len(controller._rows) == 1, timeout=TIMEOUT)
     (row,) = controller._rows.values()
-    assert row.error.isVisible()
+    qtbot.waitUntil(row.error.isVisible, timeout=TIMEOUT)
+    assert controller.manager.status(row.task_id).state == State.FAILED
     assert row.resume_button.text() == "Retry"
     assert Library().entries() == []
     local_hub.faults.corrupt = False
