@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QPoint, Qt
+from PySide6.QtWidgets import QLabel
 
 from slmdesk.app import build_window
 from slmdesk.core import optimize as core_optimize
@@ -82,7 +83,8 @@ def test_type_table_lists_every_offered_type(qtbot, page) -> None:
     assert controller.selected_option().name == "Q4_K_M"  # the usual balance, preselected
     row = names.index("Q4_K_M")
     assert "+0.1754" in table.item(row, 3).text()
-    assert table.cellWidget(row, 2).text() in {"fits", "tight", "too big"}
+    badge = table.cellWidget(row, 2).findChild(QLabel, "verdict")
+    assert badge.text() in {"fits", "tight", "too big"}
     assert not controller.view.type_step.warning.isVisible()  # F16 source: no requantize warning
     assert controller.view.next_button.isEnabled()
 

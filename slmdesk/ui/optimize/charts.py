@@ -114,6 +114,13 @@ class ImportanceChart(QWidget):
         font.setPointSizeF(max(7.0, font.pointSizeF() * 0.85))
         painter.setFont(font)
         slot = plot.width() / self._n
+        if self._importance is None:
+            painter.setPen(text_color)
+            painter.drawText(
+                QRectF(plot.left(), plot.top(), plot.width(), plot.height() * 0.5),
+                Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                "Not measured yet: “Measure importance” scores each block on the calibration text.",
+            )
         for i in range(self._n):
             rect = self._bar_rect(i)
             if i in self._selected:

@@ -19,7 +19,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QBrush, QColor
-from PySide6.QtWidgets import QFileDialog, QLabel, QTableWidgetItem
+from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QTableWidgetItem, QWidget
 
 from slmdesk.core import settings as app_settings
 from slmdesk.core.errors import SlmdeskError
@@ -28,10 +28,11 @@ from slmdesk.core.library import Library, ModelEntry
 from slmdesk.core.worker_process import OptimizeCancelled, Progress
 from slmdesk.ui.format import human_duration, human_size
 from slmdesk.ui.optimize.ab_chat import ABChatController
+from slmdesk.ui.optimize.report import fill_report
 from slmdesk.ui.optimize.runner import JobRunner
 from slmdesk.ui.optimize.view import OptimizeView
 from slmdesk.ui.tasks import TaskRunner
-from slmdesk.ui.theme import ACCENT, verdict_style
+from slmdesk.ui.theme import verdict_style
 
 log = logging.getLogger("slmdesk.ui.optimize")
 
@@ -91,17 +92,19 @@ def read_source_facts(entry: ModelEntry) -> SourceFacts:
     )
 
 
-def quality_words(kld: float) -> str:
-    """A rough, honest reading of a mean KL divergence for people who do not know the measure."""
-    if kld < 0.01:
-        return "practically the same predictions as the original"
-    if kld < 0.05:
-        return "very close to the original"
-    if kld < 0.2:
-        return "noticeably different from the original"
-    if kld < 0.6:
-        return "clearly degraded"
-    return "heavily degraded: check its replies before relying on it"
+def verdict_badge(option: Any) -> QWidget:
+    """A small coloured pill with the memory verdict, centred in its table cell."""
+    cell = QWidget()
+    layout = QHBoxLayout(cell)
+    layout.setContentsMargins(4, 2, 4, 2)
+    badge = QLabel(option.verdict)
+    badge.setObjectName("verdict")
+    badge.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    badge.setStyleSheet(verdict_style(option.verdict if option.available else ""))
+    badge.setToolTip(f"needs about {human_size(option.memory_total_bytes)} of memory to run")
+    badge.setEnabled(option.available)
+    layout.addWidget(badge, 0, Qt.AlignmentFlag.AlignCenter)
+    return cell
 
 
 class OptimizeController(QObject):
@@ -128,6 +131,7 @@ class OptimizeController(QObject):
         self._job = ""  # "measure" | "optimize" | ""
         self._started = 0.0
         self._stage_key = ""
+        self._stage_mark: tuple[str, float, int] = ("", 0.0, 0)  # stage, when, done then
         self._stages_seen: list[str] = []
         self._planned: list[str] = []
         self._evaluated = False
@@ -239,6 +243,8 @@ class OptimizeController(QObject):
         names = [e.name for e in self._entries]
         if current in names:
             table.selectRow(names.index(current))
+        elif current is None and names and not table.selectionModel().selectedRows():
+            table.selectRow(0)  # one click less: most people have one or two models
         elif self.facts is not None and not self.runner.running:
             self.facts = None
         self._update_nav()
@@ -366,14 +372,7 @@ class OptimizeController(QObject):
                     item.setForeground(grey)
                     item.setToolTip(option.reason)
                 table.setItem(row, column, item)
-            badge = QLabel(option.verdict)
-            badge.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            badge.setStyleSheet(verdict_style(option.verdict if option.available else ""))
-            badge.setToolTip(
-                f"needs about {human_size(option.memory_total_bytes)} of memory to run"
-            )
-            badge.setEnabled(option.available)
-            table.setCellWidget(row, 2, badge)
+            table.setCellWidget(row, 2, verdict_badge(option))
         table.blockSignals(False)
         names = [o.name for o in options if o.available]
         if wanted in names:
@@ -720,6 +719,7 @@ class OptimizeController(QObject):
     def _begin_progress(self) -> None:
         self._started = time.monotonic()
         self._stage_key = ""
+        self._stage_mark = ("", 0.0, 0)
         self._stages_seen = []
         self._timer.start()
         self._on_tick()
@@ -751,12 +751,20 @@ class OptimizeController(QObject):
             self._stages_seen.append(key)
         self._stage_key = key
         words = STAGE_WORDS.get(key, PREVIEW_WORDS if key == "preview" else key.capitalize())
+        if self._stage_mark[0] != p.stage:
+            self._stage_mark = (p.stage, time.monotonic(), p.done)
         if p.stage == "planning" and p.detail:
-            detail = f"trying without {p.detail} ({p.done} of {p.total})"
+            detail = f"trying without {p.detail} ({p.done} of {p.total}){self._eta(p)}"
         elif p.stage in {"quantizing", "reference"} and p.total > 1:
             detail = f"tensor {p.done} of {p.total}: {p.detail}"
         else:
             detail = p.detail
+        upcoming = self._next_stage(key) if p.total > 1 and p.done >= p.total else None
+        if upcoming is not None and self._job == "optimize":
+            # the next stage starts with quiet set-up work: say so instead of a full bar
+            key, words, detail = upcoming, STAGE_WORDS[upcoming], "starting…"
+            self._stage_key = key
+            p = Progress(key, 0, 0)
         if self._job == "measure":
             step = self.view.prune_step
             bar = step.measure_progress
@@ -775,6 +783,22 @@ class OptimizeController(QObject):
             bar.setValue(p.total)
         else:
             bar.setRange(0, 0)  # a busy bar: this stage reports no counts
+
+    def _eta(self, p: Progress) -> str:
+        """``, about 3 min left`` once a stage has timed a couple of its steps."""
+        stage, started, first = self._stage_mark
+        if stage != p.stage or p.done - first < 2 or p.total <= p.done:
+            return ""
+        spent = time.monotonic() - started
+        left = spent / (p.done - first) * (p.total - p.done)
+        return f", about {human_duration(left)} left" if left >= 5 else ""
+
+    def _next_stage(self, key: str) -> str | None:
+        """The planned stage after ``key`` (None for the last one or the comparison)."""
+        if key == "compare" or key not in self._planned:
+            return None
+        index = self._planned.index(key)
+        return self._planned[index + 1] if index + 1 < len(self._planned) else None
 
     def _render_stages(self) -> None:
         lines = []
@@ -873,132 +897,13 @@ class OptimizeController(QObject):
     # -- step 5: the report ----------------------------------------------------------------------
 
     def _show_report(self, result: Any) -> None:
-        view = self.view.report_step
-        report: dict[str, Any] = result.report
         facts = self.facts
-        source_name = facts.entry.name if facts else Path(report["source"]).stem
-        view.title.setText(f"{result.name} is ready")
-        view.subtitle.setText(
-            f"Made from {source_name} in {human_duration(report.get('seconds', 0))} and added "
-            f"to your library: {result.path}"
+        fill_report(
+            self.view.report_step,
+            result,
+            facts.entry.name if facts else Path(result.report["source"]).stem,
+            facts.info.block_count if facts else None,
         )
-        before, after = int(report["size_before"]), int(report["size_after"])
-        saved = 100 * (1 - after / before) if before else 0.0
-        view.size_tile.set(
-            f"{human_size(before)} → {human_size(after)}",
-            f"{saved:.0f}% smaller" if saved >= 0 else f"{-saved:.0f}% larger",
-        )
-        n_blocks = facts.info.block_count if facts else None
-        removed = list(report.get("removed_blocks") or [])
-        if removed:
-            view.blocks_tile.set(
-                f"{n_blocks} → {n_blocks - len(removed)}" if n_blocks else f"-{len(removed)}",
-                f"removed {', '.join(map(str, removed))}",
-            )
-        else:
-            view.blocks_tile.set(str(n_blocks or "—"), "all kept")
-        evaluation = report.get("eval")
-        against = (
-            "the original"
-            if report.get("reference") in (None, report.get("source"))
-            else "an F16 copy of the original"
-        )
-        if evaluation:
-            kld = float(evaluation["kld_mean"])
-            view.kld_tile.set(
-                f"{kld:.3f}",
-                f"99th percentile {float(evaluation['kld_p99']):.3f}: {quality_words(kld)}",
-            )
-            view.top1_tile.set(
-                f"{100 * float(evaluation['top1_agreement']):.1f}%",
-                f"of {evaluation.get('n_tokens_scored', 0):,} tokens of held-out text",
-            )
-            ppl, ppl_ref = float(evaluation["ppl"]), float(evaluation["ppl_reference"])
-            change = 100 * (ppl / ppl_ref - 1) if ppl_ref else 0.0
-            view.ppl_tile.set(f"{ppl:.2f}", f"{against}: {ppl_ref:.2f} ({change:+.1f}%)")
-            tps, tps_ref = (
-                evaluation.get("tokens_per_second"),
-                evaluation.get("tokens_per_second_reference"),
-            )
-            if tps and tps_ref:
-                view.speed_tile.set(
-                    f"{tps:.1f} tokens/s",
-                    f"{against}: {tps_ref:.1f} tokens/s ({tps / tps_ref:.2f}×)",
-                )
-            else:
-                view.speed_tile.set("—", "not measured")
-        else:
-            for tile in (view.kld_tile, view.top1_tile, view.ppl_tile, view.speed_tile):
-                tile.set("—", "not measured")
-        comparison = report.get("comparison") or {}
-        recommendation = comparison.get("recommendation")
-        view.recommendation.setText(recommendation or "")
-        view.recommendation.setVisible(bool(recommendation))
-        if comparison.get("better") == "quantized":
-            view.recommendation.setStyleSheet(
-                "background: #fff4d6; color: #5c4100; border-radius: 6px; padding: 8px 10px;"
-            )
-        else:
-            view.recommendation.setStyleSheet(
-                "background: #e6f4ea; color: #14452a; border-radius: 6px; padding: 8px 10px;"
-            )
-        warnings = list(result.warnings or report.get("warnings") or [])
-        view.warnings.setText("\n".join(f"⚠ {w}" for w in warnings))
-        view.warnings.setVisible(bool(warnings))
-        view.chart.set_groups(self._chart_groups(report))
-        view.footnote.setText(
-            "KL divergence compares the two models' next-token distributions on a held-out text "
-            "(llama.cpp's definition); 0 means identical predictions. "
-            f"Measured against {against}."
-        )
-
-    @staticmethod
-    def _chart_groups(
-        report: dict[str, Any],
-    ) -> list[tuple[str, list[tuple[str, float, str, str]]]]:
-        grey, amber = "#9a9ea8", "#d08a00"
-        comparison = report.get("comparison") or {}
-        sizes = [
-            ("Original", float(report["size_before"]), human_size(report["size_before"]), grey),
-            (
-                f"New ({report['type']})",
-                float(report["size_after"]),
-                human_size(report["size_after"]),
-                ACCENT,
-            ),
-        ]
-        if comparison.get("size_bytes"):
-            sizes.append(
-                (
-                    f"Unpruned {comparison['type']}",
-                    float(comparison["size_bytes"]),
-                    human_size(comparison["size_bytes"]),
-                    amber,
-                )
-            )
-        groups = [("Size on disk", sizes)]
-        evaluation = report.get("eval")
-        if evaluation:
-            klds = [
-                (
-                    "New model",
-                    float(evaluation["kld_mean"]),
-                    f"{evaluation['kld_mean']:.3f}",
-                    ACCENT,
-                )
-            ]
-            other = comparison.get("eval")
-            if other:
-                klds.append(
-                    (
-                        f"Unpruned {comparison['type']}",
-                        float(other["kld_mean"]),
-                        f"{other['kld_mean']:.3f}",
-                        amber,
-                    )
-                )
-            groups.append(("KL divergence (lower is better)", klds))
-        return groups
 
     @Slot()
     def _on_chat(self) -> None:
