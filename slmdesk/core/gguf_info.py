@@ -32,7 +32,7 @@ MAX_KV = 100_000
 MAX_DIMS = 4
 _SPLIT_RE = re.compile(r"^(?P<stem>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE)
 
-_SCALAR_FORMATS: dict[GGUFValueType, str] = {
+SCALAR_FORMATS: dict[GGUFValueType, str] = {
     GGUFValueType.UINT8: "<B",
     GGUFValueType.INT8: "<b",
     GGUFValueType.UINT16: "<H",
@@ -342,7 +342,7 @@ def _read_value(cur: _Cursor, vtype: GGUFValueType, key: str) -> Any:
             for _ in range(length):
                 cur.skip_string(what)
             return ArraySummary("STRING", length)
-        fmt = _SCALAR_FORMATS[item_type]
+        fmt = SCALAR_FORMATS[item_type]
         size = struct.calcsize(fmt)
         cur._need(size * length, what)
         if keep:
@@ -351,7 +351,7 @@ def _read_value(cur: _Cursor, vtype: GGUFValueType, key: str) -> Any:
             return values
         cur.pos += size * length
         return ArraySummary(item_type.name, length)
-    return cur.scalar(_SCALAR_FORMATS[vtype], what)
+    return cur.scalar(SCALAR_FORMATS[vtype], what)
 
 
 def _tensor_bytes(type_code: int, shape: tuple[int, ...], path: Path, name: str) -> tuple[str, int]:

@@ -31,7 +31,7 @@ from typing import Any
 from gguf import GGUFValueType
 
 from slmdesk.core.errors import SlmdeskError
-from slmdesk.core.gguf_info import DEFAULT_ALIGNMENT, GGUFInfo
+from slmdesk.core.gguf_info import DEFAULT_ALIGNMENT, SCALAR_FORMATS, GGUFInfo
 
 # Architectures that can be pruned. The value is llama.cpp's default sliding-window pattern for
 # the architecture (argument of load_swa_pattern in src/models/<arch>.cpp), or None when its
@@ -175,19 +175,7 @@ def pruned_metadata_changes(
 # is walked here once, keeping each key/value as raw bytes; changed keys are re-encoded and the
 # tensor data is copied unchanged (tensor offsets are relative to the data section).
 
-_SCALAR: dict[GGUFValueType, str] = {
-    GGUFValueType.UINT8: "<B",
-    GGUFValueType.INT8: "<b",
-    GGUFValueType.UINT16: "<H",
-    GGUFValueType.INT16: "<h",
-    GGUFValueType.UINT32: "<I",
-    GGUFValueType.INT32: "<i",
-    GGUFValueType.FLOAT32: "<f",
-    GGUFValueType.BOOL: "<?",
-    GGUFValueType.UINT64: "<Q",
-    GGUFValueType.INT64: "<q",
-    GGUFValueType.FLOAT64: "<d",
-}
+_SCALAR = SCALAR_FORMATS  # one table of GGUF scalar encodings, shared with gguf_info
 
 
 @dataclass
