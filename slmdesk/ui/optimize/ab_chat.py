@@ -181,6 +181,7 @@ class ABPane(QFrame):
         self.model_label.setWordWrap(True)
         self.status = QLabel("")
         self.status.setProperty("role", "muted")
+        self.status.setWordWrap(True)
         self.transcript = QPlainTextEdit()
         self.transcript.setReadOnly(True)
         self.transcript.setPlaceholderText("Replies appear here.")
