@@ -168,6 +168,17 @@ class Library:
         record["cache"] = {"stamp": stamp, "status": status, "error": error, "facts": facts}
         return status, error, facts
 
+    @staticmethod
+    def _prime_cache(record: dict[str, Any], info: GGUFInfo) -> None:
+        """Store facts just read, so listing does not read the header a second time."""
+        parts = info.split_files or [info.path]
+        try:
+            stats = [p.stat() for p in parts]
+        except OSError:
+            return
+        stamp = [sum(st.st_size for st in stats), max(st.st_mtime for st in stats)]
+        record["cache"] = {"stamp": stamp, "status": "ok", "error": None, "facts": info.summary()}
+
     def entries(self) -> list[ModelEntry]:
         """Every model: managed files found on disk plus linked files from the index."""
         data = self._load()
@@ -317,6 +328,8 @@ class Library:
             record = {"path": str(first.resolve()), "managed": _is_within(first, self.models_dir)}
         record["added_at"] = time.time()
         record["provenance"] = {"imported_from": str(first.resolve())}
+        if record["path"] == str(first.resolve()):
+            self._prime_cache(record, info)
         data = self._load()  # the copy may have taken a while
         data["models"][final_name] = record
         self._save(data)
@@ -363,21 +376,24 @@ class Library:
         self, path: Path, provenance: dict[str, Any] | None = None, name: str | None = None
     ) -> ModelEntry:
         """Register a file just written into the models folder (download, optimize output)."""
-        read_gguf_info(path)
+        info = read_gguf_info(path)
         data = self._load()
         models: dict[str, Any] = data["models"]
-        for existing, record in models.items():
-            if record.get("path") == str(path):
-                record["provenance"] = provenance or record.get("provenance") or {}
+        for existing, known in models.items():
+            if known.get("path") == str(path):
+                known["provenance"] = provenance or known.get("provenance") or {}
+                self._prime_cache(known, info)
                 self._save(data)
                 return self.get(existing)
         final_name = self._unique_name(name or model_name_for(path), models)
-        models[final_name] = {
+        record: dict[str, Any] = {
             "path": str(path),
             "managed": True,
             "added_at": time.time(),
             "provenance": provenance or {},
         }
+        self._prime_cache(record, info)
+        models[final_name] = record
         self._save(data)
         return self.get(final_name)
 
