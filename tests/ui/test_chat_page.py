@@ -250,3 +250,26 @@ def test_empty_library_shows_the_welcome_screen(qtbot) -> None:
     )
     assert not welcome.view.download_button.isEnabled()
     _close(parts)
+
+
+def test_chat_with_a_new_model_shows_it_in_the_picker(
+    qtbot, tiny_model: Path, tmp_path: Path
+) -> None:
+    from slmdesk.core.synth import TinyModelSpec, write_tiny_llama
+
+    library = Library()
+    library.import_model(tiny_model)
+    parts = _open(qtbot)
+    controller = parts.chat_controller
+    assert controller is not None
+    qtbot.waitUntil(lambda: controller.loaded_name == "tiny-llama-F16", timeout=TIMEOUT)
+    other = library.import_model(
+        write_tiny_llama(tmp_path / "second.gguf", TinyModelSpec(n_layers=2, seed=9))
+    )
+    parts.library_controller.chat_requested.emit(other.name)
+    qtbot.waitUntil(lambda: controller.loaded_name == other.name, timeout=TIMEOUT)
+    parts.tasks.wait()
+    qtbot.wait(50)
+    assert controller.view.model_picker.currentData() == other.name
+    assert parts.window.current_page() == "Chat"
+    _close(parts)

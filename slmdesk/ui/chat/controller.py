@@ -114,7 +114,10 @@ class ChatController(QObject):
         """Fill the model picker from the library (called after every library refresh)."""
         self._entries = [e for e in entries if e.status == "ok"]
         picker = self.view.model_picker
-        wanted = self.loaded_name or picker.currentData() or app_settings.get("last_model")
+        pending = self._pending_name if self.client.loading else None
+        wanted = (
+            pending or self.loaded_name or picker.currentData() or app_settings.get("last_model")
+        )
         picker.blockSignals(True)
         picker.clear()
         if not self._entries:
