@@ -97,3 +97,11 @@ def ask_save_path(parent: QWidget | None, title: str, suggested: str) -> Path | 
         "Markdown (*.md);;JSON (*.json)",
     )
     return Path(name) if name else None
+
+
+def pick_text_file(parent: QWidget | None, title: str) -> Path | None:
+    """A plain-text file (for example a calibration text)."""
+    name, _ = QFileDialog.getOpenFileName(
+        parent, title, str(Path.home()), "Text (*.txt *.md);;All files (*)"
+    )
+    return Path(name) if name else None

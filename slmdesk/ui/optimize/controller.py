@@ -19,13 +19,14 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QBrush, QColor
-from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QTableWidgetItem, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QTableWidgetItem, QWidget
 
 from slmdesk.core import settings as app_settings
 from slmdesk.core.errors import SlmdeskError
 from slmdesk.core.gguf_info import GGUFInfo
 from slmdesk.core.library import Library, ModelEntry
 from slmdesk.core.worker_process import OptimizeCancelled, Progress
+from slmdesk.ui import dialogs
 from slmdesk.ui.format import human_duration, human_size
 from slmdesk.ui.optimize.ab_chat import ABChatController
 from slmdesk.ui.optimize.report import fill_report
@@ -552,11 +553,9 @@ class OptimizeController(QObject):
 
     @Slot()
     def _on_pick_calibration(self) -> None:
-        name, _ = QFileDialog.getOpenFileName(
-            self.view, "Calibration text", str(Path.home()), "Text (*.txt *.md);;All files (*)"
-        )
-        if name:
-            self.set_calibration(Path(name))
+        path = dialogs.pick_text_file(self.view, "Calibration text")
+        if path is not None:
+            self.set_calibration(path)
 
     @Slot()
     def _on_measure(self) -> None:
