@@ -112,6 +112,9 @@ class OptimizeRequest:
     n_threads: int = 2
     evaluate: bool = True
     compare: bool = True  # when pruning: also judge plain quantization of about the same size
+    # Per-block importance already measured on the same calibration text (plan_pruning with
+    # n=0): the guided search then starts from it instead of scoring every block again.
+    importance: list[float] | None = None
 
 
 @dataclass
@@ -364,8 +367,12 @@ def plan_pruning(
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
     reference: Path | None = None,
+    importance: Sequence[float] | None = None,
 ) -> PruningPlan:
     """Choose ``n`` blocks to remove by measurement (``n=0``: per-block importance only).
+
+    ``importance`` may carry the single-block scores of an earlier ``n=0`` run on the same
+    calibration text; they are reused rather than measured again.
 
     Method: every block is removed on its own from the F16 reference and scored by mean KL
     divergence against the unpruned reference on the calibration text (the per-block
@@ -387,6 +394,11 @@ def plan_pruning(
         raise SlmdeskError(
             f"Cannot remove {n} of {info.block_count} blocks: choose 1 to {info.block_count - 1}."
         )
+    if importance is not None and len(importance) != info.block_count:
+        raise SlmdeskError(
+            f"The block importance has {len(importance)} entries; the model has "
+            f"{info.block_count} blocks. Measure it again."
+        )
     text = _read_text(calibration, "calibration.txt")
     ref = reference or make_reference(info.path, n_threads, progress, cancel)
     workdir = paths.cache_dir() / f"plan-{os.getpid()}-{int(time.time() * 1000)}"
@@ -400,6 +412,7 @@ def plan_pruning(
                 "n": n,
                 "n_threads": n_threads,
                 "workdir": str(workdir),
+                "importance": [float(v) for v in importance] if importance is not None else None,
             },
             progress,
             cancel,
@@ -433,9 +446,12 @@ def plan_in_process(
     n_blocks = info.block_count
     reference = build_reference(ref_path, str(job["text"]), n_threads)
     scores: dict[tuple[int, ...], float] = {}
+    known = job.get("importance")
+    if known:
+        scores.update({(b,): float(v) for b, v in enumerate(known)})
     # singles, then at most ~2n+8 sets for the greedy steps
     pool_size = min(n_blocks, max(8, 3 * n))
-    total = n_blocks + (0 if n < 2 else (n - 1) * pool_size + 3)
+    total = (0 if known else n_blocks) + (0 if n < 2 else (n - 1) * pool_size + 3)
     done = 0
 
     def score(blocks: tuple[int, ...]) -> float:
@@ -580,6 +596,7 @@ def optimize(
             progress,
             cancel,
             reference,
+            request.importance,
         )
         removed = plan.removed
         if request.name is None:

@@ -118,6 +118,23 @@ def test_plan_then_optimize_registers_provenance(tiny_model: Path, short_text_fi
     assert entry.provenance["report"]["eval"]["kld_mean"] > 0
 
 
+def test_measured_importance_is_reused_not_measured_again(
+    tiny_model: Path, short_text_file: Path
+) -> None:
+    first = opt.plan_pruning(tiny_model, 0, short_text_file)
+    steps: list[opt.Progress] = []
+    plan = opt.plan_pruning(
+        tiny_model, 2, short_text_file, progress=steps.append, importance=first.importance
+    )
+    fresh = opt.plan_pruning(tiny_model, 2, short_text_file)
+    assert plan.removed == fresh.removed
+    assert plan.importance == pytest.approx(first.importance)
+    scored = [p.detail for p in steps if p.stage == "planning" and p.detail.startswith("blocks")]
+    assert scored and all("," in d for d in scored)  # only sets of two were scored
+    with pytest.raises(SlmdeskError, match="Measure it again"):
+        opt.plan_pruning(tiny_model, 1, short_text_file, importance=[1.0, 2.0])
+
+
 def test_cancel_mid_run_leaves_no_partial_file(tiny_model: Path, tmp_path: Path) -> None:
     out_dir = tmp_path / "out"
     seen: list[opt.Progress] = []

@@ -655,6 +655,7 @@ class OptimizeController(QObject):
             n_threads=self._threads(),
             evaluate=True,
             compare=self.view.run_step.compare.isChecked(),
+            importance=self.importance if mode == MODE_AUTO else None,
         )
 
     @staticmethod
