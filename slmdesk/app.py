@@ -144,6 +144,8 @@ def build_window(
             chat_controller.open_model(name)
 
         library_controller.chat_requested.connect(chat_with)
+        # a bound slot of a GUI-thread object: delivered queued, on the GUI thread
+        chat_controller.client.worker.loaded.connect(settings_page.on_model_loaded)
         discover_controller.chat_requested.connect(chat_with)
         optimize_controller.chat_requested.connect(chat_with)
     library_controller.discover_requested.connect(lambda: window.show_page("Discover"))

@@ -232,6 +232,7 @@ class LoadedModel:
     n_threads: int
     load_seconds: float
     chat_format: ChatFormat = field(repr=False)
+    cpu_variant: str = "unknown"  # which llama.cpp CPU build runs it (portable builds pick one)
 
 
 # -- the engine -----------------------------------------------------------------------------------
@@ -386,6 +387,14 @@ class ChatEngine:
             n_threads=threads,
             load_seconds=time.monotonic() - started,
             chat_format=chat_format,
+            cpu_variant=_cpu_variant(),
+        )
+        log.info(
+            "loaded %s: %d tokens of context, %d threads, llama.cpp CPU variant %s",
+            info.path.name,
+            self._loaded.context_length,
+            threads,
+            self._loaded.cpu_variant,
         )
         return self._loaded
 
@@ -719,6 +728,19 @@ class ChatEngine:
         if clean_end and raw:
             self._checkpoints.append((prompt + raw, int(llm.n_tokens)))
         return GenerationResult(reply, timings, dropped, loaded.chat_format.description)
+
+
+_CPU_VARIANT: str | None = None
+
+
+def _cpu_variant() -> str:
+    """The llama.cpp CPU backend in use (read once: it cannot change within a process)."""
+    global _CPU_VARIANT
+    if _CPU_VARIANT is None:
+        from slmdesk.core.doctor import cpu_variant_name, loaded_cpu_backend
+
+        _CPU_VARIANT = cpu_variant_name(loaded_cpu_backend())
+    return _CPU_VARIANT
 
 
 def _find_stop(text: str, stops: Sequence[str]) -> int | None:

@@ -100,6 +100,7 @@ class InferenceWorker(QObject):
                 "n_threads": loaded.n_threads,
                 "format": loaded.chat_format.description,
                 "load_seconds": loaded.load_seconds,
+                "cpu_variant": loaded.cpu_variant,
             }
         )
 

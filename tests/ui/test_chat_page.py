@@ -273,3 +273,11 @@ def test_chat_with_a_new_model_shows_it_in_the_picker(
     assert controller.view.model_picker.currentData() == other.name
     assert parts.window.current_page() == "Chat"
     _close(parts)
+
+
+def test_about_box_shows_the_llama_cpu_variant_after_a_load(qtbot, chat) -> None:
+    parts, controller = chat
+    page = parts.window.pages["Settings"]
+    qtbot.waitUntil(lambda: "shown once" not in page.cpu_variant.text(), timeout=TIMEOUT)
+    assert page.cpu_variant.text() == controller.loaded_info["cpu_variant"]
+    assert "CPU variant" in controller.view.model_state.toolTip()

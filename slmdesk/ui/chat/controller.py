@@ -195,7 +195,8 @@ class ChatController(QObject):
         self.view.model_state.setText(f"Ready · {info['context_length']:,} tokens of context")
         self.view.format_label.setText(f"Prompt format: {info['format']}")
         self.view.model_state.setToolTip(
-            f"{info['path']}\nloaded in {info['load_seconds']:.1f} s, {info['n_threads']} threads"
+            f"{info['path']}\nloaded in {info['load_seconds']:.1f} s, {info['n_threads']} threads,"
+            f" llama.cpp CPU variant: {info.get('cpu_variant', 'unknown')}"
         )
         if self.loaded_name:
             app_settings.update(last_model=self.loaded_name)

@@ -120,6 +120,8 @@ class SettingsPage(QScrollArea):
         about_form.addRow("slmdesk:", QLabel(__version__))
         about_form.addRow("Python:", QLabel(platform.python_version()))
         about_form.addRow("llama.cpp:", QLabel(_llama_version()))
+        self.cpu_variant = QLabel("shown once a model is loaded")
+        about_form.addRow("llama.cpp CPU variant:", self.cpu_variant)
         about_form.addRow(
             "This computer:",
             QLabel(
@@ -129,6 +131,11 @@ class SettingsPage(QScrollArea):
         layout.addWidget(about)
         layout.addStretch(1)
         self.setWidget(body)
+
+    @Slot(object)
+    def on_model_loaded(self, info: dict) -> None:
+        """Show which llama.cpp CPU build the app picked (known after the first load)."""
+        self.cpu_variant.setText(str(info.get("cpu_variant", "unknown")))
 
     @Slot(int)
     def _on_theme(self, index: int) -> None:
