@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType, LlamaFileType
-
 from slmdesk.core.errors import InvalidModelError
 
 GGUF_MAGIC = b"GGUF"
@@ -32,18 +30,37 @@ MAX_KV = 100_000
 MAX_DIMS = 4
 _SPLIT_RE = re.compile(r"^(?P<stem>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE)
 
-SCALAR_FORMATS: dict[GGUFValueType, str] = {
-    GGUFValueType.UINT8: "<B",
-    GGUFValueType.INT8: "<b",
-    GGUFValueType.UINT16: "<H",
-    GGUFValueType.INT16: "<h",
-    GGUFValueType.UINT32: "<I",
-    GGUFValueType.INT32: "<i",
-    GGUFValueType.FLOAT32: "<f",
-    GGUFValueType.BOOL: "<?",
-    GGUFValueType.UINT64: "<Q",
-    GGUFValueType.INT64: "<q",
-    GGUFValueType.FLOAT64: "<d",
+# GGUF value types, by their codes in the file format (the same numbers as the gguf package's
+# GGUFValueType; spelled out here so that reading a header does not import numpy and the gguf
+# package, which costs a noticeable part of the app's start-up).
+_STRING, _ARRAY = 8, 9
+SCALAR_FORMATS: dict[int, str] = {
+    0: "<B",  # UINT8
+    1: "<b",  # INT8
+    2: "<H",  # UINT16
+    3: "<h",  # INT16
+    4: "<I",  # UINT32
+    5: "<i",  # INT32
+    6: "<f",  # FLOAT32
+    7: "<?",  # BOOL
+    10: "<Q",  # UINT64
+    11: "<q",  # INT64
+    12: "<d",  # FLOAT64
+}
+_TYPE_NAMES = {
+    0: "UINT8",
+    1: "INT8",
+    2: "UINT16",
+    3: "INT16",
+    4: "UINT32",
+    5: "INT32",
+    6: "FLOAT32",
+    7: "BOOL",
+    8: "STRING",
+    9: "ARRAY",
+    10: "UINT64",
+    11: "INT64",
+    12: "FLOAT64",
 }
 # Arrays longer than this are not materialised (vocabularies): only their length is kept.
 _ARRAY_KEEP_LIMIT = 1024
@@ -182,6 +199,8 @@ class GGUFInfo:
         """A name such as ``Q4_K_M``, from the file type or else the dominant tensor type."""
         code = self.file_type
         if code is not None:
+            from gguf import LlamaFileType
+
             try:
                 name = LlamaFileType(code).name
             except ValueError:
@@ -311,32 +330,31 @@ class _Cursor:
         self.pos += length
 
 
-def _value_type(code: int, path: Path, key: str) -> GGUFValueType:
-    try:
-        return GGUFValueType(code)
-    except ValueError:
+def _value_type(code: int, path: Path, key: str) -> int:
+    if code not in _TYPE_NAMES:
         raise InvalidModelError(
             f"{path.name} is corrupt: metadata key {key!r} has an unknown value type ({code})."
-        ) from None
+        )
+    return code
 
 
-def _read_value(cur: _Cursor, vtype: GGUFValueType, key: str) -> Any:
+def _read_value(cur: _Cursor, vtype: int, key: str) -> Any:
     what = f"value of {key!r}"
-    if vtype == GGUFValueType.STRING:
+    if vtype == _STRING:
         return cur.string(what)
-    if vtype == GGUFValueType.ARRAY:
+    if vtype == _ARRAY:
         item_type = _value_type(cur.u32(what), cur.path, key)
         length = cur.u64(what)
         if length > len(cur.buf):
             raise InvalidModelError(
                 f"{cur.path.name} is corrupt: metadata array {key!r} claims {length:,} items."
             )
-        if item_type == GGUFValueType.ARRAY:
+        if item_type == _ARRAY:
             raise InvalidModelError(
                 f"{cur.path.name} uses nested arrays, which GGUF does not allow."
             )
         keep = length <= _ARRAY_KEEP_LIMIT
-        if item_type == GGUFValueType.STRING:
+        if item_type == _STRING:
             if keep:
                 return [cur.string(what) for _ in range(length)]
             for _ in range(length):
@@ -350,11 +368,13 @@ def _read_value(cur: _Cursor, vtype: GGUFValueType, key: str) -> Any:
             cur.pos += size * length
             return values
         cur.pos += size * length
-        return ArraySummary(item_type.name, length)
+        return ArraySummary(_TYPE_NAMES[item_type], length)
     return cur.scalar(SCALAR_FORMATS[vtype], what)
 
 
 def _tensor_bytes(type_code: int, shape: tuple[int, ...], path: Path, name: str) -> tuple[str, int]:
+    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+
     try:
         qtype = GGMLQuantizationType(type_code)
     except ValueError:

@@ -154,3 +154,21 @@ def test_gemma_starter_facts(gemma_model: Path) -> None:
     assert info.vocab_size == 262144
     assert not info.has_chat_template
     assert info.sliding_window == 512
+
+
+def test_value_type_codes_match_the_gguf_package() -> None:
+    from slmdesk.core import gguf_info
+
+    for member in gguf.GGUFValueType:
+        assert gguf_info._TYPE_NAMES[int(member)] == member.name
+        if member.name not in ("STRING", "ARRAY"):
+            assert int(member) in gguf_info.SCALAR_FORMATS
+
+
+def test_reading_a_header_module_does_not_import_numpy() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, slmdesk.core.gguf_info; print('numpy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
