@@ -30,6 +30,10 @@ from slmdesk.ui.workers import GenerateRequest, InferenceClient
 log = logging.getLogger("slmdesk.ui.chat")
 
 UNDO_SECONDS = 10
+# Messages shown when a conversation opens; older ones appear on request. Every message widget
+# costs the GUI thread a little on each streamed chunk (the scrolled page moves), so a bounded
+# window keeps streaming smooth however long the conversation is.
+SHOWN_MESSAGES = 40
 PURGE_DELETED_AFTER = 7 * 24 * 3600
 ID_ROLE = Qt.ItemDataRole.UserRole
 
@@ -63,6 +67,7 @@ class ChatController(QObject):
         self._widgets: dict[int, MessageWidget] = {}
         self._entries: list[ModelEntry] = []
         self._deleted_id: int | None = None
+        self._hidden: list[Message] = []
         self._filling_settings = False
         self._save_timer = QTimer(view)
         self._save_timer.setSingleShot(True)
@@ -93,6 +98,7 @@ class ChatController(QObject):
         v.conversations.customContextMenuRequested.connect(self._on_conversation_menu)
         v.undo_button.clicked.connect(self._on_undo_delete)
         v.model_picker.activated.connect(self._on_model_picked)
+        v.messages.earlier_button.clicked.connect(self._on_show_earlier)
         v.eject_button.clicked.connect(self._on_eject)
         v.cancel_edit_button.clicked.connect(self._cancel_edit)
         v.settings_panel.changed.connect(self._on_settings_edited)
@@ -259,6 +265,7 @@ class ChatController(QObject):
         self._cancel_edit()
         self.view.messages.clear()
         self._widgets.clear()
+        self._hidden = []
         self.view.title.setText("New chat")
         self.view.conversations.clearSelection()
         self.view.conversations.setCurrentItem(None)
@@ -287,8 +294,11 @@ class ChatController(QObject):
         self.view.messages.clear()
         self._widgets.clear()
         self.view.show_notice("")
-        for message in conversation.messages:
+        shown = conversation.messages[-SHOWN_MESSAGES:]
+        self._hidden = conversation.messages[: len(conversation.messages) - len(shown)]
+        for message in shown:
             self._add_widget(message, streaming=False)
+        self._show_earlier_button()
         self._update_regenerate()
         self._fill_settings(conversation)
         if conversation.model and self.loaded_name and conversation.model != self.loaded_name:
@@ -296,7 +306,24 @@ class ChatController(QObject):
                 f"This chat was with {conversation.model}; replies now come from {self.loaded_name}."
             )
 
+    def _show_earlier_button(self) -> None:
+        button = self.view.messages.earlier_button
+        button.setText(f"Show {len(self._hidden)} earlier message(s)")
+        button.setVisible(bool(self._hidden))
+
+    @Slot()
+    def _on_show_earlier(self) -> None:
+        older, self._hidden = self._hidden[-SHOWN_MESSAGES:], self._hidden[:-SHOWN_MESSAGES]
+        widgets = [self._make_widget(m, streaming=False) for m in older]
+        self.view.messages.add_earlier(widgets)
+        self._show_earlier_button()
+
     def _add_widget(self, message: Message, streaming: bool) -> MessageWidget:
+        widget = self._make_widget(message, streaming)
+        self.view.messages.add(widget, live=streaming)
+        return widget
+
+    def _make_widget(self, message: Message, streaming: bool) -> MessageWidget:
         timings = message.timings
         finished = message.finished or not streaming
         if not message.finished and not streaming:
@@ -306,7 +333,6 @@ class ChatController(QObject):
         widget.edit_requested.connect(self._on_edit)
         widget.regenerate_requested.connect(self._on_regenerate)
         widget.copy_requested.connect(lambda text: QGuiApplication.clipboard().setText(text))
-        self.view.messages.add(widget)
         self._widgets[message.id] = widget
         return widget
 
@@ -554,6 +580,7 @@ class ChatController(QObject):
             if widget.text != message.text:
                 widget.set_text(message.text)
             widget.set_finished(True, payload["timings"])
+        self.view.messages.settle()
         self._set_generating(False)
         if payload.get("dropped") and self._is_current(conversation_id):
             self.view.show_notice(

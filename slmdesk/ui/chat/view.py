@@ -56,7 +56,12 @@ class Composer(QPlainTextEdit):
 
 
 class MessageList(QScrollArea):
-    """The messages of one conversation; sticks to the bottom while a reply streams."""
+    """The messages of one conversation; sticks to the bottom while a reply streams.
+
+    Finished messages live in one `history` widget and the reply being written in a small
+    `live` area below it. A streamed chunk then only re-lays out the live area: the history's
+    size is unchanged, so its hundreds of message widgets are not laid out again per chunk.
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -67,6 +72,20 @@ class MessageList(QScrollArea):
         self.column = QVBoxLayout(self.container)
         self.column.setContentsMargins(16, 8, 16, 8)
         self.column.setSpacing(4)
+        self.history = QWidget()
+        self.history_column = QVBoxLayout(self.history)
+        self.history_column.setContentsMargins(0, 0, 0, 0)
+        self.history_column.setSpacing(4)
+        self.live = QWidget()
+        self.live_column = QVBoxLayout(self.live)
+        self.live_column.setContentsMargins(0, 0, 0, 0)
+        self.live_column.setSpacing(4)
+        self.earlier_button = QPushButton("Show earlier messages")
+        self.earlier_button.setFlat(True)
+        self.earlier_button.setVisible(False)
+        self.column.addWidget(self.earlier_button, 0, Qt.AlignmentFlag.AlignHCenter)
+        self.column.addWidget(self.history)
+        self.column.addWidget(self.live)
         self.column.addStretch(1)
         self.setWidget(self.container)
         self._stick = True
@@ -81,29 +100,53 @@ class MessageList(QScrollArea):
         if self._stick:
             self.verticalScrollBar().setValue(high)
 
-    def widgets(self) -> list[MessageWidget]:
-        """The message widgets in order."""
+    @staticmethod
+    def _in(layout: QVBoxLayout) -> list[MessageWidget]:
         found = []
-        for i in range(self.column.count()):
-            widget = self.column.itemAt(i).widget()
+        for i in range(layout.count()):
+            widget = layout.itemAt(i).widget()
             if isinstance(widget, MessageWidget):
                 found.append(widget)
         return found
 
-    def add(self, widget: MessageWidget) -> None:
-        """Append a message at the bottom."""
-        self.column.insertWidget(self.column.count() - 1, widget)
+    def widgets(self) -> list[MessageWidget]:
+        """The message widgets in order."""
+        return self._in(self.history_column) + self._in(self.live_column)
+
+    def add(self, widget: MessageWidget, live: bool = False) -> None:
+        """Append a message at the bottom; ``live`` for a reply that is still streaming."""
+        if not live:
+            self.settle()
+        (self.live_column if live else self.history_column).addWidget(widget)
         self._stick = True
+
+    def add_earlier(self, widgets: list[MessageWidget]) -> None:
+        """Put older messages above the ones shown (in order), keeping the reader's place."""
+        bar = self.verticalScrollBar()
+        from_bottom = bar.maximum() - bar.value()
+        self._stick = False
+        for index, widget in enumerate(widgets):
+            self.history_column.insertWidget(index, widget)
+        self.container.adjustSize()
+        bar.setValue(bar.maximum() - from_bottom)
+
+    def settle(self) -> None:
+        """Move finished replies from the live area into the history."""
+        for widget in self._in(self.live_column):
+            self.live_column.removeWidget(widget)
+            self.history_column.addWidget(widget)
 
     def remove(self, widget: MessageWidget) -> None:
         """Take a message out."""
-        self.column.removeWidget(widget)
+        self.history_column.removeWidget(widget)
+        self.live_column.removeWidget(widget)
         widget.deleteLater()
 
     def clear(self) -> None:
         """Remove every message."""
         for widget in self.widgets():
             self.remove(widget)
+        self.earlier_button.setVisible(False)
         self._stick = True
 
 
