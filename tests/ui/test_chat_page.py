@@ -281,3 +281,27 @@ def test_about_box_shows_the_llama_cpu_variant_after_a_load(qtbot, chat) -> None
     qtbot.waitUntil(lambda: "shown once" not in page.cpu_variant.text(), timeout=TIMEOUT)
     assert page.cpu_variant.text() == controller.loaded_info["cpu_variant"]
     assert "CPU variant" in controller.view.model_state.toolTip()
+
+
+def test_long_conversations_show_the_latest_messages_first(qtbot) -> None:
+    from slmdesk.ui.chat.controller import SHOWN_MESSAGES
+
+    store = ConversationStore()
+    conversation = store.create(title="Long one")
+    total = SHOWN_MESSAGES * 2 + 5
+    for i in range(total):
+        store.add_message(conversation.id, "user" if i % 2 == 0 else "assistant", f"message {i}")
+    parts = _open(qtbot, autoload=False)
+    controller = parts.chat_controller
+    assert controller is not None
+    qtbot.waitUntil(lambda: controller.view.conversations.count() == 1, timeout=10000)
+    controller.view.conversations.setCurrentRow(0)
+    messages = controller.view.messages
+    qtbot.waitUntil(lambda: len(messages.widgets()) == SHOWN_MESSAGES, timeout=10000)
+    assert messages.widgets()[-1].text == f"message {total - 1}"
+    assert not messages.earlier_button.isHidden()
+    assert str(total - SHOWN_MESSAGES) in messages.earlier_button.text()
+    while not messages.earlier_button.isHidden():
+        qtbot.mouseClick(messages.earlier_button, Qt.MouseButton.LeftButton)
+    assert [w.text for w in messages.widgets()] == [f"message {i}" for i in range(total)]
+    _close(parts)
