@@ -70,11 +70,13 @@ class _Probe:
                 )
         self._last_tick = now
 
-    def start(self) -> None:
+    def start(self, timer: bool = True) -> None:
+        """Begin recording; without ``timer`` only chunk arrivals are timed (speed rounds)."""
         self.chunk_times.clear()
         self.gaps.clear()
         self._last_tick = None
-        self.timer.start()
+        if timer:
+            self.timer.start()
 
     def stop(self) -> None:
         self.timer.stop()
@@ -145,7 +147,7 @@ def main(argv: list[str]) -> int:
     raw_speeds: list[float] = []
     for _ in range(args.rounds):
         controller.new_chat()
-        probe.start()
+        probe.start(timer=False)
         timings = _send(app, controller, STORY, args.tokens, 600)
         probe.stop()
         tokens = int(timings.get("generated_tokens", 0))
@@ -170,7 +172,7 @@ def main(argv: list[str]) -> int:
     streamed = 0
     gaps: list[float] = []
     replies = 0
-    while streamed < args.long and replies < 20:
+    while streamed < args.long and replies < 80:
         probe.start()
         timings = _send(app, controller, STORY, args.long - streamed, 1800)
         probe.stop()
