@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -430,6 +431,70 @@ def plan_pruning(
     )
 
 
+# Architectures whose blocks add to the residual stream only through their attention output and
+# feed-forward down projections (post-norms, if any, are RMS norms, which map zero to zero):
+# silencing those projections computes exactly what removing the block computes.
+_SILENCEABLE_ARCHS = frozenset(
+    {"llama", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "phi3", "granite", "internlm2"}
+)
+_OUTPUT_TENSOR = re.compile(r"^blk\.(\d+)\.(attn_output|ffn_down)(_exps|_shexp)?\.(weight|bias)$")
+
+
+class SilencedBlocks:
+    """Candidate models for the pruning search without writing a pruned file per candidate.
+
+    One working copy of the reference is made; a candidate "without blocks 3 and 7" is that copy
+    with the output projections of blocks 3 and 7 overwritten by zeros (restored afterwards).
+    A silenced block passes the residual stream through unchanged, exactly as if it had been
+    removed, and only a few MB are written per candidate instead of a whole model.
+    """
+
+    def __init__(self, path: Path, regions: dict[int, list[tuple[int, int]]]) -> None:
+        self.path = path
+        self.regions = regions
+
+    @classmethod
+    def create(cls, reference: str, info: GGUFInfo, workdir: Path) -> SilencedBlocks | None:
+        """A working copy, or None when silencing is not known to equal removal here."""
+        if info.architecture not in _SILENCEABLE_ARCHS:
+            return None
+        regions: dict[int, list[tuple[int, int]]] = {}
+        kinds: dict[int, set[str]] = {}
+        for tensor in info.tensors:
+            match = _OUTPUT_TENSOR.match(tensor.name)
+            if match:
+                block = int(match[1])
+                regions.setdefault(block, []).append(
+                    (info.data_offset + tensor.offset, tensor.n_bytes)
+                )
+                kinds.setdefault(block, set()).add(match[2])
+        if any(kinds.get(b) != {"attn_output", "ffn_down"} for b in range(info.block_count)):
+            return None
+        path = workdir / "silenced-candidate.gguf"
+        shutil.copyfile(reference, path)
+        return cls(path, regions)
+
+    @contextlib.contextmanager
+    def silenced(self, blocks: Sequence[int]) -> Any:
+        """The working copy with ``blocks`` silenced, for the duration of the ``with``."""
+        saved: list[tuple[int, bytes]] = []
+        with open(self.path, "r+b") as handle:
+            try:
+                for block in blocks:
+                    for offset, size in self.regions[block]:
+                        handle.seek(offset)
+                        saved.append((offset, handle.read(size)))
+                        handle.seek(offset)
+                        handle.write(bytes(size))
+                handle.flush()
+                yield self.path
+            finally:
+                for offset, data in reversed(saved):
+                    handle.seek(offset)
+                    handle.write(data)
+                handle.flush()
+
+
 def plan_in_process(
     job: dict[str, Any], progress: Callable[[str, int, int, str], None]
 ) -> dict[str, Any]:
@@ -451,21 +516,29 @@ def plan_in_process(
         scores.update({(b,): float(v) for b, v in enumerate(known)})
     # singles, then at most ~2n+8 sets for the greedy steps
     pool_size = min(n_blocks, max(8, 3 * n))
-    total = (0 if known else n_blocks) + (0 if n < 2 else (n - 1) * pool_size + 3)
+    total = (0 if known else n_blocks) + (
+        0 if n < 2 else (n - 1) * pool_size + 3 + n_blocks - n + 1
+    )
     done = 0
+
+    masked = SilencedBlocks.create(ref_path, info, workdir)
 
     def score(blocks: tuple[int, ...]) -> float:
         nonlocal done
         key = tuple(sorted(blocks))
         if key in scores:
             return scores[key]
-        candidate = workdir / f"candidate-{'-'.join(map(str, key))}.gguf"
-        try:
-            prune_and_fix(ref_path, str(candidate), 1, key, True, True, n_threads)
-            summary, _ = score_model(candidate, reference, n_threads)
-        finally:
-            with contextlib.suppress(OSError):
-                candidate.unlink()
+        if masked is not None:
+            with masked.silenced(key) as candidate:
+                summary, _ = score_model(candidate, reference, n_threads)
+        else:
+            candidate = workdir / f"candidate-{'-'.join(map(str, key))}.gguf"
+            try:
+                prune_and_fix(ref_path, str(candidate), 1, key, True, True, n_threads)
+                summary, _ = score_model(candidate, reference, n_threads)
+            finally:
+                with contextlib.suppress(OSError):
+                    candidate.unlink()
         scores[key] = float(summary["kld_mean"])
         done += 1
         progress("planning", done, max(total, done), "blocks " + ",".join(map(str, key)))
@@ -481,6 +554,10 @@ def plan_in_process(
             for i, a in enumerate(top):
                 for b in top[i + 1 :]:
                     score((a, b))
+            # Runs of neighbouring blocks (as in Gromov et al.): adjacent blocks are often
+            # redundant together even when neither is the cheapest to remove alone.
+            for first in range(n_blocks - n + 1):
+                score(tuple(range(first, first + n)))
         pool = ranked[:pool_size]
         while len(current) < n:
             options = [tuple(sorted((*current, b))) for b in pool if b not in current]

@@ -201,3 +201,29 @@ def test_requantize_warning(tiny_model: Path, tmp_path: Path) -> None:
     q = opt.quantize(tiny_model, tmp_path / "q.gguf", "Q8_0")
     warning = opt.requantize_warning(read_gguf_info(q))
     assert warning and "already quantized" in warning
+
+
+@pytest.mark.parametrize("blocks", [(1,), (0, 2)])
+def test_silencing_blocks_scores_the_same_as_removing_them(
+    tiny_model: Path, short_text: str, tmp_path: Path, blocks: tuple[int, ...]
+) -> None:
+    """The search scores candidates by silencing blocks in one working copy; that must measure
+    exactly what a really pruned file measures."""
+    from slmdesk.core.evaluate import score_model
+    from slmdesk.core.optimize_worker import prune_and_fix
+
+    reference = build_reference(tiny_model, short_text)
+    pruned = tmp_path / "pruned.gguf"
+    prune_and_fix(str(tiny_model), str(pruned), 1, blocks, True, True, 2)
+    removed, _ = score_model(pruned, reference)
+    work = tmp_path / "work"
+    work.mkdir()
+    silencer = opt.SilencedBlocks.create(str(tiny_model), read_gguf_info(tiny_model), work)
+    assert silencer is not None
+    before = silencer.path.read_bytes()
+    with silencer.silenced(blocks) as candidate:
+        silenced, _ = score_model(candidate, reference)
+    assert silencer.path.read_bytes() == before  # restored for the next candidate
+    assert silenced["kld_mean"] == pytest.approx(removed["kld_mean"], abs=1e-3)
+    assert silenced["top1_agreement"] == pytest.approx(removed["top1_agreement"], abs=1e-3)
+    assert removed["kld_mean"] > 0.001  # removing a block changes the model
