@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -83,6 +84,35 @@ def _plain_get(url: str, target: Path, sha256: bool = False) -> float:
     return elapsed
 
 
+_SERVER = """
+import sys, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from hubserver import HubFile, LocalHub
+hub = LocalHub().start()
+hub.add_repo(sys.argv[2]).add(HubFile.lfs(sys.argv[3], Path(sys.argv[4])))
+print(hub.url, flush=True)
+sys.stdin.read()  # serve until the benchmark closes our input
+hub.stop()
+"""
+
+
+def _hub_process(hub_dir: Path, gemma_path: Path) -> tuple[subprocess.Popen[str], str]:
+    """The local Hub in its own process, as a real Hub is on another machine: its threads do not
+    share this process's interpreter lock with the download being measured."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SERVER, str(hub_dir), REPO, FILENAME, str(gemma_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    url = proc.stdout.readline().strip() if proc.stdout else ""
+    if not url.startswith("http"):
+        proc.kill()
+        raise RuntimeError("the local Hub process did not start")
+    return proc, url
+
+
 def _fresh_home(root: Path) -> Path:
     home = root / "home"
     shutil.rmtree(home, ignore_errors=True)
@@ -118,10 +148,12 @@ def main(argv: list[str]) -> int:
 
     size = gemma_path.stat().st_size
     root = Path(tempfile.mkdtemp(prefix="slmdesk-bench-download-"))
+    hub_dir = Path(__file__).resolve().parent.parent / "tests" / "hub"
+    server, server_url = _hub_process(hub_dir, gemma_path)
     local = LocalHub().start()
     try:
         local.add_repo(REPO).add(HubFile.lfs(FILENAME, gemma_path))
-        os.environ["HF_ENDPOINT"] = local.url
+        os.environ["HF_ENDPOINT"] = server_url
         _fresh_home(root)
         model = hub_api.choose_model(
             hub_api.list_repo_models(REPO, with_card=False), filename=FILENAME
@@ -154,6 +186,11 @@ def main(argv: list[str]) -> int:
             rss_growth.append(rss.growth)
             assert status.state == "done"
 
+        # The cut test needs the Hub's fault switches and request log: an in-process Hub.
+        os.environ["HF_ENDPOINT"] = local.url
+        model = hub_api.choose_model(
+            hub_api.list_repo_models(REPO, with_card=False), filename=FILENAME
+        )
         _fresh_home(root)
         local.reset_log()
         local.faults.cut_after = int(size * 0.6)
@@ -164,6 +201,9 @@ def main(argv: list[str]) -> int:
         ranges = [r.range for r in local.cdn_requests()]
     finally:
         local.stop()
+        if server.stdin:
+            server.stdin.close()
+        server.wait(timeout=30)
         shutil.rmtree(root, ignore_errors=True)
 
     plain = median(plain_times)
