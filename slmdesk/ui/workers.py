@@ -259,10 +259,17 @@ class InferenceClient(QObject):
         if self._stopped:
             return
         self._stopped = True
-        self.worker.stop_event.set()
-        self.worker.cancel_load.set()
-        self.thread.quit()
-        if not self.thread.wait(timeout_ms):
-            log.error("the inference thread did not stop in time")
-            return
-        self.worker.engine.unload()
+        stop_engine_thread(self.thread, self.worker, timeout_ms)
+
+
+def stop_engine_thread(thread: QThread, worker: Any, timeout_ms: int = 30000) -> bool:
+    """Stop a worker that owns a `ChatEngine` on ``thread``: set its stop and cancel events,
+    end the thread's loop, wait, then free the model. Returns False if the thread hung."""
+    worker.stop_event.set()
+    worker.cancel_load.set()
+    thread.quit()
+    if not thread.wait(timeout_ms):
+        log.error("the thread %s did not stop in time", thread.objectName())
+        return False
+    worker.engine.unload()
+    return True

@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 from slmdesk.core.engine import ChatEngine, SamplingSettings
 from slmdesk.core.errors import SlmdeskError
 from slmdesk.ui.theme import icon
+from slmdesk.ui.workers import stop_engine_thread
 
 log = logging.getLogger("slmdesk.ui.ab_chat")
 
@@ -156,13 +157,7 @@ class ABSide(QObject):
         if self._stopped:
             return
         self._stopped = True
-        self.worker.stop_event.set()
-        self.worker.cancel_load.set()
-        self.thread.quit()
-        if not self.thread.wait(timeout_ms):
-            log.error("an A/B thread did not stop in time")
-            return
-        self.worker.engine.unload()
+        stop_engine_thread(self.thread, self.worker, timeout_ms)
 
 
 class ABPane(QFrame):
