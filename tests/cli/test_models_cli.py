@@ -157,3 +157,13 @@ def test_inspect_the_starter_model(gemma_model: Path) -> None:
     assert facts["block_count"] == 18
     assert facts["quantization"] == "Q4_K_M"
     assert facts["has_chat_template"] is False
+
+
+def test_gui_without_a_display_explains_itself() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env.pop("QT_QPA_PLATFORM", None)
+    out = subprocess.run(
+        [sys.executable, "-m", "slmdesk"], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert out.returncode == 1
+    assert out.stderr.startswith("error: No display")
