@@ -224,10 +224,11 @@ class Library:
 
     def get(self, name: str) -> ModelEntry:
         """The entry called ``name`` (case-insensitive)."""
-        for entry in self.entries():
+        entries = self.entries()
+        for entry in entries:
             if entry.name == name:
                 return entry
-        for entry in self.entries():
+        for entry in entries:
             if entry.name.lower() == name.lower():
                 return entry
         raise ModelNotFoundError(

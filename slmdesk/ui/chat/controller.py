@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QTimer, Slot
@@ -156,12 +157,26 @@ class ChatController(QObject):
         self.new_chat()
 
     def load_model(self, name: str) -> None:
-        """Load a library model on the inference thread."""
-        try:
-            path = self.library.resolve(name)
-        except SlmdeskError as exc:
-            self.view.model_state.setText(str(exc))
+        """Load a library model on the inference thread.
+
+        The path comes from the last library listing; a model newer than that listing (just
+        downloaded or optimized) is looked up on the task pool, never on the GUI thread.
+        """
+        entry = next((e for e in self._entries if e.name == name), None)
+        if entry is not None:
+            self._start_load(name, entry.path)
             return
+        self.tasks.run(
+            lambda: self.library.resolve(name),
+            lambda path: self._start_load(name, path),
+            lambda exc: self.view.model_state.setText(str(exc)),
+            name="chat-resolve",
+        )
+
+    def _start_load(self, name: str, path: Path) -> None:
+        index = self.view.model_picker.findData(name)
+        if index >= 0:
+            self.view.model_picker.setCurrentIndex(index)
         context = 0
         if self.current is not None:
             context = int(self.current.settings.get("context_length") or 0)
