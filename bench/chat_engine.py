@@ -77,7 +77,7 @@ def _raw_decode(llm: Any, prompt_tokens: list[int], n: int) -> float:
 
 
 def _engine_decode(engine: Any, n: int) -> tuple[float, int]:
-    from slmdesk.core.engine import SamplingSettings
+    from slmdesk.llama.engine import SamplingSettings
 
     engine.reset_cache()
     delivered: list[float] = []
@@ -97,7 +97,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
 
-    from slmdesk.core.engine import ChatEngine, SamplingSettings
+    from slmdesk.llama.engine import ChatEngine, SamplingSettings
 
     path = _gemma_path()
     engine = ChatEngine()

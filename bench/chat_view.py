@@ -125,9 +125,9 @@ def main(argv: list[str]) -> int:
     import psutil
 
     from slmdesk.app import build_window, make_application
-    from slmdesk.core import settings
-    from slmdesk.core.conversations import ConversationStore
-    from slmdesk.core.library import Library
+    from slmdesk.chat.conversations import ConversationStore
+    from slmdesk.common import settings
+    from slmdesk.models.library import Library
 
     model = _gemma_path()
     entry = Library().import_model(model, copy=False, name="gemma-bench")

@@ -143,8 +143,8 @@ def main(argv: list[str]) -> int:
 
     constants.HF_HUB_OFFLINE = False
 
-    from slmdesk.core import hub as hub_api
-    from slmdesk.core.downloads import DownloadOptions, DownloadStatus, download_model
+    from slmdesk.hub import listing as hub_api
+    from slmdesk.hub.downloads import DownloadOptions, DownloadStatus, download_model
 
     size = gemma_path.stat().st_size
     root = Path(tempfile.mkdtemp(prefix="slmdesk-bench-download-"))

@@ -57,10 +57,11 @@ def _direct_quantize(source: Path, dest: Path, ftype: int) -> float:
 def main(argv: list[str]) -> int:
     home = Path(tempfile.mkdtemp(prefix="slmdesk-bench-optimize-"))
     os.environ["SLMDESK_HOME"] = str(home)
-    from slmdesk.core import optimize as opt
-    from slmdesk.core.evaluate import build_reference, default_text, score_model
-    from slmdesk.core.gguf_info import read_gguf_info
-    from slmdesk.core.optimize_worker import prune_and_fix
+    from slmdesk.models.gguf_info import read_gguf_info
+    from slmdesk.optimize import pipeline as opt
+    from slmdesk.optimize.child.convert import prune_and_fix
+    from slmdesk.optimize.child.scoring import build_reference, score_model
+    from slmdesk.optimize.evaluate import default_text
 
     source = _gemma()
     figures: dict[str, object] = {}

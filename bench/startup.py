@@ -46,8 +46,8 @@ app.exec()
 
 def make_library(home: Path, n_models: int) -> None:
     """``n_models`` tiny GGUF files in ``home/models``; the starter model is marked removed."""
-    from slmdesk.core.fileio import atomic_write_json
-    from slmdesk.core.synth import TinyModelSpec, write_tiny_llama
+    from slmdesk.common.fileio import atomic_write_json
+    from slmdesk.models.synth import TinyModelSpec, write_tiny_llama
 
     models = home / "models"
     models.mkdir(parents=True, exist_ok=True)

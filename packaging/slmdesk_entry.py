@@ -14,12 +14,12 @@ def main() -> int:
     """Dispatch hidden child-process arguments, else run the normal command line."""
     first = sys.argv[1] if len(sys.argv) > 1 else ""
     if first == "--slmdesk-optimize-worker":
-        from slmdesk.core.optimize_worker import frozen_dispatch as optimize_dispatch
+        from slmdesk.optimize.child.main import frozen_dispatch as optimize_dispatch
 
         optimize_dispatch()
     elif first.startswith("--slmdesk-doctor-"):
-        from slmdesk.commands.doctor import frozen_dispatch as qt_dispatch
-        from slmdesk.core.doctor import frozen_dispatch as llama_dispatch
+        from slmdesk.diagnostics.doctor import frozen_dispatch as llama_dispatch
+        from slmdesk.ui.qt_probe import frozen_dispatch as qt_dispatch
 
         llama_dispatch()
         qt_dispatch()

@@ -15,11 +15,11 @@ from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QApplication, QStackedWidget, QWidget
 
 from slmdesk import __version__
-from slmdesk.core import settings
-from slmdesk.core.conversations import ConversationStore
-from slmdesk.core.errors import SlmdeskError
-from slmdesk.core.library import Library
-from slmdesk.core.logs import setup_logging
+from slmdesk.chat.conversations import ConversationStore
+from slmdesk.common import settings
+from slmdesk.common.errors import SlmdeskError
+from slmdesk.common.logs import setup_logging
+from slmdesk.models.library import Library
 from slmdesk.ui.chat.controller import ChatController
 from slmdesk.ui.chat.view import ChatView
 from slmdesk.ui.discover.controller import DiscoverController
@@ -30,11 +30,11 @@ from slmdesk.ui.main_window import MainWindow
 from slmdesk.ui.optimize.controller import OptimizeController
 from slmdesk.ui.optimize.view import OptimizeView
 from slmdesk.ui.placeholder import ComingPage
+from slmdesk.ui.runtime.inference import InferenceClient
+from slmdesk.ui.runtime.tasks import TaskRunner
 from slmdesk.ui.settings.page import SettingsPage
-from slmdesk.ui.tasks import TaskRunner
 from slmdesk.ui.theme import apply_theme, icon
 from slmdesk.ui.welcome import WelcomeController, WelcomeView
-from slmdesk.ui.workers import InferenceClient
 
 log = logging.getLogger("slmdesk.app")
 

@@ -22,7 +22,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ["HF_HUB_OFFLINE"] = "1"  # no test may reach a real Hub; hub tests use a local one
 
-from slmdesk.core.synth import TinyModelSpec, write_tiny_llama
+from slmdesk.models.synth import TinyModelSpec, write_tiny_llama
 
 
 @pytest.fixture(autouse=True)

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from slmdesk.core import paths
+from slmdesk.common import paths
 from slmdesk.ui.theme import icon
 
 PAGES = ("Chat", "Library", "Discover", "Optimize", "Settings")

@@ -8,7 +8,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 
-from slmdesk.core.resources import resource_path
+from slmdesk.common.resources import resource_path
 
 ACCENT = "#4f6bff"
 VERDICT_COLORS = {"fits": "#2e9d5b", "tight": "#d08a00", "too big": "#d04242"}

@@ -9,10 +9,10 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from slmdesk.core import hub
-from slmdesk.core.errors import SlmdeskError
+from slmdesk.common.errors import SlmdeskError
+from slmdesk.hub import listing as hub
 from slmdesk.ui.format import human_size
-from slmdesk.ui.tasks import TaskRunner
+from slmdesk.ui.runtime.tasks import TaskRunner
 from slmdesk.ui.theme import icon, verdict_style
 
 STARTER_REPO = "unsloth/gemma-3-270m-it-GGUF"

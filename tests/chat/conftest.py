@@ -24,7 +24,7 @@ def template() -> Callable[[str], str]:
 @pytest.fixture
 def engine(tiny_model: Path) -> Iterator[object]:
     """A ChatEngine with the tiny ChatML model loaded (512 tokens of context, 2 threads)."""
-    from slmdesk.core.engine import ChatEngine
+    from slmdesk.llama.engine import ChatEngine
 
     chat = ChatEngine()
     chat.load(tiny_model, context_length=512, n_threads=2)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from slmdesk.core.chat_format import ChatFormat, looks_instruction_tuned, normalize_messages
-from slmdesk.core.gguf_info import read_gguf_info
+from slmdesk.models.chat_format import ChatFormat, looks_instruction_tuned, normalize_messages
+from slmdesk.models.gguf_info import read_gguf_info
 
 CONVERSATION = [
     {"role": "system", "content": "Be brief."},

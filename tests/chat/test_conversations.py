@@ -15,15 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from slmdesk.core import paths
-from slmdesk.core.conversations import (
+from slmdesk.chat.conversations import (
     DEFAULT_TITLE,
     SCHEMA_VERSION,
     ConversationError,
     ConversationStore,
     make_title,
 )
-from slmdesk.core.errors import SlmdeskError
+from slmdesk.common import paths
+from slmdesk.common.errors import SlmdeskError
 
 
 @pytest.fixture
@@ -246,7 +246,7 @@ def test_two_stores_on_one_file_see_each_others_writes(tmp_path: Path) -> None:
 CHILD = """
 import sys
 from pathlib import Path
-from slmdesk.core.conversations import ConversationStore
+from slmdesk.chat.conversations import ConversationStore
 store = ConversationStore(Path(sys.argv[1]))
 conv = store.create(title="crash test")
 reply = store.add_message(conv.id, "assistant", "", finished=False)

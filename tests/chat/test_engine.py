@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from slmdesk.core import synth
-from slmdesk.core.engine import (
+from slmdesk.common.errors import InvalidModelError, SlmdeskError
+from slmdesk.llama.engine import (
     ChatEngine,
     ContextOverflowError,
     EngineError,
@@ -18,7 +18,7 @@ from slmdesk.core.engine import (
     _find_stop,
     _held_back,
 )
-from slmdesk.core.errors import InvalidModelError, SlmdeskError
+from slmdesk.models import synth
 
 HELLO = [{"role": "user", "content": "hello world, what is the answer?"}]
 # With this seed the tiny model writes well past 40 tokens before any end-of-turn token.
@@ -37,7 +37,7 @@ def test_load_reports_the_model_and_its_format(engine: ChatEngine, tiny_model: P
 
 
 def test_default_context_and_threads(tiny_model: Path) -> None:
-    from slmdesk.core.hardware import machine_info
+    from slmdesk.models.hardware import machine_info
 
     engine = ChatEngine()
     progress: list[float] = []

@@ -8,8 +8,8 @@ import pytest
 from PySide6.QtWidgets import QPushButton
 
 from slmdesk.app import build_window
-from slmdesk.core.downloads import State
-from slmdesk.core.library import Library
+from slmdesk.hub.downloads import State
+from slmdesk.models.library import Library
 
 TIMEOUT = 60_000
 

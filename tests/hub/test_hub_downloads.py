@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from hubserver import TINY_REPO, VALID_TOKEN, HubFile, LocalHub, closed_port_url, sha256_of
 
-from slmdesk.core import hardware, hub, paths
-from slmdesk.core.downloads import (
+from slmdesk.common import paths
+from slmdesk.hub import listing as hub
+from slmdesk.hub.downloads import (
     DownloadError,
     DownloadManager,
     DownloadOptions,
@@ -20,8 +21,9 @@ from slmdesk.core.downloads import (
     download_model,
     safe_filename,
 )
-from slmdesk.core.hub import GatedRepoError, HubOfflineError, RemoteModel
-from slmdesk.core.library import Library
+from slmdesk.hub.listing import GatedRepoError, HubOfflineError, RemoteModel
+from slmdesk.models import hardware
+from slmdesk.models.library import Library
 
 FAST = DownloadOptions(retries=3, backoff=0.02, read_timeout=10)
 BIG_MACHINE = hardware.MachineInfo(64 << 30, 48 << 30, 8, 16)

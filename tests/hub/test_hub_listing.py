@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from hubserver import TINY_REPO, VALID_TOKEN, HubFile, LocalHub, closed_port_url, sha256_of
 
-from slmdesk.core import hardware, hub
-from slmdesk.core.hub import (
+from slmdesk.hub import listing as hub
+from slmdesk.hub.listing import (
     GatedRepoError,
     HubOfflineError,
     HubServerError,
@@ -14,6 +14,7 @@ from slmdesk.core.hub import (
     RemoteFile,
     RepoNotFoundError,
 )
+from slmdesk.models import hardware
 
 BIG_MACHINE = hardware.MachineInfo(64 << 30, 48 << 30, 8, 16)
 

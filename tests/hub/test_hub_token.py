@@ -6,8 +6,9 @@ import stat
 
 import pytest
 
-from slmdesk.core import hf_token, paths
-from slmdesk.core.errors import SlmdeskError
+from slmdesk.common import paths
+from slmdesk.common.errors import SlmdeskError
+from slmdesk.hub import token as hf_token
 
 
 def test_token_saved_owner_only_and_env_wins(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,17 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from slmdesk.core import optimize as opt
-from slmdesk.core.errors import InvalidModelError, SlmdeskError
-from slmdesk.core.evaluate import (
+from slmdesk.common.errors import InvalidModelError, SlmdeskError
+from slmdesk.llama.scoring import ModelRunner
+from slmdesk.models.gguf_info import read_gguf_info
+from slmdesk.optimize import pipeline as opt
+from slmdesk.optimize.child.scoring import build_reference, evaluate_in_process, make_chunks
+from slmdesk.optimize.evaluate import (
     LOGQ_CUTOFF,
-    ModelRunner,
-    build_reference,
-    evaluate_in_process,
-    make_chunks,
 )
-from slmdesk.core.gguf_info import read_gguf_info
-from slmdesk.core.worker_process import OptimizeCancelled, WorkerCrashed, run_worker
+from slmdesk.optimize.worker_process import OptimizeCancelled, WorkerCrashed, run_worker
 
 
 def test_quantize_q4_k_m_with_pruning_loads_and_generates(tiny_model: Path, tmp_path: Path) -> None:
@@ -109,7 +107,7 @@ def test_plan_then_optimize_registers_provenance(tiny_model: Path, short_text_fi
     )
     assert result.path.exists() and result.name == "tiny-small"
     assert read_gguf_info(result.path).block_count == 3
-    from slmdesk.core.library import Library
+    from slmdesk.models.library import Library
 
     entry = Library().get("tiny-small")
     assert entry.provenance["removed_blocks"] == plan.removed
@@ -150,9 +148,19 @@ def test_cancel_mid_run_leaves_no_partial_file(tiny_model: Path, tmp_path: Path)
     assert list(out_dir.iterdir()) == []
 
 
-def test_child_crash_gives_a_message_and_the_parent_lives() -> None:
+def test_child_crash_gives_a_message_and_the_parent_lives(tiny_model: Path) -> None:
+    import os
+    import signal
+
+    import psutil
+
+    def kill_children(_progress: object) -> None:
+        for child in psutil.Process().children():
+            os.kill(child.pid, signal.SIGKILL)
+
+    ftypes = {name: 7 for name in ("a", "b", "c", "d")}
     with pytest.raises(WorkerCrashed, match="killed by signal"):
-        run_worker({"kind": "crash"})
+        run_worker({"kind": "dry_run", "source": str(tiny_model), "ftypes": ftypes}, kill_children)
     assert run_worker({"kind": "dry_run", "source": "missing.gguf", "ftypes": {}}) == {"types": {}}
 
 
@@ -209,8 +217,9 @@ def test_silencing_blocks_scores_the_same_as_removing_them(
 ) -> None:
     """The search scores candidates by silencing blocks in one working copy; that must measure
     exactly what a really pruned file measures."""
-    from slmdesk.core.evaluate import score_model
-    from slmdesk.core.optimize_worker import prune_and_fix
+    from slmdesk.optimize.child.convert import prune_and_fix
+    from slmdesk.optimize.child.plan import SilencedBlocks
+    from slmdesk.optimize.child.scoring import score_model
 
     reference = build_reference(tiny_model, short_text)
     pruned = tmp_path / "pruned.gguf"
@@ -218,7 +227,7 @@ def test_silencing_blocks_scores_the_same_as_removing_them(
     removed, _ = score_model(pruned, reference)
     work = tmp_path / "work"
     work.mkdir()
-    silencer = opt.SilencedBlocks.create(str(tiny_model), read_gguf_info(tiny_model), work)
+    silencer = SilencedBlocks.create(str(tiny_model), read_gguf_info(tiny_model), work)
     assert silencer is not None
     before = silencer.path.read_bytes()
     with silencer.silenced(blocks) as candidate:

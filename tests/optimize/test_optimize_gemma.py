@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from slmdesk.core import optimize as opt
-from slmdesk.core.evaluate import ModelRunner, default_text, evaluate
-from slmdesk.core.gguf_info import read_gguf_info
-from slmdesk.core.prune import swa_layers
+from slmdesk.llama.scoring import ModelRunner
+from slmdesk.models.gguf_info import read_gguf_info
+from slmdesk.optimize import pipeline as opt
+from slmdesk.optimize.evaluate import default_text, evaluate
+from slmdesk.optimize.prune import swa_layers
 
 pytestmark = pytest.mark.integration
 

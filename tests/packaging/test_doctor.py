@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from slmdesk.cli import main
-from slmdesk.core import doctor
+from slmdesk.diagnostics import doctor
+from slmdesk.llama.native import cpu_variant_name
 
 
 def test_doctor_json_passes_and_generates_tokens(
@@ -117,7 +118,7 @@ def test_probe_timeout_is_reported() -> None:
 def test_cpu_variant_names(path: str | None, variant: str) -> None:
     if path and "\\" in path:
         path = path.replace("\\", "/")
-    assert doctor.cpu_variant_name(path) == variant
+    assert cpu_variant_name(path) == variant
 
 
 def test_frozen_children_are_the_executable_with_a_flag(monkeypatch: pytest.MonkeyPatch) -> None:

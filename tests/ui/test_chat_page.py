@@ -9,9 +9,9 @@ import pytest
 from PySide6.QtCore import Qt
 
 from slmdesk.app import AppParts, build_window
-from slmdesk.core import paths
-from slmdesk.core.conversations import ConversationStore
-from slmdesk.core.library import Library
+from slmdesk.chat.conversations import ConversationStore
+from slmdesk.common import paths
+from slmdesk.models.library import Library
 from slmdesk.ui.chat.controller import ChatController
 from slmdesk.ui.placeholder import ComingPage
 
@@ -255,7 +255,7 @@ def test_empty_library_shows_the_welcome_screen(qtbot) -> None:
 def test_chat_with_a_new_model_shows_it_in_the_picker(
     qtbot, tiny_model: Path, tmp_path: Path
 ) -> None:
-    from slmdesk.core.synth import TinyModelSpec, write_tiny_llama
+    from slmdesk.models.synth import TinyModelSpec, write_tiny_llama
 
     library = Library()
     library.import_model(tiny_model)

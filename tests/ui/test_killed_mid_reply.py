@@ -10,15 +10,15 @@ import textwrap
 import time
 from pathlib import Path
 
-from slmdesk.core.conversations import ConversationStore
-from slmdesk.core.synth import TinyModelSpec, write_tiny_llama
+from slmdesk.chat.conversations import ConversationStore
+from slmdesk.models.synth import TinyModelSpec, write_tiny_llama
 
 SCRIPT = textwrap.dedent(
     """
     import sys, time
     from slmdesk.app import build_window, make_application
-    from slmdesk.core import settings
-    from slmdesk.core.library import Library
+    from slmdesk.common import settings
+    from slmdesk.models.library import Library
 
     Library().import_model(sys.argv[1])
     settings.update(context_length=32768)  # greedy decoding then runs for many seconds

@@ -10,7 +10,7 @@ from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
 from slmdesk.app import AppParts, build_window
-from slmdesk.core.library import Library
+from slmdesk.models.library import Library
 from slmdesk.ui.library.table_model import COLUMNS
 
 
@@ -135,7 +135,7 @@ def test_sorting_by_size_uses_bytes(
     library = Library()
     library.import_model(tiny_model)
     small = library.models_dir / "small.gguf"
-    from slmdesk.core.synth import TinyModelSpec, write_tiny_llama
+    from slmdesk.models.synth import TinyModelSpec, write_tiny_llama
 
     write_tiny_llama(small, TinyModelSpec(n_layers=1))
     app_parts.library_controller.refresh()

@@ -9,9 +9,9 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QLabel
 
 from slmdesk.app import build_window
-from slmdesk.core import optimize as core_optimize
-from slmdesk.core.library import Library
-from slmdesk.core.quant_types import OFFERED_TYPES
+from slmdesk.models.library import Library
+from slmdesk.models.quant_types import OFFERED_TYPES
+from slmdesk.optimize import pipeline as core_optimize
 from slmdesk.ui.optimize.controller import (
     MODE_AUTO,
     MODE_MANUAL,

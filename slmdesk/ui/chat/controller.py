@@ -2,7 +2,7 @@
 
 Where things run: conversation listing, creation, renaming, deleting and settings writes go to the
 task pool; loading, generating and the chat's own message writes happen on the inference thread
-(`ui.workers`). Every handler here runs on the GUI thread and only updates widgets.
+(`ui.runtime.inference`). Every handler here runs on the GUI thread and only updates widgets.
 """
 
 from __future__ import annotations
@@ -16,17 +16,17 @@ from PySide6.QtCore import QObject, Qt, QTimer, Slot
 from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import QListWidgetItem, QMenu
 
-from slmdesk.core import settings as app_settings
-from slmdesk.core.conversations import Conversation, ConversationStore, Message
-from slmdesk.core.engine import SamplingSettings
-from slmdesk.core.errors import SlmdeskError
-from slmdesk.core.library import Library, ModelEntry
+from slmdesk.chat.conversations import Conversation, ConversationStore, Message
+from slmdesk.common import settings as app_settings
+from slmdesk.common.errors import SlmdeskError
+from slmdesk.llama.engine import SamplingSettings
+from slmdesk.models.library import Library, ModelEntry
 from slmdesk.ui import dialogs
 from slmdesk.ui.chat.message_widget import MessageWidget
 from slmdesk.ui.chat.view import ChatView
 from slmdesk.ui.format import human_size
-from slmdesk.ui.tasks import TaskRunner
-from slmdesk.ui.workers import GenerateRequest, InferenceClient
+from slmdesk.ui.runtime.inference import GenerateRequest, InferenceClient
+from slmdesk.ui.runtime.tasks import TaskRunner
 
 log = logging.getLogger("slmdesk.ui.chat")
 

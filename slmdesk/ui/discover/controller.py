@@ -1,4 +1,4 @@
-"""Wires the Discover page to `core.hub` (searches and listings on the task pool) and to a
+"""Wires the Discover page to `hub.listing` (searches and listings on the task pool) and to a
 `DownloadManager` (its own named threads; updates reach the GUI thread through a queued signal)."""
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ import re
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import QApplication, QLabel, QPushButton, QTableWidgetItem
 
-from slmdesk.core import hub
-from slmdesk.core.downloads import DownloadManager, DownloadStatus, State
-from slmdesk.core.errors import SlmdeskError
+from slmdesk.common.errors import SlmdeskError
+from slmdesk.hub import listing as hub
+from slmdesk.hub.downloads import DownloadManager, DownloadStatus, State
 from slmdesk.ui import dialogs
 from slmdesk.ui.discover.view import DiscoverView, DownloadRow
 from slmdesk.ui.format import human_count, human_size
-from slmdesk.ui.tasks import TaskRunner
+from slmdesk.ui.runtime.tasks import TaskRunner
 from slmdesk.ui.theme import verdict_style
 
 log = logging.getLogger("slmdesk.ui.discover")

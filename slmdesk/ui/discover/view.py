@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from slmdesk.core.downloads import DownloadStatus, State
+from slmdesk.hub.downloads import DownloadStatus, State
 from slmdesk.ui.format import human_duration, human_size
 from slmdesk.ui.theme import icon
 

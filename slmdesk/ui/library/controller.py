@@ -1,6 +1,6 @@
-"""Wires the Library page to `slmdesk.core.library`: scans, imports, removals, details.
+"""Wires the Library page to `slmdesk.models.library`: scans, imports, removals, details.
 
-Every disk operation runs on the task pool; results come back to the GUI thread (`ui.tasks`).
+Every disk operation runs on the task pool; results come back to the GUI thread (`ui.runtime.tasks`).
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QUrl, Signal, Slot
 from PySide6.QtGui import QDesktopServices
 
-from slmdesk.core.errors import SlmdeskError
-from slmdesk.core.gguf_info import read_gguf_info
-from slmdesk.core.hardware import MemoryEstimate, estimate_memory
-from slmdesk.core.library import Library, ModelEntry
+from slmdesk.common.errors import SlmdeskError
+from slmdesk.models.gguf_info import read_gguf_info
+from slmdesk.models.hardware import MemoryEstimate, estimate_memory
+from slmdesk.models.library import Library, ModelEntry
 from slmdesk.ui import dialogs
 from slmdesk.ui.library.view import LibraryView
-from slmdesk.ui.tasks import TaskRunner
+from slmdesk.ui.runtime.tasks import TaskRunner
 
 log = logging.getLogger("slmdesk.ui.library")
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 
-from slmdesk.core.library import ModelEntry
+from slmdesk.models.library import ModelEntry
 from slmdesk.ui.format import human_count, human_size
 
 COLUMNS = ("Name", "Architecture", "Parameters", "Quantization", "Size", "Context", "Added")

@@ -25,8 +25,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from slmdesk.core.hardware import MemoryEstimate
-from slmdesk.core.library import ModelEntry
+from slmdesk.models.hardware import MemoryEstimate
+from slmdesk.models.library import ModelEntry
 from slmdesk.ui.format import human_count, human_size
 from slmdesk.ui.library.table_model import SORT_ROLE, LibraryTableModel
 from slmdesk.ui.theme import icon, verdict_style

@@ -33,10 +33,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from slmdesk.core.engine import ChatEngine, SamplingSettings
-from slmdesk.core.errors import SlmdeskError
+from slmdesk.common.errors import SlmdeskError
+from slmdesk.llama.engine import ChatEngine, SamplingSettings
+from slmdesk.ui.runtime.inference import stop_engine_thread
 from slmdesk.ui.theme import icon
-from slmdesk.ui.workers import stop_engine_thread
 
 log = logging.getLogger("slmdesk.ui.ab_chat")
 

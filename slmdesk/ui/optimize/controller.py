@@ -1,4 +1,4 @@
-"""Wires the Optimize wizard to `slmdesk.core.optimize`.
+"""Wires the Optimize wizard to `slmdesk.optimize.pipeline`.
 
 Short jobs (header reads, the size preview) run on the task pool. The long ones (measuring block
 importance, the whole optimize pipeline) run one at a time on the ``slmdesk-optimize`` thread of
@@ -21,18 +21,18 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QTableWidgetItem, QWidget
 
-from slmdesk.core import settings as app_settings
-from slmdesk.core.errors import SlmdeskError
-from slmdesk.core.gguf_info import GGUFInfo
-from slmdesk.core.library import Library, ModelEntry
-from slmdesk.core.worker_process import OptimizeCancelled, Progress
+from slmdesk.common import settings as app_settings
+from slmdesk.common.errors import SlmdeskError
+from slmdesk.models.gguf_info import GGUFInfo
+from slmdesk.models.library import Library, ModelEntry
+from slmdesk.optimize.worker_process import OptimizeCancelled, Progress
 from slmdesk.ui import dialogs
 from slmdesk.ui.format import human_duration, human_size
 from slmdesk.ui.optimize.ab_chat import ABChatController
 from slmdesk.ui.optimize.report import fill_report
 from slmdesk.ui.optimize.runner import JobRunner
 from slmdesk.ui.optimize.view import OptimizeView
-from slmdesk.ui.tasks import TaskRunner
+from slmdesk.ui.runtime.tasks import TaskRunner
 from slmdesk.ui.theme import verdict_style
 
 log = logging.getLogger("slmdesk.ui.optimize")
@@ -68,8 +68,8 @@ class SourceFacts:
 
 def read_source_facts(entry: ModelEntry) -> SourceFacts:
     """Read the chosen model's header and its pruning rules (blocking: run on the pool)."""
-    from slmdesk.core.optimize import default_name, requantize_warning, source_info
-    from slmdesk.core.prune import check_prunable, swa_layers
+    from slmdesk.optimize.pipeline import default_name, requantize_warning, source_info
+    from slmdesk.optimize.prune import check_prunable, swa_layers
 
     info = source_info(entry.path)
     check = check_prunable(info)
@@ -303,7 +303,7 @@ class OptimizeController(QObject):
         self._preview_cancel = cancel
 
         def job() -> list[Any]:
-            from slmdesk.core.optimize import size_preview
+            from slmdesk.optimize.pipeline import size_preview
 
             return size_preview(facts.info.path, cancel=cancel.is_set)
 
@@ -565,7 +565,7 @@ class OptimizeController(QObject):
         source, calibration = facts.info.path, self.calibration
 
         def job(progress: Any, cancel: Any) -> Any:
-            from slmdesk.core.optimize import plan_pruning
+            from slmdesk.optimize.pipeline import plan_pruning
 
             return plan_pruning(
                 source, 0, calibration, self._threads(), progress=progress, cancel=cancel
@@ -637,7 +637,7 @@ class OptimizeController(QObject):
 
     def request(self) -> Any:
         """The `OptimizeRequest` the current choices describe."""
-        from slmdesk.core.optimize import OptimizeRequest
+        from slmdesk.optimize.pipeline import OptimizeRequest
 
         facts = self.facts
         option = self.selected_option()
@@ -684,7 +684,7 @@ class OptimizeController(QObject):
         )
 
         def job(progress: Any, cancel: Any) -> Any:
-            from slmdesk.core.optimize import optimize
+            from slmdesk.optimize.pipeline import optimize
 
             return optimize(request, progress, cancel)
 

@@ -1,7 +1,7 @@
 """Run one long optimize job (importance measurement or the whole pipeline) off the GUI thread.
 
 The job runs on a plain Python thread named ``slmdesk-optimize``; it calls core code that blocks
-(``core.optimize``), which itself runs the heavy work in child processes. The job must not touch
+(``optimize.pipeline``), which itself runs the heavy work in child processes. The job must not touch
 widgets. Progress, the result and errors cross to the GUI thread through queued signals of a
 `JobRunner` that lives there. Cancel is a `threading.Event` the core polls about ten times a
 second: the core kills its child and removes partial files, then raises `OptimizeCancelled`.
@@ -17,7 +17,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from slmdesk.core.worker_process import Progress
+from slmdesk.optimize.worker_process import Progress
 
 log = logging.getLogger("slmdesk.ui.optimize")
 
@@ -76,7 +76,7 @@ class JobRunner(QObject):
         try:
             value = job(report, cancel.is_set)
         except BaseException as exc:  # delivered to the GUI thread, never lost
-            from slmdesk.core.errors import SlmdeskError
+            from slmdesk.common.errors import SlmdeskError
 
             if not isinstance(exc, SlmdeskError):
                 log.exception("optimize job failed")

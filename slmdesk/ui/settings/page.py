@@ -21,9 +21,10 @@ from PySide6.QtWidgets import (
 )
 
 from slmdesk import __version__
-from slmdesk.core import hf_token, paths, settings
-from slmdesk.core.errors import SlmdeskError
-from slmdesk.core.hardware import machine_info
+from slmdesk.common import paths, settings
+from slmdesk.common.errors import SlmdeskError
+from slmdesk.hub import token as hf_token
+from slmdesk.models.hardware import machine_info
 from slmdesk.ui import dialogs
 from slmdesk.ui.format import human_size
 
@@ -31,7 +32,7 @@ THEMES = (("Follow the system", "system"), ("Light", "light"), ("Dark", "dark"))
 
 
 class SettingsPage(QScrollArea):
-    """Edits `slmdesk.core.settings`; changes apply at once and are saved."""
+    """Edits `slmdesk.common.settings`; changes apply at once and are saved."""
 
     theme_changed = Signal(str)
 
@@ -168,8 +169,8 @@ class SettingsPage(QScrollArea):
 
 def _llama_version() -> str:
     try:
-        import llama_cpp
+        from slmdesk.llama.native import llama_version
 
-        return f"llama-cpp-python {llama_cpp.__version__}"
+        return f"llama-cpp-python {llama_version()}"
     except Exception as exc:  # shown, not raised: the About box must always open
         return f"not available ({exc})"

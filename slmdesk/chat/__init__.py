@@ -1,0 +1,2 @@
+"""Conversations: the SQLite store and the chat session used by the window, the A/B view and the
+CLI."""

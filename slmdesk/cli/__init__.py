@@ -1,0 +1,12 @@
+"""The ``slmdesk`` command line: one module per group of sub-commands, each with ``register(sub)``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``slmdesk`` command (see `slmdesk.cli.main`)."""
+    from slmdesk.cli.main import main as run
+
+    return run(argv)

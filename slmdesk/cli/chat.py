@@ -1,0 +1,189 @@
+"""``slmdesk chat MODEL``: chat in the terminal, or ``--prompt TEXT`` for one streamed reply.
+
+The reply is generated on a named worker thread while the main thread waits, so Ctrl+C (which
+Python delivers to the main thread) can stop it within one token: the first Ctrl+C stops the
+reply, a second one (or Ctrl+C at the prompt) leaves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from typing import Any
+
+from slmdesk.cli.output import ProgressBar, print_json
+
+REPL_HELP = (
+    "Type a message and press Enter. /reset starts over, /exit leaves (Ctrl+C stops a reply)."
+)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``chat`` command."""
+    p = sub.add_parser("chat", help="chat with a model in the terminal")
+    p.add_argument("model", help="library name or path to a .gguf file")
+    p.add_argument("--prompt", help="send this one message, print the streamed reply and exit")
+    p.add_argument("--system", default="", help="system prompt")
+    p.add_argument("--max-tokens", type=int, default=None, help="longest reply in tokens")
+    p.add_argument("--temperature", type=float, default=None, help="0 = always the likeliest")
+    p.add_argument("--seed", type=int, default=None, help="fixed seed for repeatable replies")
+    p.add_argument("--ctx", type=int, default=None, help="context length in tokens")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: cores)")
+    p.add_argument(
+        "--format",
+        dest="chat_format",
+        default=None,
+        help="force a chat format: gemma, chatml, llama3, phi3, mistral or plain",
+    )
+    p.add_argument("--json", action="store_true", help="with --prompt: print the reply as JSON")
+    p.set_defaults(func=_chat)
+
+
+def _sampling(args: argparse.Namespace) -> Any:
+    from slmdesk.llama.engine import SamplingSettings
+
+    values: dict[str, Any] = {}
+    if args.max_tokens is not None:
+        values["max_tokens"] = args.max_tokens
+    if args.temperature is not None:
+        values["temperature"] = args.temperature
+    if args.seed is not None:
+        values["seed"] = args.seed
+    return SamplingSettings.from_dict(values)
+
+
+def _chat(args: argparse.Namespace) -> int:
+    from slmdesk.llama.engine import ChatEngine, EngineError
+    from slmdesk.models.library import Library
+
+    if args.json and args.prompt is None:
+        raise EngineError("--json needs --prompt (the interactive chat prints text).")
+    if args.prompt is not None and not args.prompt.strip():
+        raise EngineError("The message is empty: give --prompt some text.")
+    sampling = _sampling(args)
+    path = Library().resolve(args.model)
+    engine = ChatEngine()
+    bar = None if args.json else ProgressBar(f"loading {path.name}")
+    loaded = engine.load(
+        path,
+        context_length=args.ctx,
+        n_threads=args.threads,
+        progress=(lambda f: bar.update(int(f * 100), 100)) if bar else None,
+        chat_format=args.chat_format,
+    )
+    if bar:
+        bar.finish(f"{loaded.context_length:,} tokens of context, {loaded.n_threads} threads")
+        print(f"format: {loaded.chat_format.description}", file=sys.stderr)
+    try:
+        if args.prompt is not None:
+            return _one_reply(engine, args, sampling)
+        return _repl(engine, args, sampling)
+    finally:
+        engine.unload()
+
+
+def _run_reply(
+    engine: Any, messages: list[dict[str, str]], sampling: Any, stream: bool
+) -> tuple[Any, bool]:
+    """Generate on a worker thread; returns (result, interrupted twice)."""
+    stop = threading.Event()
+    box: dict[str, Any] = {}
+
+    def on_token(piece: str) -> None:
+        if stream:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+
+    def work() -> None:
+        try:
+            box["result"] = engine.generate(messages, sampling, on_token=on_token, stop_event=stop)
+        except BaseException as exc:  # handed to the main thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=work, name="slmdesk-chat-cli", daemon=True)
+    worker.start()
+    interrupts = 0
+    while worker.is_alive():
+        try:
+            worker.join(0.1)
+        except KeyboardInterrupt:
+            interrupts += 1
+            stop.set()
+    if "error" in box:
+        raise box["error"]
+    return box["result"], interrupts >= 2
+
+
+def _one_reply(engine: Any, args: argparse.Namespace, sampling: Any) -> int:
+    messages = [{"role": "system", "content": args.system}] if args.system else []
+    messages.append({"role": "user", "content": args.prompt})
+    result, _ = _run_reply(engine, messages, sampling, stream=not args.json)
+    if args.json:
+        print_json(
+            {
+                "reply": result.text,
+                "timings": result.timings.to_dict(),
+                "format": engine.chat_format.as_dict(),
+            }
+        )
+    else:
+        sys.stdout.write("\n")
+        _print_timings(result)
+    return 130 if result.timings.finish_reason == "cancelled" else 0
+
+
+def _print_timings(result: Any) -> None:
+    t = result.timings
+    note = {
+        "cancelled": ", stopped",
+        "length": ", reply length limit reached",
+        "context": ", context full",
+    }.get(t.finish_reason, "")
+    print(
+        f"[{t.generated_tokens} tokens, {t.tokens_per_second:.1f} tokens/s, first token after "
+        f"{t.time_to_first_token:.2f} s{note}]",
+        file=sys.stderr,
+    )
+    if result.dropped_messages:
+        print(
+            f"[{result.dropped_messages} older message(s) no longer fit in the context and were "
+            "left out]",
+            file=sys.stderr,
+        )
+
+
+def _repl(engine: Any, args: argparse.Namespace, sampling: Any) -> int:
+    from slmdesk.common.errors import SlmdeskError
+
+    print(REPL_HELP, file=sys.stderr)
+    system = [{"role": "system", "content": args.system}] if args.system else []
+    history: list[dict[str, str]] = []
+    while True:
+        try:
+            line = input("> ")
+        except (EOFError, KeyboardInterrupt):
+            print(file=sys.stderr)
+            return 0
+        text = line.strip()
+        if not text:
+            continue
+        if text in ("/exit", "/quit"):
+            return 0
+        if text == "/reset":
+            history.clear()
+            engine.reset_cache()
+            print("[conversation cleared]", file=sys.stderr)
+            continue
+        history.append({"role": "user", "content": line})
+        try:
+            result, leave = _run_reply(engine, system + history, sampling, stream=True)
+        except SlmdeskError as exc:
+            history.pop()
+            print(f"error: {exc}", file=sys.stderr)
+            continue
+        sys.stdout.write("\n")
+        _print_timings(result)
+        history.append({"role": "assistant", "content": result.text})
+        if leave:
+            return 130

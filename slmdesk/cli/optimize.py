@@ -1,0 +1,149 @@
+"""``slmdesk optimize`` and ``slmdesk eval``: shrink a model, and measure what it cost."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from slmdesk.cli.output import ProgressBar, human_size, print_json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``optimize`` and ``eval`` commands."""
+    p = sub.add_parser("optimize", help="prune and quantize a model, with a quality report")
+    p.add_argument("model", help="library name or path to a .gguf file")
+    p.add_argument("--quant", required=True, help="target type, such as Q4_K_M, Q8_0 or F16")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(
+        "--prune", type=int, metavar="N", help="remove N blocks, chosen by measurement"
+    )
+    group.add_argument("--prune-layers", metavar="LIST", help="remove these blocks, e.g. 3,7")
+    p.add_argument("--calibration", type=Path, help="text used to choose blocks (default: shipped)")
+    p.add_argument("--name", help="library name of the new model")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
+    p.add_argument("--no-eval", action="store_true", help="skip the quality report")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_optimize)
+
+    e = sub.add_parser("eval", help="compare a model with a reference: KL divergence, perplexity")
+    e.add_argument("model", help="library name or path of the model to judge")
+    e.add_argument("--reference", required=True, help="library name or path of the reference")
+    e.add_argument("--text", type=Path, help="UTF-8 text to evaluate on (default: shipped text)")
+    e.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
+    e.add_argument("--json", action="store_true", help="print JSON")
+    e.set_defaults(func=_eval)
+
+
+class _Bar:
+    """One progress bar per stage, on stderr."""
+
+    def __init__(self) -> None:
+        self.stage = ""
+        self.bar: ProgressBar | None = None
+
+    def __call__(self, p: Any) -> None:
+        if p.stage != self.stage:
+            if self.bar is not None:
+                self.bar.finish()
+            self.stage = p.stage
+            self.bar = ProgressBar(p.stage)
+        assert self.bar is not None
+        self.bar.update(p.done, p.total, p.detail)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.finish()
+            self.bar = None
+
+
+def _optimize(args: argparse.Namespace) -> int:
+    from slmdesk.common.errors import SlmdeskError
+    from slmdesk.models.library import Library
+    from slmdesk.optimize.pipeline import OptimizeRequest, optimize
+    from slmdesk.optimize.prune import parse_layer_list
+
+    source = Library().resolve(args.model)
+    layers: list[Any] | None = None
+    if args.prune_layers is not None:
+        layers = list(parse_layer_list(args.prune_layers))
+        if not layers:
+            raise SlmdeskError("--prune-layers needs block numbers, such as 3,7.")
+    if args.prune is not None and args.prune <= 0:
+        raise SlmdeskError("--prune needs a positive number of blocks.")
+    if args.calibration is not None and not args.calibration.is_file():
+        raise SlmdeskError(f"Calibration text {args.calibration} does not exist.")
+    request = OptimizeRequest(
+        source=source,
+        quant=args.quant,
+        prune_layers=layers,
+        prune_count=args.prune,
+        calibration=args.calibration,
+        name=args.name,
+        n_threads=args.threads,
+        evaluate=not args.no_eval,
+    )
+    bar = _Bar()
+    try:
+        result = optimize(request, progress=bar)
+    finally:
+        bar.close()
+    if args.json:
+        print_json(result.as_dict())
+        return 0
+    report = result.report
+    for warning in result.warnings:
+        print(f"warning: {warning}")
+    print(f"Created {result.name!r}: {result.path}")
+    print(
+        f"  size {human_size(report['size_before'])} -> {human_size(report['size_after'])}"
+        f"  type {report['type']}"
+        + (f"  removed blocks {report['removed_blocks']}" if report["removed_blocks"] else "")
+    )
+    _print_eval(report.get("eval"))
+    comparison = report.get("comparison")
+    if comparison:
+        print(f"  {comparison['recommendation']}")
+    return 0
+
+
+def _print_eval(ev: dict[str, Any] | None) -> None:
+    if not ev:
+        return
+    print(
+        f"  KL divergence mean {ev['kld_mean']:.4f}, 99% {ev['kld_p99']:.4f}; "
+        f"top-1 agreement {ev['top1_agreement'] * 100:.1f}%"
+    )
+    print(f"  perplexity {ev['ppl']:.3f} (reference {ev['ppl_reference']:.3f})")
+    if ev.get("tokens_per_second"):
+        print(
+            f"  speed {ev['tokens_per_second']:.1f} tokens/s "
+            f"(reference {ev['tokens_per_second_reference']:.1f})"
+        )
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from slmdesk.common.errors import SlmdeskError
+    from slmdesk.models.library import Library
+    from slmdesk.optimize.evaluate import evaluate
+
+    library = Library()
+    model = library.resolve(args.model)
+    reference = library.resolve(args.reference)
+    text = None
+    if args.text is not None:
+        try:
+            text = args.text.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SlmdeskError(f"Cannot read {args.text} as UTF-8 text: {exc}.") from None
+    bar = _Bar()
+    try:
+        report = evaluate(model, reference, text, args.threads, progress=bar)
+    finally:
+        bar.close()
+    if args.json:
+        print_json(report.as_dict())
+        return 0
+    print(f"{Path(model).name} vs {Path(reference).name} ({report.n_tokens_scored} tokens scored)")
+    _print_eval(report.as_dict())
+    return 0

@@ -1,1 +1,0 @@
-"""UI-independent logic. Nothing in this package may import Qt (a test enforces it)."""

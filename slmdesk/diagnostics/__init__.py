@@ -1,0 +1,1 @@
+"""Self-checks of an install (`slmdesk doctor`)."""

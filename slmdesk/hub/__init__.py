@@ -1,0 +1,1 @@
+"""The Hugging Face Hub: search, file listings, the token, resumable verified downloads."""

@@ -1,0 +1,686 @@
+"""Find GGUF models on the Hugging Face Hub and judge, before downloading, whether they fit.
+
+Everything goes through the real ``huggingface_hub`` client (`HfApi.list_models`,
+`HfApi.model_info` with file metadata, ``resolve`` URLs). The endpoint is read from ``HF_ENDPOINT``
+at call time and passed explicitly, because the client itself reads it only once at import. The
+token is always passed explicitly too (ours or ``False``), so a token saved by another tool is
+never sent. Every failure becomes a one-sentence `HubError` subclass.
+
+No Qt here: the Discover page calls these functions from a worker thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from slmdesk.common.errors import SlmdeskError
+from slmdesk.models import hardware
+
+DEFAULT_ENDPOINT = "https://huggingface.co"
+API_TIMEOUT = 20.0  # seconds for one metadata request
+PROBE_TIMEOUT = 4.0  # seconds to decide that the Hub cannot be reached at all
+CARD_MAX_BYTES = 512 * 1024
+# Without the header, the KV cache at the default context and the scratch buffers are estimated
+# as a share of the file: about 10-20% for today's small GQA models at 4096 tokens.
+KV_SHARE_ESTIMATE = 0.15
+
+SortKey = Literal["downloads", "likes", "updated"]
+_SORT_PARAM: dict[str, str] = {
+    "downloads": "downloads",
+    "likes": "likes",
+    "updated": "last_modified",
+}
+
+# Quantization names as llama.cpp and the usual uploaders spell them, with a quality rank
+# (roughly bits per weight, x10): higher is closer to the original model.
+QUANT_RANK: dict[str, int] = {
+    "IQ1_S": 16,
+    "IQ1_M": 18,
+    "TQ1_0": 17,
+    "IQ2_XXS": 21,
+    "TQ2_0": 21,
+    "IQ2_XS": 23,
+    "IQ2_S": 25,
+    "IQ2_M": 27,
+    "Q2_K_S": 29,
+    "Q2_K": 30,
+    "Q2_K_L": 31,
+    "IQ3_XXS": 31,
+    "IQ3_XS": 33,
+    "Q3_K_S": 34,
+    "IQ3_S": 35,
+    "IQ3_M": 37,
+    "Q3_K_M": 39,
+    "Q3_K": 39,
+    "Q3_K_L": 43,
+    "Q3_K_XL": 44,
+    "IQ4_XS": 43,
+    "Q4_0": 45,
+    "IQ4_NL": 45,
+    "MXFP4": 45,
+    "Q4_K_S": 46,
+    "Q4_1": 50,
+    "Q4_K_M": 49,
+    "Q4_K": 49,
+    "Q4_K_L": 50,
+    "Q4_K_XL": 50,
+    "Q5_0": 55,
+    "Q5_K_S": 55,
+    "Q5_1": 60,
+    "Q5_K_M": 57,
+    "Q5_K": 57,
+    "Q5_K_L": 58,
+    "Q5_K_XL": 58,
+    "Q6_K": 66,
+    "Q6_K_L": 67,
+    "Q6_K_XL": 67,
+    "Q8_0": 85,
+    "Q8_K_XL": 86,
+    "BF16": 160,
+    "F16": 160,
+    "FP16": 160,
+    "F32": 320,
+}
+# The split-file convention of llama.cpp's gguf-split: stem-00001-of-00003.gguf.
+_SPLIT_RE = re.compile(r"^(?P<stem>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE)
+_FLOAT_QUANTS = frozenset({"BF16", "F16", "FP16", "F32"})
+_QUANT_RE = re.compile(
+    r"(?<![A-Za-z0-9])("
+    + "|".join(sorted(map(re.escape, QUANT_RANK), key=len, reverse=True))
+    + r")"
+    r"(?![A-Za-z0-9])",
+    re.IGNORECASE,
+)
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+class HubError(SlmdeskError):
+    """Something about the Hub went wrong; the message says what to do."""
+
+
+class HubOfflineError(HubError):
+    """No network, or the Hub cannot be reached (or ``HF_HUB_OFFLINE`` is set)."""
+
+
+class RepoNotFoundError(HubError):
+    """No such repository (or it is private and no valid token was given)."""
+
+
+class GatedRepoError(HubError):
+    """The repository needs an accepted licence and a token (HTTP 401/403)."""
+
+
+class NoGGUFError(HubError):
+    """The repository has no GGUF file slmdesk could run."""
+
+
+class HubServerError(HubError):
+    """The Hub answered with a server error (5xx) or something unreadable."""
+
+
+# -- data --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RepoSummary:
+    """One search result: a model repository on the Hub."""
+
+    repo_id: str
+    author: str | None
+    downloads: int
+    likes: int
+    last_modified: str | None  # ISO 8601, UTC
+    license: str | None
+    gated: bool
+    private: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the ``search --json`` contract)."""
+        return {
+            "repo_id": self.repo_id,
+            "author": self.author,
+            "downloads": self.downloads,
+            "likes": self.likes,
+            "last_modified": self.last_modified,
+            "license": self.license,
+            "gated": self.gated,
+            "private": self.private,
+        }
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One file of a repository as the Hub describes it (name untrusted)."""
+
+    filename: str  # path inside the repository, as the Hub spells it
+    size_bytes: int
+    sha256: str | None  # from the LFS pointer; None for a file kept in git itself
+    blob_id: str | None = None  # git object id (sha1 of the blob), checks non-LFS files
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "filename": self.filename,
+            "size_bytes": self.size_bytes,
+            "sha256": self.sha256,
+            "blob_id": self.blob_id,
+        }
+
+
+@dataclass
+class RemoteModel:
+    """A downloadable model of a repository: one GGUF file, or every part of a split one."""
+
+    repo_id: str
+    revision: str  # the commit the listing came from, so every part comes from the same one
+    name: str  # the file name, or the shared stem of a split model
+    files: list[RemoteFile]
+    quantization: str | None
+    quantization_source: Literal["name", "header", "unknown"] = "name"
+    estimate_bytes: int = 0  # weights + KV cache at the default context + overhead
+    estimate_exact: bool = False  # True once computed from the remote header
+    verdict: hardware.Verdict = "fits"
+    recommended: bool = False
+    is_projector: bool = False  # a vision projector (mmproj), not a language model
+    header_facts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes on disk once downloaded (all parts)."""
+        return sum(f.size_bytes for f in self.files)
+
+    @property
+    def sha256(self) -> str | None:
+        """The SHA-256 of a single-file model (None for split models or non-LFS files)."""
+        return self.files[0].sha256 if len(self.files) == 1 else None
+
+    @property
+    def quality_rank(self) -> int:
+        """How close to the original model this quantization is (0 when unknown)."""
+        return QUANT_RANK.get((self.quantization or "").upper(), 0)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the ``files --json`` contract)."""
+        return {
+            "name": self.name,
+            "repo_id": self.repo_id,
+            "revision": self.revision,
+            "quantization": self.quantization,
+            "quantization_source": self.quantization_source,
+            "size_bytes": self.size_bytes,
+            "sha256": self.sha256,
+            "files": [f.as_dict() for f in self.files],
+            "split": len(self.files) > 1,
+            "memory_estimate_bytes": self.estimate_bytes,
+            "memory_estimate_exact": self.estimate_exact,
+            "verdict": self.verdict,
+            "recommended": self.recommended,
+            "projector": self.is_projector,
+        }
+
+
+@dataclass
+class RepoFiles:
+    """What a repository offers: its GGUF models and its model card."""
+
+    repo_id: str
+    revision: str
+    models: list[RemoteModel]
+    card_text: str | None
+    gated: bool
+    license: str | None
+
+    @property
+    def recommended(self) -> RemoteModel | None:
+        """The suggested pick, if any model fits."""
+        return next((m for m in self.models if m.recommended), None)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        rec = self.recommended
+        return {
+            "repo_id": self.repo_id,
+            "revision": self.revision,
+            "gated": self.gated,
+            "license": self.license,
+            "recommended": rec.name if rec else None,
+            "files": [m.as_dict() for m in self.models],
+            "card_text": self.card_text,
+        }
+
+
+# -- configuration -----------------------------------------------------------------------------
+
+
+def hub_endpoint() -> str:
+    """The Hub to talk to: ``HF_ENDPOINT`` (read now, not at import) or huggingface.co."""
+    return (os.environ.get("HF_ENDPOINT", "").strip() or DEFAULT_ENDPOINT).rstrip("/")
+
+
+def is_offline_mode() -> bool:
+    """Whether the user asked for no network (``HF_HUB_OFFLINE``), as huggingface_hub sees it."""
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def resolve_token(token: str | None = None) -> str | bool:
+    """The token to pass to huggingface_hub: ours, or False so no other saved token is sent."""
+    if token:
+        return token
+    from slmdesk.hub.token import load_token
+
+    return load_token() or False
+
+
+def file_url(
+    repo_id: str, filename: str, revision: str = "main", endpoint: str | None = None
+) -> str:
+    """The ``resolve`` URL of a file, on the configured endpoint."""
+    from huggingface_hub import hf_hub_url
+
+    return hf_hub_url(repo_id, filename, revision=revision, endpoint=endpoint or hub_endpoint())
+
+
+def check_reachable(endpoint: str) -> None:
+    """Fail fast when the Hub's host does not answer at all.
+
+    The client retries network errors with backoff for about 20 seconds; a person offline
+    should hear so at once. Skipped behind a proxy, where only the proxy is reachable.
+    """
+    if any(
+        os.environ.get(k)
+        for k in (
+            "HTTPS_PROXY",
+            "https_proxy",
+            "HTTP_PROXY",
+            "http_proxy",
+            "ALL_PROXY",
+            "all_proxy",
+        )
+    ):
+        return
+    parts = urlsplit(endpoint)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=PROBE_TIMEOUT):
+            return
+    except OSError:
+        raise HubOfflineError(_offline_message(endpoint)) from None
+
+
+def _offline_message(endpoint: str) -> str:
+    host = urlsplit(endpoint).netloc or endpoint
+    return (
+        f"You are offline or {host} cannot be reached: searching and downloading need the "
+        "network; your library and chats still work."
+    )
+
+
+@contextlib.contextmanager
+def hub_errors(repo_id: str | None = None, has_token: bool = False) -> Iterator[None]:
+    """Turn huggingface_hub and network exceptions into one-sentence `HubError`s.
+
+    Args:
+        repo_id: the repository concerned, named in the messages.
+        has_token: whether a token was sent (changes the advice for 401/403).
+    """
+    import httpx2
+    from huggingface_hub import errors as hf_errors
+
+    what = f"the repository {repo_id!r}" if repo_id else "the Hub"
+    try:
+        yield
+    except HubError:
+        raise
+    except hf_errors.OfflineModeIsEnabled:
+        raise HubOfflineError(
+            "You are offline (HF_HUB_OFFLINE is set): searching and downloading are turned off; "
+            "your library and chats still work."
+        ) from None
+    except hf_errors.GatedRepoError:
+        raise GatedRepoError(_gated_message(repo_id, has_token)) from None
+    except hf_errors.RepositoryNotFoundError as exc:
+        status = exc.response.status_code if exc.response is not None else 404
+        if status in (401, 403) and not has_token:
+            raise RepoNotFoundError(
+                f"{what[:1].upper() + what[1:]} was not found, or it is private: check the name, or add a "
+                "Hugging Face token in Settings if it is yours."
+            ) from None
+        raise RepoNotFoundError(
+            f"{what[:1].upper() + what[1:]} was not found on the Hub (check the name, e.g. owner/model-GGUF)."
+        ) from None
+    except hf_errors.RemoteEntryNotFoundError:
+        raise HubError(f"That file is no longer in {what} (the repository changed?).") from None
+    except hf_errors.RevisionNotFoundError:
+        raise HubError(f"That revision of {what} does not exist.") from None
+    except hf_errors.HfHubHTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else 0
+        if status in (401, 403):
+            raise GatedRepoError(_gated_message(repo_id, has_token)) from None
+        if status == 429:
+            raise HubServerError(
+                "The Hub is rate-limiting requests: wait a minute and try again."
+            ) from None
+        if status >= 500:
+            raise HubServerError(
+                f"The Hub answered with a server error ({status}); try again in a moment."
+            ) from None
+        raise HubServerError(f"The Hub refused the request (HTTP {status}).") from None
+    except (httpx2.TimeoutException, httpx2.NetworkError, httpx2.RemoteProtocolError, OSError):
+        raise HubOfflineError(_offline_message(hub_endpoint())) from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise HubServerError(f"The Hub sent an answer slmdesk cannot read ({exc}).") from None
+
+
+def _gated_message(repo_id: str | None, has_token: bool) -> str:
+    name = repo_id or "This repository"
+    if has_token:
+        return (
+            f"{name} is gated and your token has no access to it: accept its licence on the "
+            "Hub's page with the same account, then try again."
+        )
+    return (
+        f"{name} is gated: accept its licence on the Hub's page, then add a Hugging Face "
+        "token in Settings (or set HF_TOKEN)."
+    )
+
+
+def _api(token: str | bool) -> Any:
+    from huggingface_hub import HfApi
+
+    return HfApi(endpoint=hub_endpoint(), token=token)
+
+
+def _require_online() -> None:
+    if is_offline_mode():
+        raise HubOfflineError(
+            "You are offline (HF_HUB_OFFLINE is set): searching and downloading are turned off; "
+            "your library and chats still work."
+        )
+
+
+# -- search ------------------------------------------------------------------------------------
+
+
+def _license_from_tags(tags: list[str] | None) -> str | None:
+    for tag in tags or []:
+        if tag.startswith("license:"):
+            return tag.split(":", 1)[1]
+    return None
+
+
+def search_models(
+    query: str, sort: SortKey = "downloads", limit: int = 20, token: str | None = None
+) -> list[RepoSummary]:
+    """GGUF model repositories matching ``query``, most downloaded/liked/recent first.
+
+    Args:
+        query: words in the repository name ("" lists the top repositories).
+        sort: ``downloads``, ``likes`` or ``updated``.
+        limit: at most this many results (1-1000).
+        token: a Hub token; None uses the saved one.
+
+    Raises:
+        HubError: offline, server error, bad answer.
+    """
+    if sort not in _SORT_PARAM:
+        raise HubError(f"Sort by one of {', '.join(_SORT_PARAM)}, not {sort!r}.")
+    if not 1 <= limit <= 1000:
+        raise HubError("The number of results must be between 1 and 1000.")
+    _require_online()
+    endpoint = hub_endpoint()
+    check_reachable(endpoint)
+    tok = resolve_token(token)
+    results: list[RepoSummary] = []
+    with hub_errors(has_token=bool(tok)):
+        items = _api(tok).list_models(
+            filter="gguf",
+            search=query.strip() or None,
+            sort=_SORT_PARAM[sort],
+            limit=limit,
+            expand=["author", "downloads", "likes", "lastModified", "gated", "private", "tags"],
+        )
+        for info in items:
+            last = info.last_modified.isoformat() if info.last_modified else None
+            results.append(
+                RepoSummary(
+                    repo_id=info.id,
+                    author=info.author or (info.id.split("/", 1)[0] if "/" in info.id else None),
+                    downloads=int(info.downloads or 0),
+                    likes=int(info.likes or 0),
+                    last_modified=last,
+                    license=_license_from_tags(info.tags),
+                    gated=bool(info.gated),
+                    private=bool(info.private),
+                )
+            )
+    return results
+
+
+# -- files of a repository ---------------------------------------------------------------------
+
+
+def quantization_from_name(filename: str) -> str | None:
+    """The quantization named in a file name (``Q4_K_M``, ``IQ3_XS``, ``F16``...), or None."""
+    base = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    match = _SPLIT_RE.match(base)
+    stem = match["stem"] if match else re.sub(r"\.gguf$", "", base, flags=re.IGNORECASE)
+    found = _QUANT_RE.findall(stem)
+    if not found:
+        folder = filename.replace("\\", "/").rsplit("/", 1)[0] if "/" in filename else ""
+        found = _QUANT_RE.findall(folder)
+    return found[-1].upper() if found else None
+
+
+def estimate_from_size(size_bytes: int) -> int:
+    """Memory to chat with a model known only by its file size (weights + KV + scratch)."""
+    return int(size_bytes * (1 + KV_SHARE_ESTIMATE)) + hardware.COMPUTE_OVERHEAD_BYTES
+
+
+def group_gguf_files(repo_id: str, revision: str, files: list[RemoteFile]) -> list[RemoteModel]:
+    """GGUF files as models: split parts (``-00001-of-00003.gguf``) become one model.
+
+    A split model with a missing part is left out: it could never be loaded.
+    """
+    singles: list[RemoteModel] = []
+    splits: dict[tuple[str, int], dict[int, RemoteFile]] = {}
+    for f in files:
+        if not f.filename.lower().endswith(".gguf"):
+            continue
+        base = f.filename.replace("\\", "/").rsplit("/", 1)[-1]
+        match = _SPLIT_RE.match(base)
+        if match:
+            folder = f.filename[: len(f.filename) - len(base)]
+            key = (folder + match["stem"], int(match["count"]))
+            splits.setdefault(key, {})[int(match["index"])] = f
+            continue
+        singles.append(
+            RemoteModel(
+                repo_id=repo_id,
+                revision=revision,
+                name=base,
+                files=[f],
+                quantization=quantization_from_name(f.filename),
+                is_projector=base.lower().startswith("mmproj"),
+            )
+        )
+    for (stem, count), parts in splits.items():
+        if sorted(parts) != list(range(1, count + 1)):
+            continue
+        ordered = [parts[i] for i in range(1, count + 1)]
+        singles.append(
+            RemoteModel(
+                repo_id=repo_id,
+                revision=revision,
+                name=stem.rsplit("/", 1)[-1],
+                files=ordered,
+                quantization=quantization_from_name(ordered[0].filename),
+                is_projector=stem.rsplit("/", 1)[-1].lower().startswith("mmproj"),
+            )
+        )
+    return sorted(singles, key=lambda m: (m.is_projector, m.size_bytes, m.name))
+
+
+def judge_fit(models: list[RemoteModel], machine: hardware.MachineInfo | None = None) -> None:
+    """Set each model's memory estimate and verdict, and mark the recommended one.
+
+    The recommendation is the highest-quality quantized model that ``fits`` comfortably;
+    full-precision files (F16/BF16/F32) are only suggested when no quantized one fits, since
+    they double the memory for a difference few can notice.
+    """
+    machine = machine or hardware.machine_info()
+    for model in models:
+        if not model.estimate_exact:
+            model.estimate_bytes = estimate_from_size(model.size_bytes)
+        model.verdict = hardware.verdict_for(model.estimate_bytes, machine)
+        model.recommended = False
+    candidates = [m for m in models if m.verdict == "fits" and not m.is_projector]
+    quantized = [m for m in candidates if (m.quantization or "").upper() not in _FLOAT_QUANTS]
+    if quantized:
+        best = max(quantized, key=lambda m: (m.quality_rank, -m.size_bytes))
+    elif candidates:
+        best = min(candidates, key=lambda m: m.size_bytes)
+    else:
+        return
+    best.recommended = True
+
+
+def _siblings(info: Any) -> list[RemoteFile]:
+    files: list[RemoteFile] = []
+    for sib in info.siblings or []:
+        lfs = sib.lfs
+        size = lfs.size if lfs is not None else sib.size
+        files.append(
+            RemoteFile(
+                filename=str(sib.rfilename),
+                size_bytes=int(size or 0),
+                sha256=str(lfs.sha256).lower() if lfs is not None else None,
+                blob_id=str(sib.blob_id) if sib.blob_id else None,
+            )
+        )
+    return files
+
+
+def fetch_model_card(repo_id: str, revision: str = "main", token: str | None = None) -> str | None:
+    """The repository's README.md text (front matter included), or None when it has none."""
+    from huggingface_hub.utils import build_hf_headers, get_session
+
+    _require_online()
+    tok = resolve_token(token)
+    url = file_url(repo_id, "README.md", revision)
+    with hub_errors(repo_id, bool(tok)):
+        headers = build_hf_headers(token=tok, headers={"Accept-Encoding": "identity"})
+        with get_session().stream("GET", url, headers=headers, timeout=API_TIMEOUT) as resp:
+            if resp.status_code == 404:
+                return None
+            if resp.status_code >= 400:
+                resp.read()
+                from huggingface_hub.utils import hf_raise_for_status
+
+                hf_raise_for_status(resp)
+            data = bytearray()
+            for piece in resp.iter_bytes():
+                data += piece
+                if len(data) >= CARD_MAX_BYTES:
+                    break
+    return bytes(data[:CARD_MAX_BYTES]).decode("utf-8", errors="replace")
+
+
+def list_repo_models(
+    repo_id: str,
+    token: str | None = None,
+    machine: hardware.MachineInfo | None = None,
+    with_card: bool = True,
+) -> RepoFiles:
+    """Every GGUF model in ``repo_id`` with exact sizes, SHA-256, quantization and fit verdict.
+
+    Args:
+        repo_id: ``owner/name``.
+        token: a Hub token; None uses the saved one.
+        machine: judge against this machine (None: this computer, now).
+        with_card: also fetch the README.md model card.
+
+    Raises:
+        RepoNotFoundError, GatedRepoError, NoGGUFError, HubOfflineError, HubServerError.
+    """
+    repo_id = repo_id.strip().strip("/")
+    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
+        raise RepoNotFoundError(f"{repo_id!r} is not a repository name (expected owner/name).")
+    _require_online()
+    tok = resolve_token(token)
+    with hub_errors(repo_id, bool(tok)):
+        info = _api(tok).model_info(repo_id, files_metadata=True, timeout=API_TIMEOUT)
+    revision = str(info.sha or "main")
+    files = _siblings(info)
+    models = group_gguf_files(repo_id, revision, files)
+    if not models:
+        raise NoGGUFError(
+            f"{repo_id} has no GGUF files: slmdesk runs GGUF models (try searching for "
+            f"'{repo_id.split('/')[-1]} GGUF')."
+        )
+    judge_fit(models, machine)
+    card = None
+    if with_card:
+        try:
+            card = fetch_model_card(repo_id, revision, token)
+        except GatedRepoError:
+            card = None  # the card sits behind the gate too; the listing is still useful
+    card_data = getattr(info, "card_data", None)
+    license_name = _license_from_tags(info.tags) or (
+        str(card_data.get("license")) if card_data and card_data.get("license") else None
+    )
+    return RepoFiles(
+        repo_id=repo_id,
+        revision=revision,
+        models=models,
+        card_text=card,
+        gated=bool(info.gated),
+        license=license_name,
+    )
+
+
+def choose_model(
+    repo: RepoFiles, filename: str | None = None, quant: str | None = None
+) -> RemoteModel:
+    """The model a ``pull`` means: by file name, by quantization, or the recommended one.
+
+    Raises:
+        HubError: no file or quantization of that name, or nothing fits and none was named.
+    """
+    if filename:
+        wanted = filename.strip()
+        for model in repo.models:
+            names = {model.name, *(f.filename for f in model.files)}
+            names |= {n.rsplit("/", 1)[-1] for n in names}
+            if wanted in names:
+                return model
+        raise HubError(
+            f"{repo.repo_id} has no GGUF file {wanted!r} (see `slmdesk files {repo.repo_id}`)."
+        )
+    if quant:
+        q = quant.strip().upper()
+        matches = [m for m in repo.models if (m.quantization or "").upper() == q]
+        if not matches:
+            have = sorted({m.quantization for m in repo.models if m.quantization})
+            raise HubError(
+                f"{repo.repo_id} has no {q} file; it offers: {', '.join(have) or 'unknown'}."
+            )
+        return min(matches, key=lambda m: (m.is_projector, m.size_bytes))
+    rec = repo.recommended
+    if rec is None:
+        raise HubError(
+            f"No file of {repo.repo_id} fits comfortably in this computer's memory; name one "
+            "with --file or --quant to download it anyway."
+        )
+    return rec

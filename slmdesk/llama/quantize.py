@@ -1,0 +1,81 @@
+"""llama.cpp's quantizer (`llama_model_quantize`) and its log, for the optimizer child process.
+
+llama.cpp logs one line per tensor while it quantizes; `install_log` forwards that log to stderr
+(where the parent reads progress) and can capture it (dry runs report tensor types only there).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from slmdesk.common.errors import SlmdeskError
+
+_captured: list[str] | None = None
+_callback: Any = None
+
+
+def start_capture() -> None:
+    """Start keeping llama.cpp's log lines (see `stop_capture`)."""
+    global _captured
+    _captured = []
+
+
+def stop_capture() -> str:
+    """Stop capturing; returns the log text captured since `start_capture`."""
+    global _captured
+    text = "".join(_captured or [])
+    _captured = None
+    return text
+
+
+def install_log(forward: bool) -> None:
+    """Route llama.cpp's log to stderr (for the parent) and to an optional capture buffer."""
+    global _callback
+    import llama_cpp
+
+    def on_log(level: int, text: bytes, user_data: Any) -> None:
+        chunk = text.decode("utf-8", errors="replace") if text else ""
+        if _captured is not None:
+            _captured.append(chunk)
+        if forward:
+            os.write(2, chunk.encode("utf-8"))
+
+    _callback = llama_cpp.llama_log_callback(on_log)
+    llama_cpp.llama_log_set(_callback, ctypes.c_void_p(0))
+
+
+def quantize_file(
+    source: str,
+    dest: str,
+    ftype: int,
+    allow_requantize: bool = True,
+    only_copy: bool = False,
+    prune_layers: Sequence[int] = (),
+    n_threads: int = 2,
+    dry_run: bool = False,
+) -> None:
+    """Call llama_model_quantize once (in this process)."""
+    import llama_cpp
+
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = ftype
+    params.allow_requantize = allow_requantize
+    params.only_copy = only_copy
+    params.nthread = n_threads
+    params.dry_run = dry_run
+    keep_alive = None
+    if prune_layers:
+        # llama-quant.cpp reads until -1 and uses prune.front() as the lowest index: sort it.
+        values = [*sorted(int(i) for i in prune_layers), -1]
+        keep_alive = (ctypes.c_int32 * len(values))(*values)
+        params.prune_layers = keep_alive
+    rc = llama_cpp.llama_model_quantize(
+        source.encode("utf-8"), dest.encode("utf-8"), ctypes.byref(params)
+    )
+    del keep_alive
+    if rc != 0:
+        raise SlmdeskError(f"llama.cpp could not convert {Path(source).name} (code {rc}).")

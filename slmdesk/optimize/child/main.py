@@ -1,0 +1,110 @@
+"""Entry point of the optimizer child process: ``python -m slmdesk.optimize.child.main``.
+
+The parent (`slmdesk.optimize.worker_process.run_worker`) writes one JSON job on stdin; this module
+runs it with llama.cpp and answers with JSON lines on stdout (``progress``, then ``result`` or
+``error``). llama.cpp's own log goes to stderr, where the parent reads per-tensor progress.
+
+Frozen app (PyInstaller): ``-m`` is not available, so the app's entry point must call
+`frozen_dispatch` first thing; it runs the worker and exits when the executable was started as
+``<app> --slmdesk-optimize-worker`` (what `worker_process.worker_command` uses when frozen).
+
+Jobs (``kind``):
+- ``quantize``: llama_model_quantize (``ftype``, ``allow_requantize``, ``only_copy``,
+  ``prune_layers``) from ``source`` to ``dest``, then the pruned-metadata fix-up.
+- ``dry_run``: per offered type, the tensor types llama.cpp would choose (for the size preview).
+- ``evaluate``: `slmdesk.optimize.child.scoring.evaluate_in_process`.
+- ``plan``: guided pruning search (`slmdesk.optimize.child.plan.plan_in_process`).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+from slmdesk.common.errors import SlmdeskError
+from slmdesk.llama import quantize as native
+from slmdesk.optimize.child.convert import dry_run_types, prune_and_fix
+
+
+def emit(event: str, **fields: Any) -> None:
+    """Write one JSON line to the parent."""
+    sys.stdout.write(json.dumps({"event": event, **fields}) + "\n")
+    sys.stdout.flush()
+
+
+def progress(stage: str, done: int, total: int, detail: str = "") -> None:
+    """Report progress to the parent."""
+    emit("progress", stage=stage, done=done, total=total, detail=detail)
+
+
+def run_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Dispatch one job; returns its JSON-ready result."""
+    kind = job.get("kind")
+    n_threads = int(job.get("n_threads") or 2)
+    if kind == "quantize":
+        native.install_log(forward=True)
+        fixed = prune_and_fix(
+            job["source"],
+            job["dest"],
+            int(job["ftype"]),
+            job.get("prune_layers") or [],
+            bool(job.get("allow_requantize", True)),
+            bool(job.get("only_copy", False)),
+            n_threads,
+        )
+        return {"path": job["dest"], "metadata_fixed": fixed}
+    if kind == "dry_run":
+        native.install_log(forward=False)
+        return {"types": dry_run_types(job["source"], dict(job["ftypes"]), n_threads, progress)}
+    if kind == "evaluate":
+        native.install_log(forward=False)
+        from slmdesk.optimize.child.scoring import evaluate_in_process
+
+        progress("evaluating", 0, 1)
+        report = evaluate_in_process(job["model"], job["reference"], job["text"], n_threads)
+        progress("evaluating", 1, 1)
+        return report.as_dict()
+    if kind == "plan":
+        native.install_log(forward=False)
+        from slmdesk.optimize.child.plan import plan_in_process
+
+        return plan_in_process(job, progress)
+    raise SlmdeskError(f"Unknown optimizer job {kind!r}.")
+
+
+def main() -> int:
+    """Read the job from stdin, run it, report on stdout."""
+    try:
+        job = json.loads(sys.stdin.read() or "{}")
+        result = run_job(job)
+    except SlmdeskError as exc:
+        emit("error", message=str(exc))
+        return 1
+    except MemoryError:
+        emit("error", message="Not enough memory for this operation.")
+        return 1
+    except OSError as exc:
+        emit("error", message=f"File error: {exc.strerror or exc} ({exc.filename or ''}).")
+        return 1
+    except Exception as exc:  # a bug: the parent shows the message, the log keeps the trace
+        traceback.print_exc()
+        emit("error", message=f"Unexpected optimizer failure: {type(exc).__name__}: {exc}")
+        return 1
+    emit("result", result=result)
+    return 0
+
+
+def frozen_dispatch(argv: Sequence[str] | None = None) -> None:
+    """In a frozen app: if started as the optimizer child, run it and exit."""
+    from slmdesk.optimize.worker_process import FROZEN_FLAG
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == [FROZEN_FLAG]:
+        sys.exit(main())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
