@@ -12,7 +12,9 @@ Threads: one store may be shared by the GUI thread and the inference worker (whi
 reply as it streams). It holds one connection guarded by a lock, so calls from any thread are
 serialised; each call is short (one small transaction). Separate stores (or processes) on the
 same file also work: WAL lets readers and a writer proceed together and ``busy_timeout`` makes
-writers wait for each other instead of failing.
+writers wait for each other instead of failing. Opening (and migrating) can wait on the disk or
+on another process's lock, so a window creates its store with ``connect=False`` and opens it off
+the GUI thread; the connection is made by the first call that needs it, on any thread.
 """
 
 from __future__ import annotations
@@ -164,17 +166,40 @@ def _loads(text: str | None) -> Any:
 class ConversationStore:
     """The conversations database. Safe to share between threads (see the module docstring)."""
 
-    def __init__(self, path: Path | None = None) -> None:
-        """Open (creating or upgrading) the database.
+    def __init__(self, path: Path | None = None, connect: bool = True) -> None:
+        """Open (creating or upgrading) the database, now or on first use.
+
+        Args:
+            path: the database file (default: the user's).
+            connect: open it now. False defers opening (and migrating) to `open` or to the first
+                call that needs the database, on whichever thread makes it: a window creates its
+                store this way and opens it on a worker thread, never on the GUI thread.
 
         Raises:
             ConversationError: the file is from a newer slmdesk, not a database, or unreadable.
         """
         self.path = Path(path) if path is not None else paths.database_path()
         self._lock = threading.RLock()
-        self._db: sqlite3.Connection | None = self._open()
+        self._db: sqlite3.Connection | None = None
+        self._closed = False
+        if connect:
+            self.open()
 
     # -- opening and migrating ----------------------------------------------------------------
+
+    def open(self) -> None:
+        """Open (creating or upgrading) the database if it is not open yet. Any thread; idempotent.
+
+        Raises:
+            ConversationError: as for the constructor, or the store was closed.
+        """
+        with self._lock:
+            self._conn()
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the database has been opened (and not closed)."""
+        return self._db is not None
 
     def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -233,6 +258,7 @@ class ConversationStore:
     def close(self) -> None:
         """Close the database (idempotent). The store cannot be used afterwards."""
         with self._lock:
+            self._closed = True
             if self._db is not None:
                 self._db.close()
                 self._db = None
@@ -252,8 +278,11 @@ class ConversationStore:
     # -- transactions -------------------------------------------------------------------------
 
     def _conn(self) -> sqlite3.Connection:
+        """The connection, opened on first use. Call with the lock held."""
         if self._db is None:
-            raise ConversationError("The conversation database is closed.")
+            if self._closed:
+                raise ConversationError("The conversation database is closed.")
+            self._db = self._open()
         return self._db
 
     @contextmanager

@@ -84,10 +84,11 @@ def test_drag_and_drop_links_in_place(
 
 
 def test_bad_file_shows_an_error_and_changes_nothing(
-    qtbot, app_parts: AppParts, tmp_path: Path, dialog_script
+    qtbot, app_parts: AppParts, tmp_path: Path, dialog_script, gui_guard
 ) -> None:
     bad = tmp_path / "fake.gguf"
-    bad.write_text("not a model")
+    with gui_guard.allowed():
+        bad.write_text("not a model")
     dialog_script.answers.update(import_mode="copy")
     app_parts.library_controller.import_paths([bad])
     _settle(qtbot, app_parts)
@@ -110,9 +111,10 @@ def test_duplicate_import_is_refused(
 
 
 def test_remove_with_confirmation(
-    qtbot, app_parts: AppParts, tiny_model: Path, dialog_script
+    qtbot, app_parts: AppParts, tiny_model: Path, dialog_script, gui_guard
 ) -> None:
-    entry = Library().import_model(tiny_model)
+    with gui_guard.allowed():
+        entry = Library().import_model(tiny_model)
     app_parts.library_controller.refresh()
     _settle(qtbot, app_parts)
     view = app_parts.library_controller.view
@@ -130,14 +132,15 @@ def test_remove_with_confirmation(
 
 
 def test_sorting_by_size_uses_bytes(
-    qtbot, app_parts: AppParts, tiny_model: Path, tiny_model_no_template: Path
+    qtbot, app_parts: AppParts, tiny_model: Path, tiny_model_no_template: Path, gui_guard
 ) -> None:
-    library = Library()
-    library.import_model(tiny_model)
-    small = library.models_dir / "small.gguf"
     from slmdesk.models.synth import TinyModelSpec, write_tiny_llama
 
-    write_tiny_llama(small, TinyModelSpec(n_layers=1))
+    library = Library()
+    small = library.models_dir / "small.gguf"
+    with gui_guard.allowed():
+        library.import_model(tiny_model)
+        write_tiny_llama(small, TinyModelSpec(n_layers=1))
     app_parts.library_controller.refresh()
     _settle(qtbot, app_parts)
     view = app_parts.library_controller.view

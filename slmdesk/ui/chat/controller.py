@@ -1,7 +1,7 @@
 """Wires the Chat page: conversations (task pool), the model and replies (inference thread).
 
-Where things run: conversation listing, creation, renaming, deleting and settings writes go to the
-task pool; loading, generating and the chat's own message writes happen on the inference thread
+Where things run: opening the database, conversation listing, creation, renaming, deleting and
+settings writes go to the task pool (the list appears once the database is open); loading, generating and the chat's own message writes happen on the inference thread
 (`ui.runtime.inference`). Every handler here runs on the GUI thread and only updates widgets.
 """
 
@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, QTimer, Slot
+from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import QListWidgetItem, QMenu
 
@@ -41,6 +41,8 @@ ID_ROLE = Qt.ItemDataRole.UserRole
 
 class ChatController(QObject):
     """The Chat page's behaviour."""
+
+    store_failed = Signal(str)  # the conversation database cannot be opened: why
 
     def __init__(
         self,
@@ -83,8 +85,16 @@ class ChatController(QObject):
         self._search_timer.timeout.connect(self.refresh_conversations)
         self._connect()
         self._fill_settings(None)
+        self.tasks.run(self.store.open, self._on_store_open, self._on_store_failed, name="chat-db")
+
+    def _on_store_open(self, _result: object) -> None:
         self.tasks.run(lambda: self.store.purge(older_than=PURGE_DELETED_AFTER), name="chat-purge")
         self.refresh_conversations()
+
+    def _on_store_failed(self, exc: BaseException) -> None:
+        message = str(exc) if isinstance(exc, SlmdeskError) else f"Unexpected problem: {exc}"
+        self.view.show_notice(message)
+        self.store_failed.emit(message)
 
     def _connect(self) -> None:
         v, w = self.view, self.client.worker
