@@ -21,12 +21,14 @@ from slmdesk.ui.runtime.tasks import TaskRunner
 TIMEOUT = 30_000
 
 
-def _shown_window(qtbot) -> QWidget:
-    window = QWidget()
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitExposed(window)
-    return window
+@pytest.fixture
+def window(qtbot) -> QWidget:
+    """A shown top-level window: while it is visible the guard watches the GUI thread."""
+    widget = QWidget()
+    qtbot.addWidget(widget)
+    widget.show()
+    qtbot.waitExposed(widget)
+    return widget
 
 
 def _run_in_a_slot(qtbot, action: Callable[[], None]) -> None:
@@ -53,8 +55,7 @@ def _expect_caught(guard: GuiThreadGuard, what: str) -> None:
     assert guard.violations == []
 
 
-def test_a_file_written_in_a_slot_fails_the_test(qtbot, gui_guard, tmp_path: Path) -> None:
-    window = _shown_window(qtbot)  # kept: the widget lives as long as its Python object
+def test_a_file_written_in_a_slot_fails_the_test(qtbot, window, gui_guard, tmp_path: Path) -> None:
     target = tmp_path / "written-on-the-gui-thread.txt"
     _run_in_a_slot(qtbot, lambda: target.write_text("blocked the window"))
     assert target.read_text() == "blocked the window"  # the guard only watches
@@ -62,7 +63,7 @@ def test_a_file_written_in_a_slot_fails_the_test(qtbot, gui_guard, tmp_path: Pat
 
 
 def _fsync(tmp_path: Path) -> None:
-    fd = os.open(tmp_path / "synced", os.O_RDONLY)
+    fd = os.open(tmp_path, os.O_RDONLY)  # a folder: opening it is not a write
     try:
         os.fsync(fd)
     finally:
@@ -78,9 +79,11 @@ def _child(_tmp_path: Path) -> None:
 
 
 def _connect(_tmp_path: Path) -> None:
-    with socket.create_server(("127.0.0.1", 0)) as server:
-        with socket.create_connection(server.getsockname(), timeout=10):
-            pass
+    with (
+        socket.create_server(("127.0.0.1", 0)) as server,
+        socket.create_connection(server.getsockname(), timeout=10),
+    ):
+        pass
 
 
 @pytest.mark.parametrize(
@@ -93,17 +96,13 @@ def _connect(_tmp_path: Path) -> None:
     ],
 )
 def test_each_kind_of_blocking_call_is_caught(
-    qtbot, gui_guard, tmp_path: Path, call: Callable[[Path], None], what: str
+    qtbot, window, gui_guard, tmp_path: Path, call: Callable[[Path], None], what: str
 ) -> None:
-    (tmp_path / "synced").touch()  # before the window shows: only the call under test counts
-    window = _shown_window(qtbot)  # kept: the widget lives as long as its Python object
     _run_in_a_slot(qtbot, lambda: call(tmp_path))
     _expect_caught(gui_guard, what)
 
 
-def test_the_same_calls_on_a_worker_thread_pass(qtbot, gui_guard, tmp_path: Path) -> None:
-    (tmp_path / "synced").touch()
-    window = _shown_window(qtbot)  # kept: the widget lives as long as its Python object
+def test_the_same_calls_on_a_worker_thread_pass(qtbot, window, gui_guard, tmp_path: Path) -> None:
     tasks = TaskRunner()
     results: list[object] = []
 
@@ -120,25 +119,20 @@ def test_the_same_calls_on_a_worker_thread_pass(qtbot, gui_guard, tmp_path: Path
     assert gui_guard.violations == []
 
 
-def test_reading_a_file_on_the_gui_thread_is_not_a_blocking_write(
-    qtbot, gui_guard, tmp_path: Path
-) -> None:
-    source = tmp_path / "small.txt"
-    source.write_text("settings")
-    window = _shown_window(qtbot)  # kept: the widget lives as long as its Python object
-    _run_in_a_slot(qtbot, source.read_text)
+def test_reading_a_file_on_the_gui_thread_is_not_a_blocking_write(qtbot, window, gui_guard) -> None:
+    _run_in_a_slot(qtbot, Path(__file__).read_text)
     assert gui_guard.violations == []
 
 
-def test_nothing_is_watched_while_no_window_is_shown(qtbot, gui_guard, tmp_path: Path) -> None:
-    window = _shown_window(qtbot)
+def test_nothing_is_watched_while_no_window_is_shown(
+    qtbot, window, gui_guard, tmp_path: Path
+) -> None:
     window.hide()
     _run_in_a_slot(qtbot, lambda: (tmp_path / "after-close.txt").write_text("shutdown"))
     assert gui_guard.violations == []
 
 
-def test_test_code_can_pause_the_guard(qtbot, gui_guard, tmp_path: Path) -> None:
-    window = _shown_window(qtbot)  # kept: the widget lives as long as its Python object
+def test_test_code_can_pause_the_guard(qtbot, window, gui_guard, tmp_path: Path) -> None:
     with gui_guard.allowed():
         (tmp_path / "prepared-by-the-test.txt").write_text("setup")
     assert window.isVisible()
@@ -146,8 +140,7 @@ def test_test_code_can_pause_the_guard(qtbot, gui_guard, tmp_path: Path) -> None
 
 
 @pytest.mark.allow_gui_thread_io("proves that the marker turns the guard off")
-def test_the_marker_turns_the_guard_off(qtbot, gui_guard, tmp_path: Path) -> None:
-    window = _shown_window(qtbot)  # kept: the widget lives as long as its Python object
+def test_the_marker_turns_the_guard_off(qtbot, window, gui_guard, tmp_path: Path) -> None:
     _run_in_a_slot(qtbot, lambda: (tmp_path / "allowed.txt").write_text("opted out"))
     assert not gui_guard.active
     assert gui_guard.violations == []
