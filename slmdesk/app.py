@@ -23,7 +23,7 @@ from slmdesk.chat.conversations import ConversationStore
 from slmdesk.common import settings
 from slmdesk.common.logs import setup_logging
 from slmdesk.common.settings import SettingsStore
-from slmdesk.models.library import Library
+from slmdesk.models.library import Library, ModelEntry
 from slmdesk.ui.chat.controller import ChatController
 from slmdesk.ui.chat.view import ChatView
 from slmdesk.ui.discover.controller import DiscoverController
@@ -207,10 +207,16 @@ def run_app(install_starter: bool = True) -> int:
     setup_logging()
     app = make_application()
     parts = build_window()
-    if install_starter and parts.library.starter_needed():
+    if install_starter:
+
+        def starter_installed(entry: ModelEntry | None) -> None:
+            if entry is not None:
+                parts.library_controller.refresh(select=entry.name)
+
+        # install_starter checks the library first (on the pool) and does nothing when not needed
         parts.tasks.run(
             parts.library.install_starter,
-            lambda entry: parts.library_controller.refresh(select=entry.name if entry else None),
+            starter_installed,
             lambda exc: log.warning("starter model not installed: %s", exc),
             name="starter",
         )
