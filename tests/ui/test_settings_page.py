@@ -68,6 +68,9 @@ def test_the_llama_version_is_read_off_the_gui_thread(qtbot, monkeypatch) -> Non
     monkeypatch.setattr(native, "llama_version", spy)
     parts = _open(qtbot)
     page = _settings_page(parts)
+    parts.tasks.wait()
+    assert callers == []  # not read while nobody looks (it would compete with start-up)
+    parts.window.show_page("Settings")
     qtbot.waitUntil(
         lambda: page.llama_version.text().startswith("llama-cpp-python"), timeout=TIMEOUT
     )

@@ -2,8 +2,8 @@
 
 Nothing here waits on the disk or loads a library on the GUI thread: changes go to the in-memory
 `SettingsStore` (saved shortly after, on its own thread), the token file is read and written on the
-task pool, and the llama.cpp version (which loads the native library) is read there too and shown
-when it arrives.
+task pool, and the llama.cpp version (which loads the native library) is read there too, the first
+time the page is shown, and appears when it arrives.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import platform
 
 from PySide6.QtCore import QUrl, Signal, Slot
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtGui import QDesktopServices, QShowEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -157,8 +157,18 @@ class SettingsPage(QScrollArea):
         layout.addWidget(about)
         layout.addStretch(1)
         self.setWidget(body)
-        # Importing llama_cpp loads the native library: seconds on a cold disk.
-        self.tasks.run(_llama_version, self.llama_version.setText, name="llama-version")
+        self._version_requested = False
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """Read the llama.cpp version the first time the page is shown.
+
+        Importing llama_cpp loads the native library (seconds on a cold disk): it happens on the
+        task pool, and only when someone looks, so it does not compete with start-up.
+        """
+        super().showEvent(event)
+        if not self._version_requested:
+            self._version_requested = True
+            self.tasks.run(_llama_version, self.llama_version.setText, name="llama-version")
 
     @Slot(object)
     def on_model_loaded(self, info: dict) -> None:
