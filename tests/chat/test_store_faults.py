@@ -411,7 +411,9 @@ def test_real_sqlite_failures_become_one_sentence_each(tmp_path: Path) -> None:
         ),
         (
             _sqlite_error(
-                lambda: [limited.execute("INSERT INTO t VALUES (?)", ("z" * 5000,)) for _ in range(9)]
+                lambda: [
+                    limited.execute("INSERT INTO t VALUES (?)", ("z" * 5000,)) for _ in range(9)
+                ]
             ),
             DatabaseFullError,
             "disk is full",
