@@ -12,7 +12,7 @@ import sys
 import threading
 from typing import Any
 
-from slmdesk.cli.output import ProgressBar, print_json
+from slmdesk.cli.output import ProgressBar, one_line, print_json
 from slmdesk.cli.validate import (
     check_model_ref,
     context_length,
@@ -191,7 +191,7 @@ def _repl(engine: Any, args: argparse.Namespace, sampling: Any) -> int:
             result, leave = _run_reply(engine, system + history, sampling, stream=True)
         except SlmdeskError as exc:
             history.pop()
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {one_line(str(exc))}", file=sys.stderr)
             continue
         sys.stdout.write("\n")
         _print_timings(result)

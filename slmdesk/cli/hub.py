@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from slmdesk.cli.output import ProgressBar, human_size, print_json, print_table
-from slmdesk.cli.validate import check_hub_endpoint, positive_int
+from slmdesk.cli.validate import check_hub_endpoint, check_repo_ref, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -72,7 +72,7 @@ def _files(args: argparse.Namespace) -> int:
     check_hub_endpoint()
     from slmdesk.hub.listing import list_repo_models
 
-    repo = list_repo_models(args.repo, with_card=args.card or args.json)
+    repo = list_repo_models(check_repo_ref(args.repo), with_card=args.card or args.json)
     if args.json:
         print_json(repo.as_dict())
         return 0
@@ -103,7 +103,7 @@ def _pull(args: argparse.Namespace) -> int:
     from slmdesk.hub.downloads import DownloadStatus, download_model
     from slmdesk.hub.listing import choose_model, list_repo_models
 
-    repo = list_repo_models(args.repo, with_card=False)
+    repo = list_repo_models(check_repo_ref(args.repo), with_card=False)
     model = choose_model(repo, filename=args.file, quant=args.quant)
     bar = ProgressBar(f"{model.name}")
     if not args.json:

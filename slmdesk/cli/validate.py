@@ -27,6 +27,8 @@ THREADS_PER_CPU = 4
 # Context lengths: llama.cpp models top out at about a million tokens today.
 MAX_CONTEXT = 1 << 21
 MAX_REPLY_TOKENS = 1 << 20
+# Hub repository ids are "owner/name", each part at most 96 characters.
+MAX_REPO_CHARS = 200
 # Characters refused in a name that becomes a file name on one of the supported systems.
 _FILE_NAME_FORBIDDEN = set('/\\:*?"<>|')
 
@@ -135,6 +137,19 @@ def check_model_ref(text: str) -> str:
     if has_control_characters(text):
         raise SlmdeskError(
             "The model name or path contains line breaks or other control characters."
+        )
+    return text
+
+
+def check_repo_ref(text: str) -> str:
+    """A REPO argument, checked for length and control characters before it is sent anywhere.
+
+    Raises:
+        SlmdeskError: too long to be ``owner/name``, or holding control characters.
+    """
+    if len(text) > MAX_REPO_CHARS or has_control_characters(text):
+        raise SlmdeskError(
+            f"{describe_value(text)} is not a Hub repository name (expected owner/name)."
         )
     return text
 

@@ -48,6 +48,14 @@ def test_a_5000_character_model_name_is_a_clear_error(args: tuple[str, ...]) -> 
     assert LONG not in out.stderr
 
 
+@pytest.mark.parametrize("args", [("files", LONG), ("pull", "a/" + LONG), ("files", "a/b\nc")])
+def test_an_impossible_repository_name_is_a_clear_error(args: tuple[str, ...]) -> None:
+    out = run_cli(*args)
+    assert_no_noise(out)
+    assert_clean_failure(out, "is not a Hub repository name")
+    assert LONG not in out.stderr
+
+
 @pytest.mark.parametrize(
     "name",
     ["x" * 300, "two\nlines", "tab\there", "esc\x1b[31mred", "a/b", "..\\evil", ".hidden", "  "],
