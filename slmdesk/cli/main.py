@@ -21,6 +21,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from slmdesk import __version__
 from slmdesk.cli.output import one_line
@@ -31,9 +32,22 @@ from slmdesk.common.logs import setup_logging
 COMMAND_MODULES = ("gui", "models", "inspect", "hub", "chat", "optimize", "doctor")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its error line kept short and printable like every other error line.
+
+    argparse quotes the offending value (an unknown choice, an unrecognised argument), which can
+    be thousands of characters long. Sub-command parsers are created with this class too.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        """Print the usage and one short ``PROG: error: ...`` line; exit 2 (bad usage)."""
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {one_line(message)}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser, with every sub-command registered."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="slmdesk",
         description="Find, shrink and chat with small language models on this computer.",
     )
@@ -58,7 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # Inside the handler: even opening the log can meet a read-only or full data folder.
         setup_logging(verbose=False)
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # here, so a closed pipe (`| head`) is handled below, not at exit
+        return code
     except SlmdeskError as exc:
         _print_error(str(exc))
         return 1
@@ -66,6 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print_error("interrupted")
         return 130
     except BrokenPipeError:
+        _silence_stdout()
         return 0
     except OSError as exc:
         sentence = describe_os_error(exc)
@@ -119,6 +136,14 @@ def _internal_error(exc: BaseException, command: str) -> int:
     where = f"details in {report}" if report else "no details could be saved (no writable folder)"
     _print_error(f"an internal error occurred; {where}")
     return 1
+
+
+def _silence_stdout() -> None:
+    """Point stdout at the null device so the interpreter's final flush cannot fail again."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def _print_error(message: str) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -114,10 +116,35 @@ def test_a_malformed_hf_endpoint_is_a_clear_error(endpoint: str) -> None:
         (("eval", "m", "--reference", "r", "--threads", "-1"), ("--threads",)),
         (("search", "q", "--limit", "0"), ("--limit",)),
         (("inspect", "m", "--ctx", "9" * 5000), ("--ctx", "5,000-character")),
+        (("search", "q", "--sort", LONG), ("--sort", "invalid choice")),
+        (("search", "q", "--sort", "likes\x1b[2J"), ("--sort", "invalid choice")),
     ],
 )
 def test_out_of_range_numbers_are_usage_errors(args: tuple[str, ...], words: tuple[str]) -> None:
     assert_usage_error(run_cli(*args), *words)
+
+
+def test_unrecognised_long_arguments_give_a_short_line() -> None:
+    out = run_cli("models", "list", LONG)
+    assert out.returncode == 2
+    last = out.stderr.strip().splitlines()[-1]
+    assert "unrecognized arguments" in last and len(last) <= MAX_ERROR_LINE, len(last)
+
+
+def test_a_closed_pipe_is_not_an_error(tiny_model: Path) -> None:
+    """``slmdesk models list --json | head -0``: no "Exception ignored ... BrokenPipeError"."""
+    assert run_cli("models", "import", str(tiny_model), "--link").returncode == 0
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "slmdesk", "models", "list", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader goes away before the command prints
+    stderr = proc.stderr.read()
+    assert proc.wait(timeout=120) == 0, stderr
+    assert stderr == "", stderr
 
 
 def test_threads_bound_follows_this_computer() -> None:
