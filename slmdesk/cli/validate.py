@@ -107,6 +107,8 @@ def check_model_name(name: str, option: str = "--name") -> str:
         raise SlmdeskError(
             f"{option} cannot contain line breaks, tabs or other control characters."
         )
+    if any(unicodedata.category(ch) == "Cs" for ch in clean):  # bytes that are not UTF-8
+        raise SlmdeskError(f"{option} must be readable text (it holds bytes that are not UTF-8).")
     if len(clean) > MAX_NAME_CHARS or len(clean.encode("utf-8")) > MAX_NAME_BYTES:
         raise SlmdeskError(
             f"{option} is too long ({len(clean):,} characters); use at most {MAX_NAME_CHARS}."
@@ -116,7 +118,7 @@ def check_model_name(name: str, option: str = "--name") -> str:
         raise SlmdeskError(
             f"{option} cannot contain {' '.join(bad)} (a model name is also its file name)."
         )
-    if clean.startswith(".") or clean in (".", ".."):
+    if clean.startswith("."):
         raise SlmdeskError(f"{option} cannot start with a dot (that would hide the file).")
     return clean
 
@@ -129,7 +131,7 @@ def check_model_ref(text: str) -> str:
     """
     if not text.strip():
         raise SlmdeskError("No model given: name one from the library or a .gguf file.")
-    if len(text) > MAX_MODEL_REF_CHARS or len(os.fsencode(text)) > MAX_MODEL_REF_CHARS:
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_MODEL_REF_CHARS:
         raise SlmdeskError(
             f"The model name or path is {len(text):,} characters long: too long for either "
             "(see `slmdesk models list`)."

@@ -173,6 +173,8 @@ def test_check_model_name_keeps_ordinary_names() -> None:
     for name in ("é" * 101, "x" * 121):  # 202 bytes of UTF-8; 121 characters
         with pytest.raises(SlmdeskError, match="too long"):
             check_model_name(name)
+    with pytest.raises(SlmdeskError, match="not UTF-8"):
+        check_model_name(os.fsdecode(b"caf\xe9"))  # a Latin-1 name from a UTF-8 terminal
 
 
 def test_one_line_makes_any_message_printable_and_short() -> None:
