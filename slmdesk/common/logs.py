@@ -14,6 +14,7 @@ import os
 import tempfile
 import traceback
 from pathlib import Path
+from typing import Any
 
 from slmdesk.common import paths
 
@@ -27,11 +28,20 @@ _file_handler: QuietRotatingFileHandler | None = None
 class QuietRotatingFileHandler(logging.handlers.RotatingFileHandler):
     """A rotating log file that silently drops a record it cannot write (full disk, I/O error)."""
 
-    dropped = 0  # records that could not be written (per instance once one is dropped)
+    def __init__(self, filename: Path, **kwargs: Any) -> None:
+        super().__init__(filename, **kwargs)
+        self.dropped = 0  # records that could not be written
 
     def handleError(self, record: logging.LogRecord) -> None:
         """Drop the record: a log line is never worth a traceback on the user's terminal."""
         self.dropped += 1
+
+    def close(self) -> None:
+        """Close even when the last lines cannot be flushed (they are lost, as on any write)."""
+        try:
+            super().close()
+        except OSError:
+            pass
 
 
 class QuietStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
