@@ -99,18 +99,21 @@ def describe_os_error(exc: OSError) -> str | None:
     """One sentence for a failure of the computer's files the user can fix, else None.
 
     A full disk, a read-only folder or a missing permission is not a bug in slmdesk: the user
-    should hear which file and why. Any other `OSError` is treated as a bug.
+    should hear which file (or folder) and why. Any other `OSError` is treated as a bug.
     """
     if exc.errno == errno.ENAMETOOLONG:
         return "A file name is too long for this computer's file system."
-    if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS):
+    reasons = {
+        errno.ENOSPC: "the disk is full; free some space and try again",
+        errno.EDQUOT: "the disk quota is used up; free some space and try again",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied",
+        errno.EROFS: "the disk is read-only",
+    }
+    reason = reasons.get(exc.errno or 0)
+    if reason is None:
         return None
-    target = _what_failed(exc)
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return f"Cannot write {target}: the disk is full. Free some space and try again."
-    if exc.errno in (errno.EACCES, errno.EPERM):
-        return f"Cannot use {target}: permission denied."
-    return f"Cannot write {target}: the disk is read-only."
+    return f"Cannot write {_what_failed(exc)}: {reason}."
 
 
 def _what_failed(exc: OSError) -> str:

@@ -243,3 +243,19 @@ def test_a_bug_in_a_read_only_home_still_leaves_its_traceback(slmdesk_home: Path
         assert "Traceback" in text and "KeyError" in text
     finally:
         report.unlink(missing_ok=True)
+
+
+def test_os_errors_the_user_can_fix_are_sentences(tmp_path: Path) -> None:
+    from slmdesk.cli.main import describe_os_error
+
+    existing = tmp_path / "library.json"
+    existing.write_text("{}")
+    new = tmp_path / ".library.json.tmp"
+    full = describe_os_error(OSError(errno.ENOSPC, "No space left on device"))
+    assert full == "Cannot write a file: the disk is full; free some space and try again."
+    denied = describe_os_error(PermissionError(errno.EACCES, "Permission denied", str(new)))
+    assert denied == f"Cannot write a new file in {tmp_path}: permission denied."
+    read_only = describe_os_error(OSError(errno.EROFS, "Read-only file system", str(existing)))
+    assert read_only == f"Cannot write {existing}: the disk is read-only."
+    assert describe_os_error(OSError(errno.ENAMETOOLONG, "File name too long", "x" * 300))
+    assert describe_os_error(OSError(errno.EBADF, "Bad file descriptor")) is None  # a bug
