@@ -6,6 +6,7 @@ import argparse
 import datetime as dt
 
 from slmdesk.cli.output import ProgressBar, human_count, human_size, print_json, print_table
+from slmdesk.cli.validate import check_model_name, check_model_ref
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -83,10 +84,10 @@ def _list(args: argparse.Namespace) -> int:
 def _import(args: argparse.Namespace) -> int:
     from slmdesk.models.library import Library
 
+    name = None if args.name is None else check_model_name(args.name)
+    source = check_model_ref(args.path)
     bar = ProgressBar("copying")
-    entry = Library().import_model(
-        args.path, copy=not args.link, name=args.name, progress=bar.update
-    )
+    entry = Library().import_model(source, copy=not args.link, name=name, progress=bar.update)
     if args.json:
         print_json(entry.as_dict())
     else:
@@ -98,7 +99,9 @@ def _import(args: argparse.Namespace) -> int:
 def _remove(args: argparse.Namespace) -> int:
     from slmdesk.models.library import Library
 
-    entry, deleted = Library().remove(args.name, delete_file=True if args.delete_file else None)
+    entry, deleted = Library().remove(
+        check_model_ref(args.name), delete_file=True if args.delete_file else None
+    )
     if args.json:
         print_json({"name": entry.name, "path": str(entry.path), "file_deleted": deleted})
     elif deleted:
