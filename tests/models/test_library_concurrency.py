@@ -61,13 +61,13 @@ def test_two_import_processes_at_once_lose_no_model(thirty_models: list[Path]) -
     assert len(index["models"]) == 30
 
 
-def test_a_scan_beside_a_download_keeps_the_download_provenance(tiny_model_source: Path) -> None:
+def test_a_scan_beside_a_download_keeps_the_download_provenance(tmp_path: Path) -> None:
     """A listing running while a download registers its file must not drop its provenance.
 
     Each round a finished download's file appears in the models folder; then a listing (the
     Library page's scan) and the download's `add_managed_file` start together at a barrier.
     """
-    small = write_tiny_llama(tiny_model_source.parent / "small-for-race.gguf", TinyModelSpec(**SMALL))
+    small = write_tiny_llama(tmp_path / "small-for-race.gguf", TinyModelSpec(**SMALL))
     library = Library()
     rounds = 150
     barrier = threading.Barrier(2)

@@ -174,9 +174,7 @@ def test_a_damaged_file_is_listed_and_removable_and_others_still_work(
 
 
 @pytest.mark.parametrize("copy", [True, False])
-def test_importing_a_damaged_file_is_refused_and_leaves_nothing(
-    tmp_path: Path, copy: bool
-) -> None:
+def test_importing_a_damaged_file_is_refused_and_leaves_nothing(tmp_path: Path, copy: bool) -> None:
     library = Library()
     bad = write_damaged_model(tmp_path / "outside" / "bad.gguf")
     heard: list[LibraryChange] = []

@@ -599,4 +599,3 @@ class Library:
             provenance={"starter": True, "source": "Gemma 3 270M (Q4_K_M), bundled starter model"},
             name=STARTER_NAME,
         )
-

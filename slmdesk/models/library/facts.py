@@ -35,12 +35,19 @@ class Facts:
 
     def as_cache(self) -> dict[str, Any]:
         """The form stored in the index's per-model ``cache`` field."""
-        return {"stamp": self.stamp, "status": self.status, "error": self.error, "facts": self.facts}
+        return {
+            "stamp": self.stamp,
+            "status": self.status,
+            "error": self.error,
+            "facts": self.facts,
+        }
 
     @classmethod
     def from_cache(cls, cache: dict[str, Any]) -> Facts:
         """The facts stored by `as_cache`."""
-        return cls(cache.get("status", STATUS_OK), cache.get("error"), cache["facts"], cache["stamp"])
+        return cls(
+            cache.get("status", STATUS_OK), cache.get("error"), cache["facts"], cache["stamp"]
+        )
 
 
 def file_stamp(path: Path) -> Stamp:
