@@ -299,10 +299,6 @@ class Library:
             )
         return entry.path
 
-    def disk_usage(self) -> int:
-        """Bytes used by all models that exist (linked ones included)."""
-        return sum(e.size_bytes for e in self.entries() if e.status != STATUS_MISSING)
-
     # -- changes -------------------------------------------------------------------------------
 
     def _announce(self, kind: str, entry: ModelEntry, old_name: str | None = None) -> ModelEntry:

@@ -59,23 +59,31 @@ class PartialFile:
 
 
 def clean_stale_partials(folder: Path) -> list[Path]:
-    """Remove the partial files in ``folder`` that no running copy owns; returns them."""
+    """Remove the partial files in ``folder`` that no running copy owns; returns them.
+
+    Lock files left without their partial (a process killed between the two) go too.
+    """
     removed: list[Path] = []
     try:
-        candidates = [p for p in folder.iterdir() if p.name.startswith(".")]
+        hidden = [p for p in folder.iterdir() if p.name.startswith(".")]
     except OSError:
         return removed
-    for partial in candidates:
-        if not partial.name.endswith(PARTIAL_SUFFIX):
-            continue
+    partials = {p for p in hidden if p.name.endswith(PARTIAL_SUFFIX)}
+    partials |= {
+        p.with_name(p.name[: -len(_LOCK_SUFFIX)])
+        for p in hidden
+        if p.name.endswith(PARTIAL_SUFFIX + _LOCK_SUFFIX)
+    }
+    for partial in sorted(partials):
         lock = FileLock(str(partial) + _LOCK_SUFFIX, timeout=0)
         try:
             lock.acquire()
         except (Timeout, OSError):
             continue  # a copy is writing it right now
         try:
-            partial.unlink(missing_ok=True)
-            removed.append(partial)
+            if partial.exists():
+                partial.unlink()
+                removed.append(partial)
         except OSError as exc:
             log.warning("could not remove the stale partial file %s: %s", partial, exc)
         finally:

@@ -34,7 +34,6 @@ class LibraryController(QObject):
     models_changed = Signal(list)  # list[ModelEntry], after every refresh
     chat_requested = Signal(str)  # model name
     discover_requested = Signal()
-    busy_changed = Signal(bool)
     _copy_progress = Signal(int, int)
 
     def __init__(self, view: LibraryView, library: Library, tasks: TaskRunner) -> None:
@@ -185,7 +184,6 @@ class LibraryController(QObject):
         self.view.cancel_import.setEnabled(busy)
         if not busy:
             self.view.progress.setVisible(False)
-        self.busy_changed.emit(busy)
 
     # -- selection, details ----------------------------------------------------------------------
 
