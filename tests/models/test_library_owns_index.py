@@ -265,3 +265,13 @@ def test_a_killed_import_leaves_a_partial_that_the_next_start_removes(tiny_model
     Library()  # the next start does
     assert _all_files(models_dir) == []
     assert Library().entries() == []
+
+
+def test_leftovers_of_older_or_interrupted_copies_are_removed_at_start() -> None:
+    models_dir = Library().models_dir
+    older = models_dir / ".model.gguf.importing"  # what an earlier version left behind
+    older.write_bytes(b"GGUF half a copy")
+    orphan_lock = models_dir / f".other.gguf.0badf00d{PARTIAL_SUFFIX}.lock"
+    orphan_lock.write_bytes(b"")
+    Library()
+    assert _all_files(models_dir) == []
