@@ -275,3 +275,29 @@ def test_leftovers_of_older_or_interrupted_copies_are_removed_at_start() -> None
     orphan_lock.write_bytes(b"")
     Library()
     assert _all_files(models_dir) == []
+
+
+def test_a_damaged_index_is_set_aside_not_fatal(tiny_model: Path, tmp_path: Path) -> None:
+    library = Library()
+    library.index_path.write_text("{ this is not JSON")
+    shutil.copyfile(tiny_model, library.models_dir / "dropped.gguf")
+    assert [e.name for e in library.entries()] == ["dropped"]
+    assert library.index_path.read_text() == "{ this is not JSON"  # listing changes nothing
+    library.rename("dropped", "kept")
+    assert [e.name for e in Library().entries()] == ["kept"]
+    (aside,) = library.index_path.parent.glob("library.json.damaged-*")
+    assert aside.read_text() == "{ this is not JSON"
+
+
+def test_odd_values_in_the_index_do_not_break_a_listing(tiny_model: Path) -> None:
+    library = Library()
+    entry = library.import_model(tiny_model, copy=False)
+    index = json.loads(library.index_path.read_text())
+    record = index["models"][entry.name]
+    record.update(added_at="yesterday", provenance=["not", "a", "dict"])
+    record["cache"]["facts"] = "garbage"
+    index["models"]["no path"] = {"managed": False}
+    library.index_path.write_text(json.dumps(index))
+    (listed,) = library.entries()
+    assert listed.status == "ok" and listed.architecture == "llama"
+    assert listed.added_at == 0.0 and listed.provenance == {}

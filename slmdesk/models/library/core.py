@@ -119,6 +119,11 @@ def _is_within(path: Path, folder: Path) -> bool:
     return True
 
 
+def _number(value: Any) -> int | float:
+    """A number from the index, 0 for anything else (a hand-edited index must not break it)."""
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+
 def _unique_name(base: str, models: dict[str, Any]) -> str:
     if base not in models:
         return base
@@ -183,8 +188,12 @@ class Library:
         for path in self._scan_managed():
             if str(path) in known:
                 continue
+            try:
+                added_at = path.stat().st_mtime
+            except OSError:
+                continue  # removed while we looked
             name = _unique_name(model_name_for(path), models)
-            models[name] = {"path": str(path), "managed": True, "added_at": path.stat().st_mtime}
+            models[name] = {"path": str(path), "managed": True, "added_at": added_at}
             known.add(str(path))
             added.add(name)
         return added
@@ -223,11 +232,13 @@ class Library:
         """Header facts: from the index cache, the memory cache, or the file (then remembered)."""
         path = Path(record["path"])
         stamp, problem = missing_or_unreadable(path)
-        if problem is not None or stamp is None:
-            return problem or Facts(STATUS_MISSING, None, {})
-        cache = record.get("cache") or {}
-        if cache.get("stamp") == stamp and "facts" in cache:
-            return Facts.from_cache(cache)
+        if problem is not None:
+            return problem
+        cache = record.get("cache")
+        if isinstance(cache, dict) and cache.get("stamp") == stamp:
+            cached = Facts.from_cache(cache)
+            if cached is not None:
+                return cached
         remembered = self._shared.facts.get(path, stamp)
         if remembered is not None:
             return remembered
@@ -237,16 +248,17 @@ class Library:
 
     def _entry(self, name: str, record: dict[str, Any]) -> ModelEntry:
         facts = self._facts(record)
+        provenance = record.get("provenance")
         return ModelEntry(
             name=name,
             path=Path(record["path"]),
-            size_bytes=int(facts.facts.get("size_bytes") or 0),
+            size_bytes=int(_number(facts.facts.get("size_bytes"))),
             managed=bool(record.get("managed")),
-            added_at=float(record.get("added_at") or 0.0),
+            added_at=float(_number(record.get("added_at"))),
             status=facts.status,
             error=facts.error,
             facts=facts.facts,
-            provenance=dict(record.get("provenance") or {}),
+            provenance=dict(provenance) if isinstance(provenance, dict) else {},
         )
 
     def entries(self) -> list[ModelEntry]:
@@ -388,15 +400,20 @@ class Library:
                 models = locked.models
                 self._refuse_duplicate(first, models)
                 final_name = _unique_name(name or model_name_for(first), models)
-                target = self._commit(partials)
-                record = {
-                    "path": str(target),
-                    "managed": True,
-                    "added_at": time.time(),
-                    "provenance": provenance,
-                }
-                copied = read_gguf_info(target)  # facts name the copy, not the source
-                self._prime(record, copied, summarize(copied))
+                targets = self._commit(partials)
+                try:
+                    copied = read_gguf_info(targets[0])  # facts name the copy, not the source
+                    record = {
+                        "path": str(targets[0]),
+                        "managed": True,
+                        "added_at": time.time(),
+                        "provenance": provenance,
+                    }
+                    self._prime(record, copied, summarize(copied))
+                except BaseException:
+                    for target in targets:  # the index is not saved: leave no file behind
+                        target.unlink(missing_ok=True)
+                    raise
                 models[final_name] = record
         finally:
             for partial in partials:
@@ -452,7 +469,7 @@ class Library:
         return partials
 
     @staticmethod
-    def _commit(partials: list[PartialFile]) -> Path:
+    def _commit(partials: list[PartialFile]) -> list[Path]:
         """Rename finished partials to their targets (under the index lock); all or none."""
         taken = [p.target for p in partials if p.target.exists()]
         if taken:
@@ -467,7 +484,7 @@ class Library:
             for target in committed:
                 target.unlink(missing_ok=True)
             raise LibraryError(f"Copying the model failed: {exc.strerror or exc}.") from None
-        return committed[0]
+        return committed
 
     def add_managed_file(
         self, path: Path, provenance: dict[str, Any] | None = None, name: str | None = None

@@ -43,11 +43,16 @@ class Facts:
         }
 
     @classmethod
-    def from_cache(cls, cache: dict[str, Any]) -> Facts:
-        """The facts stored by `as_cache`."""
-        return cls(
-            cache.get("status", STATUS_OK), cache.get("error"), cache["facts"], cache["stamp"]
+    def from_cache(cls, cache: dict[str, Any]) -> Facts | None:
+        """The facts stored by `as_cache`; None when the stored form is not usable."""
+        facts, status, error = (
+            cache.get("facts"),
+            cache.get("status", STATUS_OK),
+            cache.get("error"),
         )
+        if not isinstance(facts, dict) or status not in (STATUS_OK, STATUS_INVALID):
+            return None
+        return cls(status, error if isinstance(error, str) else None, facts, cache.get("stamp"))
 
 
 def file_stamp(path: Path) -> Stamp:
@@ -96,15 +101,15 @@ def facts_of_info(info: GGUFInfo, facts: dict[str, Any]) -> Facts | None:
     return Facts(STATUS_OK, None, facts, stamp)
 
 
-def missing_or_unreadable(path: Path) -> tuple[Stamp | None, Facts | None]:
-    """The file's stamp, or the entry state of a file that is gone or cannot be stat-ed."""
+def missing_or_unreadable(path: Path) -> tuple[Stamp, Facts | None]:
+    """The file's stamp, or (an empty stamp and) the state of a file that is gone or unreadable."""
     try:
         return file_stamp(path), None
     except FileNotFoundError:
         reason = "The file is no longer there (moved or deleted outside slmdesk)."
-        return None, Facts(STATUS_MISSING, reason, {})
+        return [], Facts(STATUS_MISSING, reason, {})
     except OSError as exc:
-        return None, Facts(STATUS_INVALID, f"The file cannot be read: {exc.strerror or exc}.", {})
+        return [], Facts(STATUS_INVALID, f"The file cannot be read: {exc.strerror or exc}.", {})
 
 
 class FactsCache:
