@@ -18,10 +18,21 @@ import gguf
 import numpy as np
 import pytest
 
-from slmdesk.cli.main import main as cli_main
 from slmdesk.common.errors import InvalidModelError
 from slmdesk.models.library import ImportCancelled, Library, LibraryChange
 from slmdesk.models.library.partials import PARTIAL_SUFFIX
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """``slmdesk ARGS`` in its own process, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "slmdesk", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ.copy(),
+        check=False,
+    )
 
 
 def _all_files(folder: Path) -> list[str]:
@@ -146,7 +157,7 @@ def test_a_failing_listener_does_not_undo_the_change(tiny_model: Path) -> None:
 
 
 def test_a_damaged_file_is_listed_and_removable_and_others_still_work(
-    tiny_model: Path, capsys: pytest.CaptureFixture[str]
+    tiny_model: Path,
 ) -> None:
     library = Library()
     good = library.import_model(tiny_model)
@@ -161,8 +172,9 @@ def test_a_damaged_file_is_listed_and_removable_and_others_still_work(
     # the rest of the library keeps working: get, resolve (what chat uses), the CLI listing
     assert library.get(good.name).status == "ok"
     assert library.resolve(good.name) == good.path
-    assert cli_main(["models", "list", "--json"]) == 0
-    listing = json.loads(capsys.readouterr().out)
+    out = _cli("models", "list", "--json")
+    assert out.returncode == 0, out.stderr
+    listing = json.loads(out.stdout)
     assert {m["name"]: m["status"] for m in listing["models"]} == {
         "bad": "invalid",
         "tiny-llama-F16": "ok",
@@ -196,11 +208,12 @@ def test_registering_a_damaged_download_is_refused(tmp_path: Path) -> None:
 
 
 def test_cli_refuses_a_damaged_import_in_one_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
 ) -> None:
     bad = write_damaged_model(tmp_path / "bad.gguf")
-    assert cli_main(["models", "import", str(bad)]) == 1
-    err = capsys.readouterr().err.strip()
+    out = _cli("models", "import", str(bad))
+    assert out.returncode == 1
+    err = out.stderr.strip()
     assert err.startswith("error: ") and "damaged metadata" in err and "\n" not in err
     assert _all_files(Library().models_dir) == []
 

@@ -133,31 +133,28 @@ class LibraryController(QObject):
         self._set_busy(True)
         cancel = self._cancel_import
 
-        def job() -> tuple[list[str], list[str]]:
-            imported: list[str] = []
+        def job() -> list[str]:
             errors: list[str] = []
             for path in paths:
                 if cancel.is_set():
                     break
                 try:
-                    entry = self.library.import_model(
+                    self.library.import_model(
                         path,
                         copy=mode == "copy",
                         progress=self._copy_progress.emit,
                         cancel=cancel.is_set,
                     )
-                    imported.append(entry.name)
                 except ImportCancelled:
                     break
                 except SlmdeskError as exc:
                     errors.append(str(exc))
-            return imported, errors
+            return errors
 
         # the library announces each import: the page re-lists from that, not from here
         self.tasks.run(job, self._on_imported, self._on_error, name="library-import")
 
-    def _on_imported(self, result: tuple[list[str], list[str]]) -> None:
-        _imported, errors = result
+    def _on_imported(self, errors: list[str]) -> None:
         cancelled = self._cancel_import.is_set()
         self._set_busy(False)
         if cancelled:
