@@ -314,3 +314,17 @@ def test_odd_values_in_the_index_do_not_break_a_listing(tiny_model: Path) -> Non
     (listed,) = library.entries()
     assert listed.status == "ok" and listed.architecture == "llama"
     assert listed.added_at == 0.0 and listed.provenance == {}
+
+
+def test_cli_imports_several_files_and_reports_each_bad_one(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    bad = write_damaged_model(tmp_path / "bad.gguf")
+    out = _cli("models", "import", str(bad), str(tiny_model), "--json")
+    assert out.returncode == 1
+    assert [m["name"] for m in json.loads(out.stdout)["models"]] == ["tiny-llama-F16"]
+    (line,) = out.stderr.strip().splitlines()
+    assert line.startswith(f"error: {bad}: ") and "damaged metadata" in line
+    assert [e.name for e in Library().entries()] == ["tiny-llama-F16"]
+    named = _cli("models", "import", str(bad), str(tiny_model), "--name", "x")
+    assert named.returncode == 1 and "one file at a time" in named.stderr
