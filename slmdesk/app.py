@@ -23,7 +23,7 @@ from slmdesk.chat.conversations import ConversationStore
 from slmdesk.common import settings
 from slmdesk.common.logs import setup_logging
 from slmdesk.common.settings import SettingsStore
-from slmdesk.models.library import Library, ModelEntry
+from slmdesk.models.library import Library
 from slmdesk.ui.chat.controller import ChatController
 from slmdesk.ui.chat.view import ChatView
 from slmdesk.ui.discover.controller import DiscoverController
@@ -121,8 +121,9 @@ def build_window(
     parts.controllers.append(library_controller)
     parts.controllers.append(discover_controller)
     parts.controllers.append(optimize_controller)
+    # Every page learns about models from the Library page's listing, and that listing follows
+    # the library's own change events (imports, downloads, optimized models): one scan a change.
     library_controller.models_changed.connect(optimize_controller.set_models)
-    optimize_controller.model_created.connect(lambda name: library_controller.refresh(select=name))
     parts.welcome_controller = welcome
 
     def on_models(entries: list) -> None:
@@ -141,14 +142,13 @@ def build_window(
 
     welcome.download_requested.connect(download_starter)
     parts.discover_controller = discover_controller
-    discover_controller.model_ready.connect(lambda _name: library_controller.refresh())
     parts.controllers.append(chat_controller)
     library_controller.models_changed.connect(chat_controller.set_models)
 
     def chat_with(name: str) -> None:
         window.show_page("Chat")
-        library_controller.refresh()
         if parts.chat_controller is not None:
+            # a model newer than the listing is resolved
             parts.chat_controller.open_model(name)
 
     library_controller.chat_requested.connect(chat_with)
@@ -208,15 +208,10 @@ def run_app(install_starter: bool = True) -> int:
     app = make_application()
     parts = build_window()
     if install_starter:
-
-        def starter_installed(entry: ModelEntry | None) -> None:
-            if entry is not None:
-                parts.library_controller.refresh(select=entry.name)
-
         # install_starter checks the library first (on the pool) and does nothing when not needed
         parts.tasks.run(
-            parts.library.install_starter,
-            starter_installed,
+            parts.library.install_starter,  # announced by the library like any other model
+            None,
             lambda exc: log.warning("starter model not installed: %s", exc),
             name="starter",
         )
