@@ -36,6 +36,8 @@ def test_a_damaged_database_is_set_aside_and_the_chat_says_where(qtbot) -> None:
     qtbot.addWidget(parts.window)
     controller = parts.chat_controller
     assert controller is not None  # the chat works, on a new database
+    # the database is opened on the task pool; the notice appears once that is done
+    qtbot.waitUntil(lambda: "moved to" in controller.view.notice.text(), timeout=10000)
     (aside,) = db_path.parent.glob("conversations-damaged-*.sqlite3")
     assert aside.read_bytes() == damaged
     notice = controller.view.notice.text()

@@ -74,12 +74,13 @@ def test_an_import_on_the_page_scans_once(
 
 
 def test_changes_made_on_other_threads_reach_every_page(
-    qtbot, app_parts: AppParts, tiny_model: Path, scans: list[str]
+    qtbot, app_parts: AppParts, tiny_model: Path, scans: list[str], gui_guard
 ) -> None:
     """What a download or the optimizer does on its own thread shows up, one scan a change."""
     models_dir = Library().models_dir
     target = models_dir / "from-elsewhere.gguf"
-    shutil.copyfile(tiny_model, target)
+    with gui_guard.allowed():  # the test puts the file in place, as a download would
+        shutil.copyfile(tiny_model, target)
 
     def worker() -> None:  # a download's last step, on the download's own thread
         Library().add_managed_file(target, provenance={"source": "hub", "repo": "a/b"})

@@ -151,21 +151,22 @@ def test_sorting_by_size_uses_bytes(
 
 
 def test_a_damaged_file_shows_its_reason_and_can_be_removed(
-    qtbot, app_parts: AppParts, tiny_model: Path, dialog_script
+    qtbot, app_parts: AppParts, tiny_model: Path, dialog_script, gui_guard
 ) -> None:
     import gguf
     import numpy as np
 
     library = Library()
-    library.import_model(tiny_model)
     bad = library.models_dir / "bad.gguf"
-    writer = gguf.GGUFWriter(str(bad), "llama")  # valid GGUF, but a block count given as text
-    writer.add_string("llama.block_count", "twelve")
-    writer.add_tensor("token_embd.weight", np.zeros((8, 16), dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    with gui_guard.allowed():  # the test's own files
+        library.import_model(tiny_model)
+        writer = gguf.GGUFWriter(str(bad), "llama")  # valid GGUF, but a block count as text
+        writer.add_string("llama.block_count", "twelve")
+        writer.add_tensor("token_embd.weight", np.zeros((8, 16), dtype=np.float32))
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
     app_parts.library_controller.refresh()
     _settle(qtbot, app_parts)
     qtbot.waitUntil(lambda: len(_names(app_parts)) == 2, timeout=5000)
