@@ -10,10 +10,10 @@ never notices. The guard makes it visible: while a top-level window is shown, it
 - child process start (``subprocess.Popen``, ``os.posix_spawn``, ``os.system``),
 - ``socket.connect``,
 
-made on the main (GUI) thread during the test itself (fixtures that prepare files or close the
-window run before and after, and are not watched), and the fixture fails the test at its end with
-each call and the code that made it. It uses Python's audit hooks (PEP 578), so it sees calls from any library, and
-only watches: the call itself still runs, so a broad ``except`` in the code under test cannot hide
+made on the main (GUI) thread during the test function itself (fixtures that prepare files or
+close the window run before and after it and are not watched). The fixture then fails the test
+with each call and the code that made it. Audit hooks (PEP 578) see calls from any library, and the
+guard only watches: the call still runs, so a broad ``except`` in the code under test cannot hide
 it. Writes of Python's bytecode cache (``__pycache__``) are not the app's and are ignored.
 
 Test code that legitimately writes while a window is open (preparing a file, reading the database
