@@ -17,6 +17,7 @@ broken, falls back to the family's known format chosen by architecture, else a p
 from __future__ import annotations
 
 import datetime as _dt
+import gc
 import json
 import logging
 import re
@@ -343,7 +344,7 @@ class ChatFormat:
         try:
             self._compiled = BoundedTemplate(template)
         except TemplateLimitError as exc:
-            self._refuse(exc)
+            self._refuse(str(exc))
             return
         except jinja2.TemplateSyntaxError as exc:
             self._use_fallback(f"the model's chat template is broken ({exc.message})")
@@ -354,10 +355,13 @@ class ChatFormat:
         self.source = "template"
         self.family = "template"
         self.description = "the model's own chat template"
+        refused = None
         try:
             self._template_stops = self._detect_template_stops()
         except TemplateLimitError as exc:  # hostile: refused before any conversation
-            self._refuse(exc)
+            refused = str(exc)
+        if refused is not None:  # out of the handler, so the failed render can be freed
+            self._refuse(refused)
 
     @classmethod
     def from_info(
@@ -484,6 +488,7 @@ class ChatFormat:
         if self._fold_system:  # learnt from an earlier render: go straight to what works
             attempts = attempts[1:]
         errors: list[str] = []
+        refused = None
         limits = _render_limits(messages, extra)
         deadline = time.monotonic() + limits.seconds  # shared by the attempts
         for fold, note in attempts:
@@ -493,8 +498,8 @@ class ChatFormat:
             try:
                 text = self._try(prepared, add_generation_prompt, extra, Budget(limits, deadline))
             except TemplateLimitError as exc:
-                self._refuse(exc)
-                return None
+                refused = str(exc)
+                break
             except ChatTemplateError as exc:
                 errors.append(str(exc))
                 continue
@@ -506,6 +511,9 @@ class ChatFormat:
                 self._fold_system = True
             self.note = note if (fold and has_system) else None
             return text
+        if refused is not None:  # out of the handler, so the failed render can be freed
+            self._refuse(refused)
+            return None
         reason = errors[-1] if errors else "unknown error"
         log.warning("chat template failed, using the fallback format: %s", "; ".join(errors))
         self._use_fallback(f"the model's chat template failed: {reason}")
@@ -538,10 +546,13 @@ class ChatFormat:
 
     # -- fallback rendering -------------------------------------------------------------------
 
-    def _refuse(self, exc: TemplateLimitError) -> None:
+    def _refuse(self, reason: str) -> None:
         """Give up on a template that hit its time or memory limit: it is never run again."""
-        log.warning("chat template refused, using the fallback format: %s", exc)
-        self._use_fallback(f"the model's chat template was refused: {exc}")
+        log.warning("chat template refused, using the fallback format: %s", reason)
+        self._use_fallback(f"the model's chat template was refused: {reason}")
+        # Jinja's rewritten tracebacks keep the failed render's frames (and the megabytes they
+        # built) in reference cycles; free them now rather than at some later collection.
+        gc.collect()
 
     def _use_fallback(self, reason: str) -> None:
         family = self._fallback_family
