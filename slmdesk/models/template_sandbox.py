@@ -243,7 +243,9 @@ def _check_split(text: Any, separator: Any, budget: Budget) -> None:
     budget.allow(parts * _ITEM_BYTES + len(text) * _char_bytes(text))
 
 
-def _check_method(method: Any, args: tuple[Any, ...], kwargs: dict[str, Any], budget: Budget) -> Any:
+def _check_method(
+    method: Any, args: tuple[Any, ...], kwargs: dict[str, Any], budget: Budget
+) -> Any:
     """Size a call to a Python method that can grow its result far beyond its inputs.
 
     Returns the arguments to call with (a lazy ``join`` argument becomes a list).
@@ -263,9 +265,12 @@ def _check_method(method: Any, args: tuple[Any, ...], kwargs: dict[str, Any], bu
         budget.allow(max(size, _check_width(width) * _char_bytes(owner)))
     elif name == "expandtabs":
         tab = args[0] if args else kwargs.get("tabsize", 8)
-        budget.allow(size + owner.count(b"\t" if isinstance(owner, bytes) else "\t") * _check_width(tab) * 4)  # type: ignore[arg-type]
+        tabs = owner.count(b"\t") if isinstance(owner, bytes) else owner.count("\t")
+        budget.allow(size + tabs * _check_width(tab) * 4)
     elif name == "replace" and len(args) >= 2:
-        _check_replace(owner, args[0], args[1], args[2] if len(args) > 2 else kwargs.get("count"), budget)
+        _check_replace(
+            owner, args[0], args[1], args[2] if len(args) > 2 else kwargs.get("count"), budget
+        )
     elif name == "join" and args:
         items = list(_materialize(iter(args[0]), budget))
         _check_join(owner, items, budget)
@@ -300,7 +305,7 @@ class _Guards(NodeTransformer):
     """Rewrites a parsed template so loops, output and ``~`` go through the budget."""
 
     @staticmethod
-    def _guard(node: nodes.Expr, name: str) -> nodes.Filter:
+    def _guard(node: nodes.Node, name: str) -> nodes.Filter:
         return nodes.Filter(node, name, [], [], None, None, lineno=node.lineno)
 
     def visit_For(self, node: nodes.For) -> nodes.Node:
@@ -387,7 +392,9 @@ def _tojson(
     return budget.spend("".join(pieces))  # type: ignore[no-any-return]
 
 
-def _precheck_filter(name: str, budget: Budget, value: Any, args: tuple[Any, ...], kwargs: Any) -> None:
+def _precheck_filter(
+    name: str, budget: Budget, value: Any, args: tuple[Any, ...], kwargs: Any
+) -> None:
     """Size the filters whose result can be far bigger than their input."""
 
     def arg(position: int, key: str, default: Any) -> Any:
@@ -512,7 +519,7 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
             raise TemplateLimitError("it computed a number too large")
         return budget.spend(result)
 
-    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         budget = _budget()
         args = _check_method(__obj, args, kwargs, budget)
         return budget.spend(super().call(__context, __obj, *args, **kwargs))
@@ -551,9 +558,10 @@ def _check_multiply(left: Any, right: Any, budget: Budget) -> None:
 
 
 def _check_power(base: Any, exponent: Any) -> None:
-    if isinstance(base, int) and isinstance(exponent, int) and exponent > 0 and abs(base) > 1:
-        if base.bit_length() * exponent > _MAX_INT_BITS:
-            raise TemplateLimitError("it computed a number too large")
+    if not (isinstance(base, int) and isinstance(exponent, int)):
+        return
+    if exponent > 0 and abs(base) > 1 and base.bit_length() * exponent > _MAX_INT_BITS:
+        raise TemplateLimitError("it computed a number too large")
 
 
 _ENV = BoundedEnvironment()

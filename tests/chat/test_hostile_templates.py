@@ -119,7 +119,9 @@ def test_template_features_still_work_in_the_bounded_sandbox() -> None:
         " {{ messages[-1:]|tojson }} {{ 'ab'|center(6) }}|{{ 'a b'.split()|length }}"
     )
     fmt = ChatFormat(text, architecture="qwen2")
-    prompt = fmt.render([{"role": "user", "content": " hi "}, {"role": "assistant", "content": "yo"}])
+    prompt = fmt.render(
+        [{"role": "user", "content": " hi "}, {"role": "assistant", "content": "yo"}]
+    )
     assert fmt.source == "template", fmt.description
     assert prompt == (
         "1/2<user>hiuser!user.2/2<assistant>yoassistant!assistant."
