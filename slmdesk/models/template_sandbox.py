@@ -46,6 +46,8 @@ from jinja2.visitor import NodeTransformer
 MAX_TEMPLATE_CHARS = 128 * 1024
 # Integers stay far below this many bits (operations on them stay instant).
 _MAX_INT_BITS = 1 << 16
+# The most items a list, tuple, dict or set built by a template may hold.
+MAX_ITEMS = 1_000_000
 # The widest indent, field width or padding a template may ask for.
 _MAX_WIDTH = 10_000
 # Bytes assumed for a value whose size is not measured (a number, a macro, an undefined...).
@@ -98,6 +100,9 @@ class Budget:
     def spend(self, value: Any) -> Any:
         """Count a value just created (strings, lists, tuples, dicts) and return it."""
         if isinstance(value, str | bytes | list | tuple | dict | set):
+            if not isinstance(value, str | bytes) and len(value) > MAX_ITEMS:
+                # Sorting or comparing such a collection is one long step no deadline can cut.
+                raise TemplateLimitError(f"it built a collection of more than {MAX_ITEMS:,} items")
             self.allow(sys.getsizeof(value))
             self.spent += sys.getsizeof(value)
         return value
@@ -133,7 +138,11 @@ def _text_size(value: Any, budget: Budget) -> int:
     room = budget.limits.max_bytes - budget.spent
     total = 0
     stack: list[Any] = [value]
+    steps = 0
     while stack:
+        steps += 1
+        if steps % 4096 == 0:
+            budget.tick()
         item = stack.pop()
         if isinstance(item, str | bytes):
             total += len(item) * _char_bytes(item) + 4
@@ -179,6 +188,11 @@ def _materialize(value: Any, budget: Budget) -> Any:
         return items
     return value
 
+
+# Filters that turn their value into text first and can grow it (or split it into many pieces).
+_TEXT_FILTERS = frozenset(
+    {"center", "indent", "format", "replace", "wordwrap", "wordcount", "urlize", "striptags"}
+)
 
 # -- prechecks: size an operation before it allocates ---------------------------------------------
 
@@ -284,6 +298,8 @@ def _check_method(
         budget.allow(size * max(1, longest) * 4)
     elif name == "hex":
         budget.allow(size * 3)
+    elif name == "encode":
+        budget.allow(len(owner) * 4)
     return args
 
 
@@ -400,23 +416,31 @@ def _precheck_filter(
     def arg(position: int, key: str, default: Any) -> Any:
         return args[position] if len(args) > position else kwargs.get(key, default)
 
-    text = value if isinstance(value, str) else None
-    if name == "center":
-        budget.allow(_check_width(arg(0, "width", 80)) * 4)
-    elif name == "indent" and text is not None:
-        width = arg(0, "width", 4)
-        step = _check_width(len(width) if isinstance(width, str) else width)
-        budget.allow((len(text) + (text.count("\n") + 1) * step) * 4)
-    elif name == "format" and text is not None:
-        _check_percent_format(text, [args, kwargs], budget)
-    elif name == "replace":
-        _check_replace(value, arg(0, "old", ""), arg(1, "new", ""), arg(2, "count", None), budget)
-    elif name in ("join", "string", "pprint", "xmlattr", "urlencode"):
-        separator = arg(0, "d", "") if name == "join" else ""
-        items = value if isinstance(value, list | tuple) else [value]
-        _check_join(separator, list(items), budget)
-    elif name in ("wordwrap", "wordcount", "urlize", "list", "striptags") and text is not None:
-        _check_split(text, None, budget)
+    if name in _TEXT_FILTERS:
+        text = _bounded_str(value, budget)  # these filters work on the value's text
+        if name == "center":
+            budget.allow(_check_width(arg(0, "width", 80)) * 4 + len(text) * 4)
+        elif name == "indent":
+            width = arg(0, "width", 4)
+            step = _check_width(len(width) if isinstance(width, str) else width)
+            budget.allow((len(text) + (text.count("\n") + 1) * step) * 4)
+        elif name == "format":
+            _check_percent_format(text, [args, kwargs], budget)
+        elif name == "replace":
+            _check_replace(
+                text, arg(0, "old", ""), arg(1, "new", ""), arg(2, "count", None), budget
+            )
+        else:
+            _check_split(text, None, budget)
+    elif name == "list" and isinstance(value, str):
+        _check_split(value, None, budget)
+    elif name == "join":
+        separator = arg(0, "d", "")
+        if isinstance(value, str):
+            value = list(value)  # joins its characters
+        _check_join(separator, list(value) if isinstance(value, Iterable) else [value], budget)
+    elif name in ("string", "pprint", "xmlattr", "urlencode"):
+        _check_join("", [value], budget)
     elif name == "batch":
         budget.allow(_check_width(arg(0, "linecount", 1)) * 8)
     elif name == "slice":

@@ -4,7 +4,8 @@ usage: python hostile_render.py TEMPLATE.jinja...
 
 For each template: build a `ChatFormat` from it and render a 200-message conversation, as
 loading a model and sending a message in a long chat does. Printed per template: ``seconds``
-(wall clock for both), ``peak_bytes`` (tracemalloc's peak of Python allocations),
+(wall clock for both), ``cpu_seconds`` (processor time: the same on an idle machine, and what
+the template costs when the machine is shared), ``peak_bytes`` (tracemalloc's peak of Python allocations),
 ``rss_growth_bytes`` (growth of the process's peak resident memory since the start, Linux),
 ``source`` and ``description`` of the resulting format.
 
@@ -55,12 +56,15 @@ def main(paths: list[str]) -> None:
         text = Path(path).read_text(encoding="utf-8")
         tracemalloc.reset_peak()
         started = time.perf_counter()
+        cpu_started = time.process_time()
         fmt = ChatFormat(text, architecture="qwen2", eos_token="<|endoftext|>")
         fmt.render(CONVERSATION)
         seconds = time.perf_counter() - started
+        cpu_seconds = time.process_time() - cpu_started
         report = {
             "name": Path(path).stem,
             "seconds": seconds,
+            "cpu_seconds": cpu_seconds,
             "peak_bytes": tracemalloc.get_traced_memory()[1],
             "rss_growth_bytes": max(0, _peak_rss() - baseline_rss),
             "source": fmt.source,

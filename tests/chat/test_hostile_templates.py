@@ -23,8 +23,11 @@ from slmdesk.models.template_sandbox import MAX_TEMPLATE_CHARS
 
 HERE = Path(__file__).parent
 HOSTILE = sorted((HERE / "templates" / "hostile").glob("*.jinja"))
-# The bounds the app promises for any template: refused within 2 s and 100 MB.
+# The bounds the app promises for any template: refused within 2 s and 100 MB. The 2 s are
+# checked on processor time, which is wall-clock time on an idle machine; on a shared, loaded
+# test machine the wall clock only gets a generous bound that still catches a hang.
 MAX_SECONDS = 2.0
+MAX_WALL_SECONDS = 10.0
 MAX_BYTES = 100 * 1024 * 1024
 CHILD_TIMEOUT = 120.0
 LONG_CHAT = [{"role": "system", "content": "Be brief."}] + [
@@ -66,7 +69,8 @@ def test_hostile_template_is_refused_quickly_and_cheaply(
     assert report["description"].startswith(
         "ChatML format (fallback: the model's chat template was refused: it "
     ), report["description"]
-    assert report["seconds"] < MAX_SECONDS, report
+    assert report["cpu_seconds"] < MAX_SECONDS, report
+    assert report["seconds"] < MAX_WALL_SECONDS, report
     assert report["peak_bytes"] < MAX_BYTES, report
     assert report["rss_growth_bytes"] < MAX_BYTES, report
 
