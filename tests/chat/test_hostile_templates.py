@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -89,7 +90,25 @@ def test_an_overlong_template_is_refused_before_compiling() -> None:
     text = "{{ messages[0]['content'] }}" + " " * MAX_TEMPLATE_CHARS
     fmt = ChatFormat(text, architecture="qwen2")
     assert fmt.source == "fallback"
-    assert "was refused: it is 128 KB long (at most 128 KB are accepted)" in fmt.description
+    assert "was refused: it is 32,796 characters long (at most 32,768 are" in fmt.description
+
+
+@pytest.mark.parametrize(
+    "unit", ["~m.content", "{{ m.content }}", "{% if m %}{{ m|trim }}{% endif %}"]
+)
+def test_the_densest_template_of_the_longest_accepted_size_compiles_in_time(unit: str) -> None:
+    head = "{% for m in messages %}{{ m.content"
+    if unit.startswith("~"):
+        body = unit * ((MAX_TEMPLATE_CHARS - 60) // len(unit)) + " }}"
+    else:
+        body = " }}" + unit * ((MAX_TEMPLATE_CHARS - 60) // len(unit))
+    text = head + body + "{% endfor %}"
+    assert len(text) <= MAX_TEMPLATE_CHARS
+    started = time.process_time()
+    fmt = ChatFormat(text, architecture="qwen2")
+    fmt.render(LONG_CHAT[:3])
+    # Processor time (a loaded test machine stretches the wall clock): compile, probe, render.
+    assert time.process_time() - started < MAX_SECONDS
 
 
 @pytest.mark.parametrize(
