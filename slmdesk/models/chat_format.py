@@ -3,12 +3,13 @@
 A GGUF file usually carries its own Jinja chat template (``tokenizer.chat_template``). Templates
 are written for Hugging Face's renderer and are messy in practice: some refuse a system message,
 some insist on strict user/assistant alternation, some expect extra variables (``tools``, a date,
-a thinking switch). They are also hostile input: `ChatFormat` renders them in a bounded sandbox
+a thinking switch). They are also hostile input. `ChatFormat` renders them in a bounded sandbox
 (`template_sandbox`: no Python internals or files, and limits on time and memory, so a template
-that loops for ever or builds gigabyte strings is refused and falls back) with the same helpers
-Hugging Face provides, repairs the conversation when a template refuses it (fold the system prompt into the
-first user turn, merge consecutive turns of one role) and, when the template is missing or
-broken, falls back to the family's known format chosen by architecture, else a plain transcript.
+that loops for ever or builds gigabyte strings is refused) with the same helpers Hugging Face
+provides, repairs the conversation when a template refuses it (fold the system prompt into the
+first user turn, merge consecutive turns of one role) and, when the template is missing, broken
+or refused, falls back to the family's known format chosen by architecture, else a plain
+transcript.
 
 `ChatFormat.source` and `ChatFormat.description` tell the UI which of these is in use, and
 `ChatFormat.stop_strings` lists the end-of-turn markers that end a reply.
