@@ -27,6 +27,7 @@ the expression to run time.
 from __future__ import annotations
 
 import contextvars
+import datetime as _dt
 import json
 import re
 import string
@@ -495,11 +496,10 @@ def _guarded_sum(
 
 
 def _strftime_now(fmt: str) -> str:
+    """Hugging Face's ``strftime_now`` helper (templates that print today's date)."""
     fmt = str(fmt)
     if len(fmt) > 1000:
         raise TemplateLimitError("it asked for a date format of more than 1,000 characters")
-    import datetime as _dt
-
     return _dt.datetime.now().strftime(fmt)
 
 
@@ -527,10 +527,12 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         self.filters = filters
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        """Parse as Jinja does, then route loops, output and ``~`` through the guards."""
         tree = super()._parse(source, name, filename)
         return _Guards().visit(tree)  # type: ignore[no-any-return]
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        """Every arithmetic operator: sized before it runs, its result counted."""
         budget = _budget()
         if operator == "*":
             _check_multiply(left, right, budget)
@@ -547,20 +549,24 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         return budget.spend(result)
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        """Every call (macros, ``loop()``, methods): on the clock, growing methods sized first."""
         budget = _budget()
         args = _check_method(__obj, args, kwargs, budget)
         return budget.spend(super().call(__context, __obj, *args, **kwargs))
 
     def getattr(self, obj: Any, attribute: str) -> Any:
+        """Attribute lookups are on the clock (a loop body may do nothing else)."""
         _budget()
         return super().getattr(obj, attribute)
 
     def getitem(self, obj: Any, argument: Any) -> Any:
+        """Item lookups are on the clock; a slice is a new value and is counted."""
         budget = _budget()
         value = super().getitem(obj, argument)
         return budget.spend(value) if isinstance(argument, slice) else value
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        """``str.format``: the sandbox's safe formatter, with widths and arguments sized first."""
         wrapper = super().wrap_str_format(value)
         if wrapper is None:
             return None

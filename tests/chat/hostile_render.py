@@ -33,7 +33,10 @@ def _limit_address_space() -> None:
         import resource
     except ImportError:  # not on this platform: the parent's timeout still applies
         return
-    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_LIMIT, ADDRESS_SPACE_LIMIT))
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_LIMIT, ADDRESS_SPACE_LIMIT))
+    except (ValueError, OSError):  # e.g. macOS refuses to lower it: the timeout still applies
+        pass
 
 
 def _peak_rss() -> int:
