@@ -189,7 +189,7 @@ _FAILING_COMMAND = textwrap.dedent(
     """
     import importlib, importlib.machinery, sys, types
 
-    cli_main = importlib.import_module("slmdesk.cli.main")
+    cli_main = importlib.import_module("slmdesk.cli.entry")
 
     def register(sub):
         parser = sub.add_parser("boom")
@@ -246,7 +246,7 @@ def test_a_bug_in_a_read_only_home_still_leaves_its_traceback(slmdesk_home: Path
 
 
 def test_os_errors_the_user_can_fix_are_sentences(tmp_path: Path) -> None:
-    from slmdesk.cli.main import describe_os_error
+    from slmdesk.cli.entry import describe_os_error
 
     existing = tmp_path / "library.json"
     existing.write_text("{}")

@@ -624,6 +624,8 @@ class ChatController(QObject):
             widget.set_finished(True, payload["timings"])
         self.view.messages.settle()
         self._set_generating(False)
+        if payload.get("format"):  # the model's template may have been refused for this reply
+            self.view.format_label.setText(f"Prompt format: {payload['format']}")
         if payload.get("dropped") and self._is_current(conversation_id):
             self.view.show_notice(
                 f"{payload['dropped']} older message(s) did not fit in the model's context and "
