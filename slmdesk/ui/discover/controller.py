@@ -10,7 +10,7 @@ import re
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import QApplication, QLabel, QPushButton, QTableWidgetItem
 
-from slmdesk.common.errors import SlmdeskError
+from slmdesk.common.errors import SlmdeskError, user_message
 from slmdesk.hub import listing as hub
 from slmdesk.hub.downloads import DownloadManager, DownloadStatus, State
 from slmdesk.ui import dialogs
@@ -133,14 +133,14 @@ class DiscoverController(QObject):
         self.view.files.setRowCount(0)
         self.view.card.clear()
         self.tasks.run(
-            lambda: hub.list_repo_models(repo_id),
+            lambda: hub.list_repo_models(repo_id, read_header=True),
             self._show_repo,
             self._on_repo_error,
             name="hub-files",
         )
 
     def _on_repo_error(self, exc: BaseException) -> None:
-        self.view.repo_meta.setText(str(exc) if isinstance(exc, SlmdeskError) else f"{exc}")
+        self.view.repo_meta.setText(user_message(exc))
 
     def _show_repo(self, repo: hub.RepoFiles) -> None:
         self.repo = repo
@@ -266,8 +266,7 @@ class DiscoverController(QObject):
             self.chat_requested.emit(self._notice_name)
 
     def _on_error(self, exc: BaseException) -> None:
-        message = str(exc) if isinstance(exc, SlmdeskError) else f"Unexpected problem: {exc}"
-        self.view.status.setText(message)
+        self.view.status.setText(user_message(exc))
 
     def shutdown(self) -> None:
         """Pause running downloads (they resume next time) and join their threads."""
