@@ -114,11 +114,6 @@ class DownloadManager:
         with self._lock:
             return self._slot(task_id).status
 
-    def statuses(self) -> list[DownloadStatus]:
-        """Every download this manager knows, in queue order."""
-        with self._lock:
-            return [self._slots[tid].status for tid in self._order]
-
     # -- commands (return at once; file work follows on the queue thread) ----------------------
 
     def add(self, model: RemoteModel) -> str:
