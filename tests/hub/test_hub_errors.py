@@ -204,3 +204,31 @@ def test_an_unreadable_hub_answer_is_still_the_hubs(local_hub: LocalHub) -> None
     local_hub.faults.api_body = b'{"id": "slmtest/tiny-llama-GGUF", "siblings": ['
     with pytest.raises(HubServerError, match="cannot read"):
         hub.list_repo_models(TINY_REPO, machine=BIG_MACHINE, with_card=False)
+
+
+def test_a_bug_during_a_queued_download_is_logged_and_shown_as_internal(
+    local_hub: LocalHub, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from slmdesk.hub.downloads import DownloadManager
+    from slmdesk.models.library import Library
+
+    def buggy_add(self: Library, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("unsupported operand type(s)")  # a bug of ours, after the bytes arrived
+
+    monkeypatch.setattr(Library, "add_managed_file", buggy_add)
+    model = hub.choose_model(
+        hub.list_repo_models(TINY_REPO, machine=BIG_MACHINE, with_card=False),
+        filename="tiny-llama-F16.gguf",
+    )
+    manager = DownloadManager(options=FAST)
+    try:
+        with caplog.at_level(logging.ERROR):
+            task_id = manager.add(model)
+            failed = manager.wait(task_id, timeout=60)
+    finally:
+        manager.shutdown()
+    assert failed.state is State.FAILED
+    assert failed.error == INTERNAL_ERROR_MESSAGE
+    assert "TypeError: unsupported operand" in caplog.text  # the traceback, for us
+    stored = DownloadStore().get(task_id)
+    assert stored is not None and stored.error == INTERNAL_ERROR_MESSAGE
