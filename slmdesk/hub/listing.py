@@ -4,7 +4,13 @@ Everything goes through the real ``huggingface_hub`` client (`HfApi.list_models`
 `HfApi.model_info` with file metadata, ``resolve`` URLs). The endpoint is read from ``HF_ENDPOINT``
 at call time and passed explicitly, because the client itself reads it only once at import. The
 token is always passed explicitly too (ours or ``False``), so a token saved by another tool is
-never sent. Every failure becomes a one-sentence `HubError` subclass.
+never sent. Every failure of the Hub or the network becomes a one-sentence `HubError`
+subclass; `hub_errors` wraps only the HTTP calls, so a bug in slmdesk stays a bug (logged, shown
+as an internal error) instead of being blamed on the Hub.
+
+Memory estimates use `hardware.estimate_for`, the formula behind ``slmdesk inspect``: from the
+remote GGUF header of one file when asked (``read_header``), else from the file sizes alone.
+Quality ranks come from `slmdesk.models.quant_types`.
 
 No Qt here: the Discover page calls these functions from a worker thread.
 """
