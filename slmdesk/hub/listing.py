@@ -18,6 +18,7 @@ No Qt here: the Discover page calls these functions from a worker thread.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -36,7 +37,7 @@ DEFAULT_ENDPOINT = "https://huggingface.co"
 API_TIMEOUT = 20.0  # seconds for one metadata request
 PROBE_TIMEOUT = 4.0  # seconds to decide that the Hub cannot be reached at all
 CARD_MAX_BYTES = 512 * 1024
-HEADER_FIRST_BYTES = 1 << 20  # the first read of a remote GGUF header; doubled while too short
+HEADER_FIRST_BYTES = 4 << 20  # the first read of a remote GGUF header; doubled while too short
 HEADER_MAX_BYTES = 64 << 20  # a header beyond this is not worth reading for an estimate
 
 SortKey = Literal["downloads", "likes", "updated"]
@@ -566,7 +567,7 @@ def fetch_model_card(repo_id: str, revision: str = "main", token: str | None = N
 def read_remote_header(model: RemoteModel, token: str | None = None) -> GGUFInfo:
     """The header facts of a model on the Hub, from the first bytes of its (first) file.
 
-    Reads 1 MiB with an HTTP ``Range`` request and more while the header is longer (a 262k-token
+    Reads 4 MiB with an HTTP ``Range`` request and more while the header is longer (a 262k-token
     vocabulary makes Gemma's 6.5 MB), up to `HEADER_MAX_BYTES`. As for downloads, the token goes
     to the Hub only, never to the CDN the Hub redirects to.
 
@@ -709,17 +710,7 @@ def list_repo_models(
             f"{repo_id} has no GGUF files: slmdesk runs GGUF models (try searching for "
             f"'{repo_id.split('/')[-1]} GGUF')."
         )
-    machine = machine or hardware.machine_info()
     judge_fit(models, machine)
-    reference = _header_reference(models) if read_header else None
-    if reference is not None:
-        try:
-            header = read_remote_header(reference, token)
-        except SlmdeskError as exc:
-            log.info("estimates of %s from file sizes only: %s", repo_id, exc)
-        else:
-            apply_header_estimates(models, reference, header)
-            judge_fit(models, machine)
     card = None
     if with_card:
         try:
@@ -730,7 +721,7 @@ def list_repo_models(
     license_name = _license_from_tags(info.tags) or (
         str(card_data.get("license")) if card_data and card_data.get("license") else None
     )
-    return RepoFiles(
+    repo = RepoFiles(
         repo_id=repo_id,
         revision=revision,
         models=models,
@@ -738,6 +729,29 @@ def list_repo_models(
         gated=bool(info.gated),
         license=license_name,
     )
+    return with_header_estimates(repo, token, machine) if read_header else repo
+
+
+def with_header_estimates(
+    repo: RepoFiles, token: str | None = None, machine: hardware.MachineInfo | None = None
+) -> RepoFiles:
+    """A copy of ``repo`` whose estimates come from one file's GGUF header, read from the Hub.
+
+    The window shows a listing at once and calls this afterwards in the background: the models
+    it already shows are left untouched (a copy is returned), so no thread changes what another
+    reads. If the header cannot be read, the copy keeps the size-only estimates.
+    """
+    models = [dataclasses.replace(m, files=list(m.files)) for m in repo.models]
+    reference = _header_reference(models)
+    if reference is not None:
+        try:
+            header = read_remote_header(reference, token)
+        except SlmdeskError as exc:
+            log.info("estimates of %s from file sizes only: %s", repo.repo_id, exc)
+        else:
+            apply_header_estimates(models, reference, header)
+            judge_fit(models, machine or hardware.machine_info())
+    return dataclasses.replace(repo, models=models)
 
 
 def choose_model(

@@ -133,11 +133,25 @@ class DiscoverController(QObject):
         self.view.files.setRowCount(0)
         self.view.card.clear()
         self.tasks.run(
-            lambda: hub.list_repo_models(repo_id, read_header=True),
-            self._show_repo,
+            lambda: hub.list_repo_models(repo_id),
+            self._on_repo_listed,
             self._on_repo_error,
             name="hub-files",
         )
+
+    def _on_repo_listed(self, repo: hub.RepoFiles) -> None:
+        """Show the files at once; sharpen the memory estimates once a header is read."""
+        self._show_repo(repo)
+        self.tasks.run(
+            lambda: hub.with_header_estimates(repo),
+            lambda refined: self._on_estimates(repo, refined),
+            lambda exc: log.info("no header estimates for %s: %s", repo.repo_id, exc),
+            name="hub-header",
+        )
+
+    def _on_estimates(self, shown: hub.RepoFiles, refined: hub.RepoFiles) -> None:
+        if self.repo is shown:  # still the repository on screen
+            self._show_repo(refined)
 
     def _on_repo_error(self, exc: BaseException) -> None:
         self.view.repo_meta.setText(user_message(exc))
