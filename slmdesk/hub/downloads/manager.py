@@ -293,7 +293,6 @@ class DownloadManager:
                 return  # forgotten, or replaced by a newer add, meanwhile
             task.state = provisional.state  # queued, or what the user chose since
             task.error = None
-            task.added_at = provisional.added_at
             slot.task = task
             slot.prepared = True
             status = _status_for(task, done)
