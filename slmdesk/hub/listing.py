@@ -341,7 +341,11 @@ def hub_errors(repo_id: str | None = None, has_token: bool = False) -> Iterator[
                 f"The Hub answered with a server error ({status}); try again in a moment."
             ) from None
         raise HubServerError(f"The Hub refused the request (HTTP {status}).") from None
-    except (httpx2.TimeoutException, httpx2.NetworkError, httpx2.RemoteProtocolError):
+    except httpx2.UnsupportedProtocol:
+        raise HubError(
+            f"The Hub address {hub_endpoint()!r} (HF_ENDPOINT) is not an http(s) address."
+        ) from None
+    except httpx2.TransportError:  # timeouts, refused or cut connections, proxy failures
         raise HubOfflineError(_offline_message(hub_endpoint())) from None
     except (json.JSONDecodeError, httpx2.DecodingError) as exc:
         raise HubServerError(f"The Hub sent an answer slmdesk cannot read ({exc}).") from None

@@ -232,3 +232,13 @@ def test_a_bug_during_a_queued_download_is_logged_and_shown_as_internal(
     assert "TypeError: unsupported operand" in caplog.text  # the traceback, for us
     stored = DownloadStore().get(task_id)
     assert stored is not None and stored.error == INTERNAL_ERROR_MESSAGE
+
+
+def test_an_endpoint_that_is_not_http_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_ENDPOINT", "ftp://127.0.0.1:9")
+    with pytest.raises(hub.HubError, match=r"not an http\(s\) address"):
+        hub.list_repo_models(TINY_REPO, machine=BIG_MACHINE, with_card=False)
