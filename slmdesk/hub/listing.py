@@ -590,7 +590,8 @@ def read_remote_header(model: RemoteModel, token: str | None = None) -> GGUFInfo
     with hub_errors(model.repo_id, bool(tok)):
         meta = get_hf_file_metadata(url, token=tok, timeout=API_TIMEOUT, endpoint=endpoint)
     location = str(meta.location or url)
-    headers = build_hf_headers(token=tok if _origin(location) == _origin(endpoint) else False)
+    same_origin = url_origin(location) == url_origin(endpoint)
+    headers = build_hf_headers(token=tok if same_origin else False)  # never to the CDN
     headers["Accept-Encoding"] = "identity"
     data = b""
     want = min(HEADER_FIRST_BYTES, first.size_bytes)
@@ -634,7 +635,8 @@ def _read_range(
     return (have + bytes(got))[:want]
 
 
-def _origin(url: str) -> tuple[str, str, int]:
+def url_origin(url: str) -> tuple[str, str, int]:
+    """Scheme, host and port: two URLs with the same origin may share a token."""
     parts = urlsplit(url)
     return (
         parts.scheme,

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
-from urllib.parse import urlsplit
 
 from slmdesk.hub.downloads.status import (
     DiskFullError,
@@ -41,6 +40,7 @@ from slmdesk.hub.listing import (
     file_url,
     hub_endpoint,
     hub_errors,
+    url_origin,
 )
 
 log = logging.getLogger(__name__)
@@ -250,12 +250,6 @@ def _pieces(resp: Any) -> Iterator[bytes]:
         yield piece
 
 
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    return parts.scheme, (parts.hostname or "").lower(), port
-
-
 def _range_starts_at(content_range: str | None, offset: int) -> bool:
     match = re.match(r"bytes (\d+)-", content_range or "")
     return match is not None and int(match.group(1)) == offset
@@ -390,7 +384,7 @@ class FileTransfer:
         endpoint = hub_endpoint()
         url = file_url(self.repo_id, file.filename, self.revision, endpoint)
         location = self._check_metadata(url, endpoint)
-        same_origin = _origin(location) == _origin(endpoint)
+        same_origin = url_origin(location) == url_origin(endpoint)
         headers = build_hf_headers(token=self.token if same_origin else False)
         headers["Accept-Encoding"] = "identity"
         if offset:
