@@ -113,8 +113,9 @@ def build_window(
     parts.controllers.append(library_controller)
     parts.controllers.append(discover_controller)
     parts.controllers.append(optimize_controller)
+    # Every page learns about models from the Library page's listing, and that listing follows
+    # the library's own change events (imports, downloads, optimized models): one scan a change.
     library_controller.models_changed.connect(optimize_controller.set_models)
-    optimize_controller.model_created.connect(lambda name: library_controller.refresh(select=name))
     parts.welcome_controller = welcome
 
     def on_models(entries: list) -> None:
@@ -133,15 +134,13 @@ def build_window(
 
     welcome.download_requested.connect(download_starter)
     parts.discover_controller = discover_controller
-    discover_controller.model_ready.connect(lambda _name: library_controller.refresh())
     if chat_controller is not None:
         parts.controllers.append(chat_controller)
         library_controller.models_changed.connect(chat_controller.set_models)
 
         def chat_with(name: str) -> None:
             window.show_page("Chat")
-            library_controller.refresh()
-            chat_controller.open_model(name)
+            chat_controller.open_model(name)  # a model newer than the listing is resolved
 
         library_controller.chat_requested.connect(chat_with)
         # a bound slot of a GUI-thread object: delivered queued, on the GUI thread
@@ -183,8 +182,8 @@ def run_app(install_starter: bool = True) -> int:
     parts = build_window()
     if install_starter and parts.library.starter_needed():
         parts.tasks.run(
-            parts.library.install_starter,
-            lambda entry: parts.library_controller.refresh(select=entry.name if entry else None),
+            parts.library.install_starter,  # announced by the library like any other model
+            None,
             lambda exc: log.warning("starter model not installed: %s", exc),
             name="starter",
         )

@@ -18,6 +18,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import ctypes
+import functools
 import logging
 import os
 import secrets
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from slmdesk.common.errors import InvalidModelError, SlmdeskError
+from slmdesk.llama import probe
 from slmdesk.models.chat_format import FAMILIES, ChatFormat
 from slmdesk.models.gguf_info import GGUFInfo, read_gguf_info
 from slmdesk.models.hardware import (
@@ -38,6 +40,7 @@ from slmdesk.models.hardware import (
     machine_info,
     max_context_that_fits,
 )
+from slmdesk.models.template_sandbox import BoundedTemplate, Budget, Limits, TemplateLimitError
 
 log = logging.getLogger(__name__)
 
@@ -274,6 +277,7 @@ class ChatEngine:
         progress: LoadProgress | None = None,
         cancel: threading.Event | None = None,
         chat_format: str | None = None,
+        prove: bool = True,
     ) -> LoadedModel:
         """Load a model, replacing the one in memory.
 
@@ -286,6 +290,8 @@ class ChatEngine:
             cancel: set from another thread to cancel loading.
             chat_format: force a format family (``gemma``, ``chatml``, ``llama3``, ``phi3``,
                 ``mistral``, ``plain``); None uses the model's template or the automatic fallback.
+            prove: load a file in a child process first unless it is known not to crash
+                llama.cpp (`slmdesk.llama.probe`); only the probe child itself passes False.
 
         A file that fails validation leaves the current model loaded; once llama.cpp starts
         loading, the current model has been freed (two models need not fit side by side).
@@ -296,7 +302,9 @@ class ChatEngine:
             EngineError: out of memory, unsupported architecture, or llama.cpp refused it.
         """
         with self._busy:
-            return self._load(Path(path), context_length, n_threads, progress, cancel, chat_format)
+            return self._load(
+                Path(path), context_length, n_threads, progress, cancel, chat_format, prove
+            )
 
     def _load(
         self,
@@ -306,6 +314,7 @@ class ChatEngine:
         progress: LoadProgress | None,
         cancel: threading.Event | None,
         format_family: str | None,
+        prove: bool = True,
     ) -> LoadedModel:
         started = time.monotonic()
         if format_family is not None and format_family not in FAMILIES:
@@ -334,6 +343,8 @@ class ChatEngine:
         threads = n_threads or machine.physical_cores
         if threads < 1:
             raise EngineError("The thread count must be at least 1.")
+        if prove:
+            probe.ensure_loadable(info.path)
         self._unload()
         if cancel is not None and cancel.is_set():
             raise LoadCancelled("Loading the model was cancelled.")
@@ -355,6 +366,7 @@ class ChatEngine:
 
         c_progress = llama_cpp.llama_progress_callback(on_progress)
         mark = _log_mark()
+        pending = probe.loading_started(info.path) if prove else None
         try:
             with _load_hooks(c_progress):
                 llm = llama_cpp.Llama(
@@ -371,6 +383,9 @@ class ChatEngine:
             if cancelled or (cancel is not None and cancel.is_set()):
                 raise LoadCancelled("Loading the model was cancelled.") from None
             raise self._load_error(info, ctx, exc, _log_since(mark)) from None
+        finally:
+            if pending is not None:
+                probe.loading_done(pending, info.path)
         if cancel is not None and cancel.is_set():
             llm.close()
             raise LoadCancelled("Loading the model was cancelled.")
@@ -521,6 +536,18 @@ class ChatEngine:
         bos_text = self.chat_format.bos_token
         add_bos = bool(model.add_bos_token()) and not (bos_text and prompt.startswith(bos_text))
         return self._tokenize(prompt, add_bos=add_bos)
+
+    def vocabulary_size(self) -> int:
+        """How many tokens the loaded model's vocabulary has."""
+        import llama_cpp
+
+        self._require()
+        return int(llama_cpp.llama_vocab_n_tokens(self._llm._model.vocab))
+
+    def token_bytes(self, token: int) -> bytes:
+        """The text of one vocabulary token, as bytes (what streaming would print)."""
+        self._require()
+        return self._piece(token)
 
     def _piece(self, token: int) -> bytes:
         import llama_cpp
@@ -766,9 +793,12 @@ def _load_hooks(callback: Any) -> Any:
 
     - ``Llama`` offers no progress argument but builds its model parameters from
       ``llama_model_default_params``: the defaults are wrapped to carry ``callback``.
-    - ``Llama`` compiles the file's chat template for its own chat API, which slmdesk does not
-      use (`ChatFormat` renders prompts); a template with a syntax error would make the whole
-      load fail, so a failing compile is tolerated there.
+    - ``Llama`` builds a ``Jinja2ChatFormatter`` for the file's chat template, which compiles
+      it at once. slmdesk renders prompts itself (`ChatFormat`), and compiling a hostile
+      template can hang or exhaust memory (Jinja evaluates constant expressions while
+      compiling). The class is swapped for a subclass that compiles nothing until
+      llama-cpp-python's own chat API first uses it, and then in slmdesk's bounded sandbox.
+      It has to stay a subclass: llama-cpp-python refers to the class by its module name.
 
     Both patches are undone on exit and taken under a lock, so two loads cannot mix them.
     """
@@ -785,15 +815,8 @@ def _load_hooks(callback: Any) -> Any:
             params.progress_callback = callback
             return params
 
-        def tolerant_formatter(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return original_formatter(*args, **kwargs)
-            except Exception:
-                log.info("the model's chat template does not compile; slmdesk falls back")
-                return _UnusedFormatter()
-
         setattr(target, "llama_model_default_params", params_with_progress)  # noqa: B010
-        setattr(formats, "Jinja2ChatFormatter", tolerant_formatter)  # noqa: B010
+        setattr(formats, "Jinja2ChatFormatter", _deferred_formatter(original_formatter))  # noqa: B010
         try:
             yield
         finally:
@@ -801,14 +824,55 @@ def _load_hooks(callback: Any) -> Any:
             setattr(formats, "Jinja2ChatFormatter", original_formatter)  # noqa: B010
 
 
-class _UnusedFormatter:
-    """Stands in for llama-cpp-python's chat formatter when the template does not compile."""
+@functools.cache
+def _deferred_formatter(base: type) -> type:
+    """A subclass of llama-cpp-python's ``Jinja2ChatFormatter`` that compiles on first use."""
 
-    def to_chat_handler(self) -> Callable[..., Any]:
-        def handler(*args: Any, **kwargs: Any) -> Any:
-            raise EngineError("The model's chat template is broken.")
+    class DeferredJinja2ChatFormatter(base):  # type: ignore[misc, valid-type]
+        """Keeps the template text; `_environment` compiles it when a chat call needs it."""
 
-        return handler
+        def __init__(
+            self,
+            template: str,
+            eos_token: str,
+            bos_token: str,
+            add_generation_prompt: bool = True,
+            stop_token_ids: list[int] | None = None,
+        ) -> None:
+            # The base class would compile here; it is deliberately not called.
+            self.template = template
+            self.eos_token = eos_token
+            self.bos_token = bos_token
+            self.add_generation_prompt = add_generation_prompt
+            self.stop_token_ids = set(stop_token_ids) if stop_token_ids is not None else None
+            self._bounded: _BoundedChatTemplate | None = None
+
+        @property
+        def _environment(self) -> _BoundedChatTemplate:
+            # The base class's __call__ renders through ``self._environment.render(**kw)``.
+            if self._bounded is None:
+                self._bounded = _BoundedChatTemplate(self.template)
+            return self._bounded
+
+    return DeferredJinja2ChatFormatter
+
+
+class _BoundedChatTemplate:
+    """The model's template for llama-cpp-python's chat API, compiled and run under limits."""
+
+    def __init__(self, template: str) -> None:
+        try:
+            self._template = BoundedTemplate(template)
+        except TemplateLimitError as exc:
+            raise EngineError(f"The model's chat template was refused: {exc}.") from None
+        except Exception as exc:
+            raise EngineError(f"The model's chat template is broken: {exc}") from None
+
+    def render(self, **context: Any) -> str:
+        try:
+            return self._template.render(context, Budget(Limits()))
+        except TemplateLimitError as exc:
+            raise EngineError(f"The model's chat template was refused: {exc}.") from None
 
 
 _HOOK_LOCK = threading.Lock()

@@ -145,3 +145,36 @@ def test_sorting_by_size_uses_bytes(
     first = view.proxy.index(0, 0).data()
     assert first == "small"
     assert shutil.disk_usage(library.models_dir).total > 0
+
+
+def test_a_damaged_file_shows_its_reason_and_can_be_removed(
+    qtbot, app_parts: AppParts, tiny_model: Path, dialog_script
+) -> None:
+    import gguf
+    import numpy as np
+
+    library = Library()
+    library.import_model(tiny_model)
+    bad = library.models_dir / "bad.gguf"
+    writer = gguf.GGUFWriter(str(bad), "llama")  # valid GGUF, but a block count given as text
+    writer.add_string("llama.block_count", "twelve")
+    writer.add_tensor("token_embd.weight", np.zeros((8, 16), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    app_parts.library_controller.refresh()
+    _settle(qtbot, app_parts)
+    qtbot.waitUntil(lambda: len(_names(app_parts)) == 2, timeout=5000)
+    view = app_parts.library_controller.view
+    row = view.table_model.row_of("bad")
+    assert view.table_model.index(row, 0).data() == "bad  (damaged)"
+    view.select_name("bad")
+    _settle(qtbot, app_parts)
+    assert "damaged metadata" in view.details.memory.text()
+    assert not view.details.chat_button.isEnabled()
+    assert view.details.remove_button.isEnabled()
+    dialog_script.answers["confirm"] = True
+    qtbot.mouseClick(view.details.remove_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: _names(app_parts) == ["tiny-llama-F16"], timeout=5000)
+    assert not bad.exists()

@@ -69,6 +69,7 @@ class ChatController(QObject):
         self._entries: list[ModelEntry] = []
         self._deleted_id: int | None = None
         self._hidden: list[Message] = []
+        self._unsent: str | None = None  # typed text not yet saved: put back if sending fails
         self._filling_settings = False
         self._save_timer = QTimer(view)
         self._save_timer.setSingleShot(True)
@@ -83,6 +84,9 @@ class ChatController(QObject):
         self._search_timer.timeout.connect(self.refresh_conversations)
         self._connect()
         self._fill_settings(None)
+        notice = store.take_notice()  # e.g. a damaged database was set aside: say where, once
+        if notice:
+            self.view.show_notice(notice)
         self.tasks.run(lambda: self.store.purge(older_than=PURGE_DELETED_AFTER), name="chat-purge")
         self.refresh_conversations()
 
@@ -293,16 +297,16 @@ class ChatController(QObject):
         if item is not None:
             self.open_conversation(int(item.data(ID_ROLE)))
 
-    def open_conversation(self, conversation_id: int) -> None:
-        """Show a stored conversation."""
+    def open_conversation(self, conversation_id: int, notice: str | None = None) -> None:
+        """Show a stored conversation, with ``notice`` above the composer once it is shown."""
         self.tasks.run(
             lambda: self.store.get(conversation_id),
-            self._show_conversation,
+            lambda conversation: self._show_conversation(conversation, notice),
             self._on_task_error,
             name="chat-open",
         )
 
-    def _show_conversation(self, conversation: Conversation) -> None:
+    def _show_conversation(self, conversation: Conversation, notice: str | None = None) -> None:
         self.current = conversation
         self._cancel_edit()
         self.view.title.setText(conversation.title)
@@ -320,6 +324,8 @@ class ChatController(QObject):
             self.view.show_notice(
                 f"This chat was with {conversation.model}; replies now come from {self.loaded_name}."
             )
+        if notice:
+            self.view.show_notice(notice)
 
     def _show_earlier_button(self) -> None:
         button = self.view.messages.earlier_button
@@ -469,6 +475,7 @@ class ChatController(QObject):
             self.load_model(name)
         self.view.show_notice("")
         self.view.composer.clear()
+        self._unsent = text
         self._set_generating(True)
         replace_from, self.editing_id = self.editing_id, None
         self.view.edit_banner.setVisible(False)
@@ -512,7 +519,14 @@ class ChatController(QObject):
 
     def _on_send_error(self, exc: BaseException) -> None:
         self._set_generating(False)
+        self._restore_unsent()
         self._on_task_error(exc)
+
+    def _restore_unsent(self) -> None:
+        """Put text whose sending failed back in an empty composer, so nothing typed is lost."""
+        text, self._unsent = self._unsent, None
+        if text and not self.view.composer.toPlainText().strip():
+            self.view.composer.setPlainText(text)
 
     @Slot()
     def stop(self) -> None:
@@ -552,6 +566,7 @@ class ChatController(QObject):
         if not self.loaded_name and not self.client.loading:
             self.view.show_notice("Load a model first.")
             return
+        self._unsent = None
         self._set_generating(True)
         self.client.generate(
             GenerateRequest(self.current.id, None, self._panel_settings(), message_id)
@@ -573,6 +588,7 @@ class ChatController(QObject):
 
     @Slot(int, object)
     def _on_user_saved(self, conversation_id: int, message: Message) -> None:
+        self._unsent = None
         if self._is_current(conversation_id):
             self._add_widget(message, streaming=False)
 
@@ -597,6 +613,8 @@ class ChatController(QObject):
             widget.set_finished(True, payload["timings"])
         self.view.messages.settle()
         self._set_generating(False)
+        if payload.get("format"):  # the model's template may have been refused for this reply
+            self.view.format_label.setText(f"Prompt format: {payload['format']}")
         if payload.get("dropped") and self._is_current(conversation_id):
             self.view.show_notice(
                 f"{payload['dropped']} older message(s) did not fit in the model's context and "
@@ -607,9 +625,11 @@ class ChatController(QObject):
     @Slot(int, str)
     def _on_reply_failed(self, conversation_id: int, message: str) -> None:
         self._set_generating(False)
+        self._restore_unsent()
         if self._is_current(conversation_id):
             self.view.show_notice(message)
-            self.open_conversation(conversation_id)
+            # Reloading shows what was saved; the message must outlive the reload.
+            self.open_conversation(conversation_id, notice=message)
         self.refresh_conversations()
 
     # -- settings --------------------------------------------------------------------------------

@@ -112,7 +112,6 @@ class OptimizeController(QObject):
     """The Optimize page's behaviour."""
 
     chat_requested = Signal(str)  # library name of the new model
-    model_created = Signal(str)  # library name, once it is registered
 
     def __init__(self, view: OptimizeView, library: Library, tasks: TaskRunner) -> None:
         super().__init__()
@@ -836,7 +835,6 @@ class OptimizeController(QObject):
             return
         self.result = value
         self._end_run()
-        self.model_created.emit(value.name)
         self._show_report(value)
         self.go(STEP_REPORT)
 

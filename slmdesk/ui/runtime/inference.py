@@ -135,6 +135,10 @@ class InferenceWorker(QObject):
         except SlmdeskError as exc:
             self.reply_failed.emit(cid, str(exc))
             return
+        except Exception as exc:  # never leave the window waiting for a reply that cannot come
+            log.exception("the reply could not be started")
+            self.reply_failed.emit(cid, f"The reply could not be started: {exc}")
+            return
         self.reply_started.emit(cid, reply)
         self._stream(cid, reply.id, conversation.chat_messages(), sampling)
 
@@ -175,6 +179,10 @@ class InferenceWorker(QObject):
         except SlmdeskError as exc:
             self.reply_failed.emit(cid, str(exc))
             return
+        except Exception as exc:
+            log.exception("the reply could not be saved")
+            self.reply_failed.emit(cid, f"The reply could not be saved: {exc}")
+            return
         self.reply_finished.emit(
             cid,
             {
@@ -191,7 +199,7 @@ class InferenceWorker(QObject):
                 self.store.finish_message(message_id, text, {"finish_reason": "error"})
             else:
                 self.store.truncate_after(message_id, inclusive=True)
-        except SlmdeskError:
+        except Exception:  # the failure is reported below either way
             log.exception("could not save the failed reply")
         self.reply_failed.emit(cid, error)
 
