@@ -242,3 +242,27 @@ def test_an_endpoint_that_is_not_http_is_named(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("HF_ENDPOINT", "ftp://127.0.0.1:9")
     with pytest.raises(hub.HubError, match=r"not an http\(s\) address"):
         hub.list_repo_models(TINY_REPO, machine=BIG_MACHINE, with_card=False)
+
+
+def test_full_disk_also_holding_the_queue_file_still_says_so(
+    local_hub: LocalHub, small_disk: SmallDisk
+) -> None:
+    if not small_disk.mounted:
+        pytest.skip("needs a real small file system (mount -t tmpfs as root)")
+    local_hub.faults.chunk = 64 * 1024
+    local_hub.faults.delay = 0.005
+    model = hub.choose_model(
+        hub.list_repo_models(TINY_REPO, machine=BIG_MACHINE, with_card=False),
+        filename="tiny-llama-F16.gguf",
+    )
+    store = DownloadStore(small_disk.folder / "downloads.json")
+
+    def on_progress(status: DownloadStatus) -> None:
+        if status.done_bytes > 500_000 and not small_disk.full:
+            small_disk.fill()
+
+    # Saving the failed state cannot work either; that must not hide why the download failed.
+    with pytest.raises(DiskFullError, match="The disk is full"):
+        download_model(
+            model, progress=on_progress, models_dir=small_disk.folder, store=store, options=FAST
+        )

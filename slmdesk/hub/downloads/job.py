@@ -8,6 +8,7 @@ the `DownloadStore` at every change, so a restart resumes it.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import threading
@@ -45,6 +46,8 @@ from slmdesk.hub.listing import (
     is_offline_mode,
     resolve_token,
 )
+
+log = logging.getLogger(__name__)
 
 DISK_MARGIN_BYTES = 64 * 1024 * 1024  # leave the system some room
 
@@ -112,11 +115,16 @@ class DownloadJob:
             self.progress(self.status())
 
     def set_state(self, state: State, error: str | None = None, retryable: bool = True) -> None:
-        """Record a new state: saved first, then reported."""
+        """Record a new state: saved first, then reported.
+
+        A queue file that cannot be written (often the same full disk) is logged, not raised:
+        the download itself is unharmed, and raising here would hide why a download failed. A
+        restart then finds the older state and checks the files again.
+        """
         self.task.state = state
         self.task.error = error
         self.task.retryable = retryable
-        self.store.save(self.task)
+        save_quietly(self.store, self.task)
         self.emit(force=True)
 
     # -- the work ------------------------------------------------------------------------------
@@ -266,6 +274,17 @@ class DownloadJob:
             os.replace(part.partial, part.final)
 
 
+def save_quietly(store: DownloadStore, task: DownloadTask, remove: bool = False) -> None:
+    """Save (or remove) ``task`` in the queue file; a failure to write it is only logged."""
+    try:
+        if remove:
+            store.remove(task.task_id)
+        else:
+            store.save(task)
+    except OSError as exc:
+        log.warning("could not write the download queue in %s: %s", store.path, exc)
+
+
 def _retryable(exc: SlmdeskError) -> bool:
     """Whether the user's Retry can help after ``exc``."""
     if isinstance(exc, DownloadError):
@@ -305,7 +324,7 @@ def execute(
     except DownloadStopped as exc:
         if exc.cancelled:
             remove_partials(task.model, models_dir)
-            store.remove(task.task_id)
+            save_quietly(store, task, remove=True)
             task.state = State.CANCELLED
             job.emit(force=True)
         else:
@@ -348,7 +367,7 @@ def download_model(
     store = store or DownloadStore()
     task = prepare_task(model, store, models_dir)
     task.state = State.QUEUED
-    store.save(task)
+    save_quietly(store, task)
     return execute(
         task,
         store,
