@@ -8,7 +8,9 @@ Because the CDN is another origin, the client does not follow the HEAD redirect 
 its token there, exactly as in production.
 
 Faults are switches on `Faults`: cut the connection after N bytes, serve corrupted bytes, answer
-a status (5xx, 401) for a number of requests, be slow. Every request is recorded in
+a status (5xx, 404, 429 with ``Retry-After``) for a number of requests, be slow, hide the size,
+send an endless body. A file's ``declared_size`` makes the listing and HEAD lie about its size;
+`add_hostile_repo` adds names full of terminal escapes and bidi overrides. Every request is recorded in
 ``LocalHub.requests`` so tests can assert what was (re-)downloaded.
 
 Usable from tests and from ``bench/download.py``.
@@ -23,6 +25,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,16 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 _CHUNK = 256 * 1024
 TINY_REPO = "slmtest/tiny-llama-GGUF"
+HOSTILE_REPO = "slmtest/hostile-GGUF"
+# Names written to attack a terminal: clear the screen and recolour, set the window title,
+# reverse the reading direction, and a C1 control (CSI as one character).
+HOSTILE_NAMES = (
+    "evil\x1b[2J\x1b[31m-Q4_K_M.gguf",
+    "title\x1b]0;pwned\x07-Q5_K_M.gguf",
+    "bidi\u202egguf.exe\u202c-Q6_K.gguf",
+    "c1\x9b31m-Q8_0.gguf",
+)
+HOSTILE_REPO_ID = "slmtest/\x1b[31mred\u202e-GGUF"  # found by search; no CLI accepts it as REPO
 VALID_TOKEN = "hf_test_token_allowed"
 
 
@@ -130,6 +143,10 @@ class Faults:
     api_body: bytes | None = None  # answer /api requests 200 with these bytes (broken JSON)
     delay: float = 0.0  # seconds to sleep between chunks of a CDN body
     chunk: int = _CHUNK  # chunk size when slow or faulty
+    retry_after: str | None = None  # a Retry-After header on the fault status answers
+    no_length: bool = False  # hide the size: no Content-Length, ``/*`` totals, close at the end
+    endless: bool = False  # after the file, keep sending bytes (with ``no_length``'s headers)...
+    endless_limit: int = 64 << 20  # ...until this many extra bytes, so the test always ends
 
 
 @dataclass
@@ -238,6 +255,15 @@ class LocalHub:
             return True
 
 
+def add_hostile_repo(hub: LocalHub, source: Path) -> HubRepo:
+    """A repository whose file names (`HOSTILE_NAMES`) and a sibling's repo id are hostile."""
+    repo = hub.add_repo(HOSTILE_REPO, downloads=7)
+    for name in HOSTILE_NAMES:
+        repo.add(HubFile.lfs(name, source))
+    hub.add_repo(HOSTILE_REPO_ID, downloads=3).add(HubFile.lfs("plain-Q4_K_M.gguf", source))
+    return repo
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -291,8 +317,15 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.dumps(value).encode()
         self._send(status, body, {"Content-Type": "application/json", **(headers or {})})
 
-    def _error(self, status: int, code: str | None, message: str, head: bool = False) -> None:
-        headers = {"Content-Type": "application/json", "X-Error-Message": message}
+    def _error(
+        self,
+        status: int,
+        code: str | None,
+        message: str,
+        head: bool = False,
+        extra: dict[str, str] | None = None,
+    ) -> None:
+        headers = {"Content-Type": "application/json", "X-Error-Message": message, **(extra or {})}
         if code:
             headers["X-Error-Code"] = code
         self._send(status, json.dumps({"error": message}).encode(), headers, head=head)
@@ -497,7 +530,8 @@ class _Handler(BaseHTTPRequestHandler):
         faults = self.hub.faults
         if not head and faults.status and self.hub._status_fault():
             req.status = faults.status
-            self._error(faults.status, None, "Service Unavailable")
+            extra = {"Retry-After": faults.retry_after} if faults.retry_after else None
+            self._error(faults.status, None, HTTPStatus(faults.status).phrase, extra=extra)
             return
         size = file.size
         start, end = 0, size
@@ -522,6 +556,14 @@ class _Handler(BaseHTTPRequestHandler):
         }
         if status == 206:
             headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+        hide_size = faults.no_length or faults.endless
+        if hide_size:
+            # A body that ends when the connection closes: the size shows only at the end.
+            del headers["Content-Length"]
+            headers["Connection"] = "close"
+            if status == 206:
+                headers["Content-Range"] = f"bytes {start}-{end - 1}/*"
+            self.close_connection = True
         self.send_response(status)
         for key, value in headers.items():
             self.send_header(key, value)
@@ -533,7 +575,13 @@ class _Handler(BaseHTTPRequestHandler):
             if faults.cut_after is not None and self.hub._take("cut_times")
             else None
         )
-        plain = cut is None and not faults.corrupt and not faults.delay and file.path is not None
+        plain = (
+            cut is None
+            and not faults.corrupt
+            and not faults.delay
+            and not faults.endless
+            and file.path is not None
+        )
         if plain:
             assert file.path is not None
             with open(file.path, "rb") as handle:
@@ -558,6 +606,12 @@ class _Handler(BaseHTTPRequestHandler):
                 time.sleep(faults.delay)
         if cut is not None and req.body_bytes >= cut:
             self._drop()
+            return
+        extra = 0
+        while faults.endless and extra < faults.endless_limit:
+            self.wfile.write(b"\xee" * faults.chunk)
+            req.body_bytes += faults.chunk
+            extra += faults.chunk
 
     def _drop(self) -> None:
         """Cut the connection abruptly, as a network failure would."""
