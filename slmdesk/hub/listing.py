@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
+import email.utils
 import json
 import logging
 import os
@@ -84,7 +86,19 @@ class NoGGUFError(HubError):
 
 
 class HubServerError(HubError):
-    """The Hub answered with a server error (5xx) or something unreadable."""
+    """The Hub answered with an HTTP error it did not explain, or with something unreadable.
+
+    ``status`` is the HTTP status (None for an unreadable answer) and ``retry_after`` the wait in
+    seconds the Hub asked for, so a download can tell a file that is gone (404: stop at once)
+    from a Hub that is rate-limiting (429: wait as asked) or failing (5xx: back off, then stop).
+    """
+
+    def __init__(
+        self, message: str, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
 
 
 # -- data --------------------------------------------------------------------------------------
@@ -330,17 +344,22 @@ def hub_errors(repo_id: str | None = None, has_token: bool = False) -> Iterator[
         raise HubError(f"That revision of {what} does not exist.") from None
     except hf_errors.HfHubHTTPError as exc:
         status = exc.response.status_code if exc.response is not None else 0
+        wait = retry_after_seconds(exc.response.headers.get("Retry-After")) if status else None
         if status in (401, 403):
             raise GatedRepoError(_gated_message(repo_id, has_token)) from None
         if status == 429:
             raise HubServerError(
-                "The Hub is rate-limiting requests: wait a minute and try again."
+                "The Hub is rate-limiting requests: wait a minute and try again.", status, wait
             ) from None
         if status >= 500:
             raise HubServerError(
-                f"The Hub answered with a server error ({status}); try again in a moment."
+                f"The Hub answered with a server error ({status}); try again in a moment.",
+                status,
+                wait,
             ) from None
-        raise HubServerError(f"The Hub refused the request (HTTP {status}).") from None
+        raise HubServerError(
+            f"The Hub refused the request (HTTP {status}).", status or None, wait
+        ) from None
     except httpx2.UnsupportedProtocol:
         raise HubError(
             f"The Hub address {hub_endpoint()!r} (HF_ENDPOINT) is not an http(s) address."
@@ -349,6 +368,25 @@ def hub_errors(repo_id: str | None = None, has_token: bool = False) -> Iterator[
         raise HubOfflineError(_offline_message(hub_endpoint())) from None
     except (json.JSONDecodeError, httpx2.DecodingError) as exc:
         raise HubServerError(f"The Hub sent an answer slmdesk cannot read ({exc}).") from None
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """The wait a ``Retry-After`` header asks for, in seconds (None when absent or unreadable).
+
+    The header is either a number of seconds or an HTTP date; a date in the past means no wait.
+    """
+    text = (value or "").strip()
+    if not text:
+        return None
+    if text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    return max(0.0, (when - datetime.datetime.now(datetime.UTC)).total_seconds())
 
 
 def _gated_message(repo_id: str | None, has_token: bool) -> str:
@@ -760,6 +798,44 @@ def with_header_estimates(
     return dataclasses.replace(repo, models=models)
 
 
+def _model_named(repo: RepoFiles, wanted: str) -> RemoteModel:
+    """The model of the file ``wanted``: an exact path wins; a bare name must be unambiguous.
+
+    Raises:
+        HubError: no such file, or a bare name that several files in different folders share.
+    """
+    for model in repo.models:
+        if wanted in {f.filename for f in model.files} or (
+            len(model.files) > 1 and wanted == _split_path(model)
+        ):
+            return model
+    matches = [
+        model
+        for model in repo.models
+        if wanted in {model.name, *(f.filename.rsplit("/", 1)[-1] for f in model.files)}
+    ]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        paths = ", ".join(
+            _split_path(m) if len(m.files) > 1 else m.files[0].filename for m in matches
+        )
+        raise HubError(
+            f"{repo.repo_id} has several files named {wanted!r} ({paths}); give the full path "
+            "with --file."
+        )
+    raise HubError(
+        f"{repo.repo_id} has no GGUF file {wanted!r} (see `slmdesk files {repo.repo_id}`)."
+    )
+
+
+def _split_path(model: RemoteModel) -> str:
+    """A split model's folder and stem (``dir/model`` for ``dir/model-00001-of-00002.gguf``)."""
+    first = model.files[0].filename
+    folder = first[: len(first) - len(first.rsplit("/", 1)[-1])]
+    return folder + model.name
+
+
 def choose_model(
     repo: RepoFiles, filename: str | None = None, quant: str | None = None
 ) -> RemoteModel:
@@ -769,15 +845,7 @@ def choose_model(
         HubError: no file or quantization of that name, or nothing fits and none was named.
     """
     if filename:
-        wanted = filename.strip()
-        for model in repo.models:
-            names = {model.name, *(f.filename for f in model.files)}
-            names |= {n.rsplit("/", 1)[-1] for n in names}
-            if wanted in names:
-                return model
-        raise HubError(
-            f"{repo.repo_id} has no GGUF file {wanted!r} (see `slmdesk files {repo.repo_id}`)."
-        )
+        return _model_named(repo, filename.strip())
     if quant:
         q = quant.strip().upper()
         matches = [m for m in repo.models if (m.quantization or "").upper() == q]

@@ -95,9 +95,12 @@ def test_persistent_server_error_fails_clearly_and_keeps_the_partial_file(
     local_hub.faults.status = 500
     local_hub.faults.status_times = 100
     local_hub.faults.status_skip = 1  # the first request gets 1 MB through, then 500s
-    with pytest.raises(DownloadError, match="kept failing") as info:
+    with pytest.raises(DownloadError, match="The Hub is failing") as info:
         download_model(_model(), options=FAST)
     assert info.value.retryable
+    assert "will resume" not in str(info.value)
+    # A few attempts with backoff, not a minute of them.
+    assert len(local_hub.cdn_requests()) == 1 + 1 + FAST.server_retries
     partial = paths.models_dir() / "tiny-llama-F16.gguf.incomplete"
     assert partial.stat().st_size == 1_000_000
     assert Library().entries() == []

@@ -27,6 +27,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
 
+from slmdesk.hub.downloads import refusals
 from slmdesk.hub.downloads.status import (
     DiskFullError,
     DownloadError,
@@ -50,6 +51,8 @@ READ_TIMEOUT = 30.0  # a stalled connection is retried after this long
 DEFAULT_RETRIES = 6
 DEFAULT_BACKOFF = 1.0  # seconds, doubled per consecutive failure, capped at MAX_BACKOFF
 MAX_BACKOFF = 30.0
+DEFAULT_SERVER_RETRIES = 4  # a failing Hub gets about 1 + 2 + 4 + 8 s to recover
+MAX_RETRY_AFTER = 60.0  # a Hub asking for a longer pause is reported, not waited for
 PROGRESS_INTERVAL = 0.1  # seconds between progress callbacks
 SPEED_WINDOW = 3.0  # seconds of history behind the speed figure
 _HASH_BATCH = 1 << 20  # bytes handed to the hashing thread at once (fewer wake-ups)
@@ -61,9 +64,11 @@ _DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 class DownloadOptions:
     """Tuning knobs (tests and the benchmark shorten the waits)."""
 
-    retries: int = DEFAULT_RETRIES
+    retries: int = DEFAULT_RETRIES  # network failures in a row without progress
     backoff: float = DEFAULT_BACKOFF
     read_timeout: float = READ_TIMEOUT
+    server_retries: int = DEFAULT_SERVER_RETRIES  # 5xx/429 answers in a row before stopping
+    max_retry_after: float = MAX_RETRY_AFTER  # the longest rate-limit wait honoured, seconds
 
 
 class Meter:
@@ -319,37 +324,104 @@ class FileTransfer:
             hasher.close()
 
     def _fetch(self, offset: int, hasher: _Hasher) -> None:
-        failures = 0
+        """Bring the partial file to the listed size, reacting to each kind of failure.
+
+        Network cuts are retried with backoff (the budget refills whenever bytes arrive); a size
+        that disagrees with the listing gets one fresh attempt, then stops the download; the
+        Hub's HTTP errors are judged by `refusals` (refused: stop; rate-limited: wait as asked,
+        within a bound; failing: back off a few times, then stop).
+        """
+        failures = 0  # consecutive network failures without progress
+        server_failures = 0  # 429 and 5xx answers since the last progress
+        fresh_retry_used = False
         while offset < self.file.size_bytes:
             check_stop(self.stop, self.cancel)
             got_before = offset
             try:
                 offset = self._attempt(offset, hasher)
-            except (HubServerError, HubOfflineError, _Transient) as exc:
+            except refusals.SizeMismatch as exc:
+                self._discard(hasher)
+                if fresh_retry_used:
+                    raise refusals.size_mismatch_error(self.file, exc.sent) from None
+                fresh_retry_used = True
+                log.info("%s: %s; starting over once", self.file.filename, exc)
+                offset = 0
+                continue
+            except HubServerError as exc:
+                offset = self._on_disk()
+                if offset > got_before:
+                    server_failures = 0
+                server_failures += 1
+                wait = self._server_wait(exc, server_failures)
+                self._pause(wait, exc)
+                continue
+            except (HubOfflineError, _Transient) as exc:
                 # Whatever arrived before the failure is on disk and hashed: continue from there.
-                offset = self.partial.stat().st_size if self.partial.exists() else 0
+                offset = self._on_disk()
                 if offset > got_before:
                     failures = 0
                 failures += 1
                 if failures > self.options.retries:
                     raise DownloadError(
                         f"The download of {self.file.filename} kept failing ({exc}); "
-                        "it will resume from where it stopped when you retry.",
+                        "retrying resumes it from where it stopped.",
                         retryable=True,
                     ) from None
-                wait = min(MAX_BACKOFF, self.options.backoff * 2 ** (failures - 1))
-                log.info(
-                    "download of %s interrupted (%s); retry in %.1f s",
-                    self.file.filename,
-                    exc,
-                    wait,
-                )
-                self.report(True)
-                if self.stop.wait(wait) or self.cancel.is_set():
-                    check_stop(self.stop, self.cancel)
+                self._pause(self._backoff(failures), exc)
                 continue
             if offset > got_before:
                 failures = 0
+                server_failures = 0
+
+    def _on_disk(self) -> int:
+        """Bytes in the partial file (all of them written and hashed)."""
+        return self.partial.stat().st_size if self.partial.exists() else 0
+
+    def _discard(self, hasher: _Hasher) -> None:
+        """Delete the partial file and forget its bytes (hash and progress)."""
+        self.meter.add(-self._on_disk())
+        self.partial.unlink(missing_ok=True)
+        hasher.reset()
+
+    def _backoff(self, failures: int) -> float:
+        return float(min(MAX_BACKOFF, self.options.backoff * 2 ** (failures - 1)))
+
+    def _server_wait(self, exc: HubServerError, failures: int) -> float:
+        """How long to wait before asking again after an HTTP error, or the error that ends it.
+
+        Raises:
+            DownloadError: refused for good, rate-limited beyond the allowed wait, or failing
+                too often.
+        """
+        file = self.file
+        if refusals.is_refusal(exc):
+            self.partial.unlink(missing_ok=True)  # nothing can complete it: do not leave it
+            raise refusals.refusal_error(file, exc.status or 0) from None
+        if refusals.is_rate_limit(exc):
+            wait = exc.retry_after if exc.retry_after is not None else self._backoff(failures)
+            if wait > self.options.max_retry_after or failures > self.options.server_retries:
+                raise refusals.rate_limit_error(file, exc.retry_after) from None
+            return wait
+        if refusals.is_server_failure(exc):
+            if failures > self.options.server_retries:
+                raise refusals.server_failure_error(file, exc.status, failures) from None
+        elif failures > self.options.retries:  # a timeout (408) or an unreadable answer
+            raise DownloadError(
+                f"The Hub kept failing for {file.filename} ({exc}): the download was stopped; "
+                "retry later (the bytes already downloaded are kept).",
+                retryable=True,
+            ) from None
+        wait = self._backoff(failures)
+        if exc.retry_after is not None:
+            wait = max(wait, min(exc.retry_after, self.options.max_retry_after))
+        return wait
+
+    def _pause(self, wait: float, exc: Exception) -> None:
+        """Wait before the next attempt; a pause or cancel ends the wait at once."""
+        log.info("download of %s interrupted (%s); retry in %.1f s", self.file.filename, exc, wait)
+        self.report(True)
+        if self.stop.wait(wait) or self.cancel.is_set():
+            check_stop(self.stop, self.cancel)
 
     def _check_metadata(self, url: str, endpoint: str) -> str:
         """HEAD the file: refuse a changed file; returns where to GET the bytes."""
@@ -398,40 +470,42 @@ class FileTransfer:
                     )
                 )
                 if resp.status_code == 416 and offset:
-                    # The range is past the end: the file on disk is too long; start over.
-                    partial.unlink(missing_ok=True)
-                    hasher.reset()
-                    self.meter.add(-offset)
-                    raise _Transient("the server rejected the resume position")
+                    # The range starts past the end: the file is shorter than the listing says.
+                    total = refusals.content_range_total(resp.headers.get("Content-Range"))
+                    raise refusals.SizeMismatch(f"{total:,}" if total is not None else "fewer")
                 if resp.status_code >= 400:
                     resp.read()
                     hf_raise_for_status(resp)
-            if offset and resp.status_code != 206:
+            resumed = bool(offset) and resp.status_code == 206
+            refusals.check_declared_size(
+                file, resp.status_code, offset if resumed else 0, resp.headers
+            )
+            if offset and not resumed:
                 # The server ignored Range: restart this file from zero.
                 self.meter.add(-offset)
                 offset = 0
                 hasher.reset()
-            elif offset and not _range_starts_at(resp.headers.get("Content-Range"), offset):
+            elif resumed and not _range_starts_at(resp.headers.get("Content-Range"), offset):
                 raise _Transient("the server resumed at the wrong position")
+            too_long = False
             with _PartialFile(partial, "ab" if offset else "wb") as out:
                 for piece in _pieces(resp):
+                    room = file.size_bytes - offset
+                    if len(piece) > room:
+                        piece, too_long = piece[:room], True  # never write past the listed size
                     out.write(piece)
                     hasher.update(piece)
                     offset += len(piece)
                     self.meter.add(len(piece))
                     self.report(False)
-                    if self.stop.is_set() or self.cancel.is_set():
+                    if too_long or self.stop.is_set() or self.cancel.is_set():
                         break
-                    if offset > file.size_bytes:
-                        break
-        if offset > file.size_bytes:
-            partial.unlink(missing_ok=True)
-            self.meter.add(-offset)
-            raise VerificationError(
-                f"The Hub sent more bytes than {file.filename} has; it was deleted, try again.",
-                retryable=True,
-            )
+        if too_long:
+            raise refusals.SizeMismatch("more")
         check_stop(self.stop, self.cancel)
         if offset < file.size_bytes:
+            if resumed:
+                # A clean end short of the listed size, again: the file really ends here.
+                raise refusals.SizeMismatch(f"{offset:,}")
             raise _Transient("the connection closed early")
         return offset
