@@ -7,6 +7,7 @@ import sys
 
 from slmdesk.cli.output import ProgressBar, human_size, print_json, print_table
 from slmdesk.cli.validate import check_hub_endpoint, check_repo_ref, positive_int
+from slmdesk.common.format import printable
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -64,7 +65,7 @@ def _search(args: argparse.Namespace) -> int:
         ]
         for r in results
     ]
-    print_table(["REPO", "DOWNLOADS", "LIKES", "UPDATED", "LICENSE", "ACCESS"], rows)
+    print_table(["REPO", "DOWNLOADS", "LIKES", "UPDATED", "LICENSE", "ACCESS"], _safe_rows(rows))
     return 0
 
 
@@ -77,7 +78,7 @@ def _files(args: argparse.Namespace) -> int:
         print_json(repo.as_dict())
         return 0
     if args.card and repo.card_text:
-        print(repo.card_text.rstrip() + "\n")
+        print(printable(repo.card_text.rstrip(), keep_newlines=True) + "\n")
     rows = [
         [
             ("* " if m.recommended else "  ") + m.name,
@@ -88,13 +89,18 @@ def _files(args: argparse.Namespace) -> int:
         ]
         for m in repo.models
     ]
-    print_table(["FILE", "QUANT", "SIZE", "SPLIT", "FIT"], rows)
+    print_table(["FILE", "QUANT", "SIZE", "SPLIT", "FIT"], _safe_rows(rows))
     rec = repo.recommended
     hint = (
-        f"recommended: {rec.name}" if rec else "nothing fits comfortably in this computer's memory"
+        f"recommended: {printable(rec.name)}"
+        if rec
+        else "nothing fits comfortably in this computer's memory"
     )
     gated = " - gated: needs a token" if repo.gated else ""
-    print(f"\n{hint}{gated}. Download with `slmdesk pull {repo.repo_id} [--quant Q | --file F]`.")
+    print(
+        f"\n{hint}{gated}. Download with "
+        f"`slmdesk pull {printable(repo.repo_id)} [--quant Q | --file F]`."
+    )
     return 0
 
 
@@ -105,11 +111,11 @@ def _pull(args: argparse.Namespace) -> int:
 
     repo = list_repo_models(check_repo_ref(args.repo), with_card=False)
     model = choose_model(repo, filename=args.file, quant=args.quant)
-    bar = ProgressBar(f"{model.name}")
+    bar = ProgressBar(printable(model.name))
     if not args.json:
         print(
-            f"Downloading {model.name} ({model.quantization or '?'}, {human_size(model.size_bytes)}) "
-            f"from {repo.repo_id}",
+            f"Downloading {printable(model.name)} ({printable(model.quantization or '?')}, "
+            f"{human_size(model.size_bytes)}) from {printable(repo.repo_id)}",
             file=sys.stderr,
         )
 
@@ -129,6 +135,11 @@ def _pull(args: argparse.Namespace) -> int:
     else:
         print(f"Added {status.library_name!r} to the library: {status.path}")
     return 0
+
+
+def _safe_rows(rows: list[list[str]]) -> list[list[str]]:
+    """Table cells with control characters shown as escapes: Hub names are untrusted."""
+    return [[printable(cell) for cell in row] for row in rows]
 
 
 def _clock(seconds: float | None) -> str:

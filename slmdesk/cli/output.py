@@ -46,8 +46,30 @@ def one_line(message: str, limit: int = MAX_ERROR_CHARS) -> str:
 
 
 def print_json(value: Any, stream: TextIO | None = None) -> None:
-    """Print ``value`` as indented JSON (paths and other objects become strings)."""
-    print(json.dumps(value, indent=2, ensure_ascii=False, default=str), file=stream or sys.stdout)
+    """Print ``value`` as indented JSON (paths and other objects become strings).
+
+    Text stays readable UTF-8, but invisible characters (C1 controls, bidi overrides, lone
+    surrogates) are written as ``\\uXXXX`` escapes, as JSON already does for C0 controls: a
+    hostile name from the Hub keeps its exact value for a parser yet cannot drive the terminal.
+    """
+    text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+    print(_escape_invisible(text), file=stream or sys.stdout)
+
+
+def _escape_invisible(text: str) -> str:
+    """JSON text with invisible characters as ``\\u`` escapes (only strings can hold them)."""
+    out = []
+    for ch in text:
+        if unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Zl", "Zp") or ch == "\n":
+            out.append(ch)
+            continue
+        code = ord(ch)
+        if code > 0xFFFF:  # outside the BMP: a UTF-16 surrogate pair, as JSON requires
+            code -= 0x10000
+            out.append(f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}")
+        else:
+            out.append(f"\\u{code:04x}")
+    return "".join(out)
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

@@ -14,6 +14,7 @@ from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import QApplication, QLabel, QPushButton, QTableWidgetItem
 
 from slmdesk.common.errors import SlmdeskError, user_message
+from slmdesk.common.format import printable
 from slmdesk.hub import listing as hub
 from slmdesk.hub.downloads import DownloadManager, DownloadStatus, State
 from slmdesk.ui import dialogs
@@ -97,16 +98,16 @@ class DiscoverController(QObject):
         table.setSortingEnabled(False)
         table.setRowCount(len(results))
         for row, repo in enumerate(results):
-            name = QTableWidgetItem(repo.repo_id + ("  🔒" if repo.gated else ""))
+            name = QTableWidgetItem(printable(repo.repo_id) + ("  🔒" if repo.gated else ""))
             name.setData(Qt.ItemDataRole.UserRole, repo.repo_id)
-            name.setToolTip(f"{repo.repo_id}\nby {repo.author or 'unknown'}")
+            name.setToolTip(printable(f"{repo.repo_id}\nby {repo.author or 'unknown'}", True))
             updated = (repo.last_modified or "")[:10]
             stamp = _timestamp(repo.last_modified)
             table.setItem(row, 0, name)
             table.setItem(row, 1, _SortableItem(human_count(repo.downloads) or "0", repo.downloads))
             table.setItem(row, 2, _SortableItem(str(repo.likes), repo.likes))
             table.setItem(row, 3, _SortableItem(updated, stamp))
-            table.setItem(row, 4, QTableWidgetItem(repo.license or "—"))
+            table.setItem(row, 4, QTableWidgetItem(printable(repo.license or "—")))
         table.setSortingEnabled(True)
         count = len(results)
         self.view.status.setText(
@@ -131,7 +132,7 @@ class DiscoverController(QObject):
     def open_repo(self, repo_id: str) -> None:
         """List a repository's GGUF files with fit verdicts, and its model card."""
         self.view.repo_panel.setVisible(True)
-        self.view.repo_title.setText(repo_id)
+        self.view.repo_title.setText(printable(repo_id))
         self.view.repo_meta.setText("Reading the file list…")
         self.view.files.setRowCount(0)
         self.view.card.clear()
@@ -161,13 +162,13 @@ class DiscoverController(QObject):
 
     def _show_repo(self, repo: hub.RepoFiles) -> None:
         self.repo = repo
-        self.view.repo_title.setText(repo.repo_id)
+        self.view.repo_title.setText(printable(repo.repo_id))
         rec = repo.recommended
-        meta = [f"license: {repo.license or 'not stated'}"]
+        meta = [f"license: {printable(repo.license or 'not stated')}"]
         if repo.gated:
             meta.append("gated: needs a Hugging Face token with access (Settings)")
         meta.append(
-            f"recommended for this computer: {rec.name}"
+            f"recommended for this computer: {printable(rec.name)}"
             if rec
             else "no file fits comfortably in this computer's memory"
         )
@@ -176,14 +177,14 @@ class DiscoverController(QObject):
         table.setRowCount(len(repo.models))
         for row, model in enumerate(repo.models):
             star = "★ " if model.recommended else ""
-            name = QTableWidgetItem(star + model.name)
+            name = QTableWidgetItem(star + printable(model.name))
             name.setToolTip(
-                "\n".join(f.filename for f in model.files)
+                "\n".join(printable(f.filename) for f in model.files)
                 + ("\nrecommended: the best quality that fits" if model.recommended else "")
                 + ("\nvision projector, not a chat model" if model.is_projector else "")
             )
             table.setItem(row, 0, name)
-            table.setItem(row, 1, QTableWidgetItem(model.quantization or "?"))
+            table.setItem(row, 1, QTableWidgetItem(printable(model.quantization or "?")))
             table.setItem(row, 2, QTableWidgetItem(human_size(model.size_bytes)))
             approx = "" if model.estimate_exact else "≈ "
             table.setItem(row, 3, QTableWidgetItem(approx + human_size(model.estimate_bytes)))
