@@ -841,6 +841,10 @@ def choose_model(
 ) -> RemoteModel:
     """The model a ``pull`` means: by file name, by quantization, or the recommended one.
 
+    A file name is first matched as an exact path in the repository (``dup/x.gguf`` or the
+    root-level ``x.gguf``); only then as a bare name, which must not be shared by files in
+    different folders (the error lists them).
+
     Raises:
         HubError: no file or quantization of that name, or nothing fits and none was named.
     """

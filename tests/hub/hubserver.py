@@ -147,6 +147,7 @@ class Faults:
     no_length: bool = False  # hide the size: no Content-Length, ``/*`` totals, close at the end
     endless: bool = False  # after the file, keep sending bytes (with ``no_length``'s headers)...
     endless_limit: int = 64 << 20  # ...until this many extra bytes, so the test always ends
+    head_size: int | None = None  # the size a HEAD on ``resolve`` claims (X-Linked-Size)
 
 
 @dataclass
@@ -491,6 +492,8 @@ class _Handler(BaseHTTPRequestHandler):
         common = {"X-Repo-Commit": repo.sha, "Accept-Ranges": "bytes"}
         if file.is_lfs:
             size = file.declared_size if file.declared_size is not None else file.size
+            if self.hub.faults.head_size is not None:
+                size = self.hub.faults.head_size
             location = f"{self.hub.cdn_url}/cdn/{file.sha256}?name={quote(file.name)}&sig=local"
             headers = {
                 **common,

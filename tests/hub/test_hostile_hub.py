@@ -116,6 +116,33 @@ def test_a_file_that_ends_short_again_after_a_resume_is_refused(
     assert _partials() == []
 
 
+def test_a_head_that_contradicts_the_listing_stops_and_removes_the_partial_file(
+    local_hub: LocalHub, tiny_model_source: Path
+) -> None:
+    size = tiny_model_source.stat().st_size
+    model = _model("slmtest/tiny-llama-GGUF", "tiny-llama-F16.gguf")
+    local_hub.faults.cut_after = 1_000_000
+    local_hub.faults.status = 503
+    local_hub.faults.status_times = 100
+    local_hub.faults.status_skip = 1
+    first = _bounded_download(model)
+    assert isinstance(first, DownloadError) and first.retryable, first
+    assert [p.stat().st_size for p in _partials()] == [1_000_000]
+    # The retry's HEAD now gives another size for the same checksum.
+    local_hub.faults.status = None
+    local_hub.faults.head_size = size * 2
+    local_hub.reset_log()
+    second = _bounded_download(model)
+    assert isinstance(second, DownloadError), second
+    assert str(second) == (
+        f"The Hub lists {size:,} bytes for tiny-llama-F16.gguf but sends {size * 2:,}: the "
+        "download was stopped and the partial file removed."
+    )
+    assert not second.retryable
+    assert local_hub.cdn_requests() == []
+    assert _partials() == []
+
+
 def test_an_endless_body_is_cut_at_the_listed_size_and_refused(
     local_hub: LocalHub, tiny_model_source: Path
 ) -> None:

@@ -7,7 +7,9 @@ to the CDN it redirects to, and is never logged.
 
 Errors are mapped where they happen: Hub and network errors only around the HTTP calls (so a
 network cut is retried with backoff), disk errors only around the file writes (so a full disk
-says so and is not retried: writing again cannot succeed until space is freed).
+says so and is not retried: writing again cannot succeed until space is freed). What a Hub that
+lies or refuses gets in return (a wrong size, 4xx, 429, 5xx) is decided in `refusals`; nothing
+is ever written past the listed size.
 """
 
 from __future__ import annotations
@@ -440,11 +442,10 @@ class FileTransfer:
                 retryable=False,
             )
         if meta.size is not None and meta.size != file.size_bytes:
-            raise DownloadError(
-                f"{file.filename} on the Hub is {meta.size:,} bytes, not the listed "
-                f"{file.size_bytes:,}; refresh the list and try again.",
-                retryable=False,
-            )
+            # Same checksum, another size: the Hub contradicts itself; no retry can settle it.
+            self.meter.add(-self._on_disk())
+            self.partial.unlink(missing_ok=True)
+            raise refusals.size_mismatch_error(file, f"{meta.size:,}")
         return str(meta.location or url)
 
     def _attempt(self, offset: int, hasher: _Hasher) -> int:
