@@ -7,6 +7,7 @@ a download that would loop forever fails the test instead of hanging it.
 
 from __future__ import annotations
 
+import email.utils
 import json
 import subprocess
 import sys
@@ -268,6 +269,15 @@ def test_printable_shows_controls_as_escapes() -> None:
     assert printable("Q4_K_M · ★ modèle") == "Q4_K_M · ★ modèle"
 
 
+def test_retry_after_is_read_as_seconds_or_a_date() -> None:
+    assert hub.retry_after_seconds("7") == 7.0
+    assert hub.retry_after_seconds(None) is None
+    assert hub.retry_after_seconds("soon") is None
+    assert hub.retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past
+    later = email.utils.formatdate(time.time() + 120, usegmt=True)
+    assert 100 <= (hub.retry_after_seconds(later) or 0) <= 121
+
+
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "slmdesk", *args],
@@ -315,6 +325,8 @@ def test_discover_table_neutralises_hostile_names(
     qtbot, local_hub: LocalHub, tiny_model_source: Path
 ) -> None:
     from slmdesk.app import build_window
+    from slmdesk.hub.downloads import State
+    from slmdesk.ui.discover.view import DownloadRow
 
     add_hostile_repo(local_hub, tiny_model_source)
     parts = build_window(autoload_model=False)
@@ -329,6 +341,17 @@ def test_discover_table_neutralises_hostile_names(
         assert not any(_has_controls(text) for text in shown)
         assert {text.removeprefix("★ ") for text in shown} == {printable(n) for n in HOSTILE_NAMES}
         assert not _has_controls(controller.view.repo_title.text())
+        # A download row quotes the name in rich text: escaped, and markup stays text.
+        row = DownloadRow("t1")
+        qtbot.addWidget(row)
+        row.show_status(
+            DownloadStatus(
+                "t1", HOSTILE_REPO_ID, "<i>x</i>\u202e.gguf", State.FAILED, 0, 10, error="\x1b[2J"
+            )
+        )
+        assert not _has_controls(row.name.text() + row.error.text())
+        assert "&lt;i&gt;x&lt;/i&gt;\\u202e.gguf" in row.name.text()
+        assert row.error.text() == "\\x1b[2J"
     finally:
         parts.window.close()
         parts.shutdown()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -21,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from slmdesk.common.format import printable
 from slmdesk.hub.downloads import DownloadStatus, State
 from slmdesk.ui.format import human_duration, human_size
 from slmdesk.ui.theme import icon
@@ -59,6 +62,7 @@ class DownloadRow(QFrame):
         self.bar.setMaximumHeight(8)
         buttons = QHBoxLayout()
         self.error = QLabel()
+        self.error.setTextFormat(Qt.TextFormat.PlainText)  # messages quote names from the Hub
         self.error.setWordWrap(True)
         self.error.setStyleSheet("color: #d04242;")
         self.pause_button = QPushButton("Pause")
@@ -87,7 +91,8 @@ class DownloadRow(QFrame):
 
     def show_status(self, status: DownloadStatus) -> None:
         """Reflect a status snapshot."""
-        self.name.setText(f"<b>{status.name}</b> <span style='color:gray'>{status.repo_id}</span>")
+        name, repo_id = (html.escape(printable(text)) for text in (status.name, status.repo_id))
+        self.name.setText(f"<b>{name}</b> <span style='color:gray'>{repo_id}</span>")
         self.bar.setValue(int(status.fraction * 1000))
         state = status.state
         done, total = human_size(status.done_bytes), human_size(status.total_bytes)
@@ -106,7 +111,7 @@ class DownloadRow(QFrame):
             self.detail.setText("failed")
         elif state == State.CANCELLED:
             self.detail.setText("cancelled")
-        self.error.setText(status.error or "")
+        self.error.setText(printable(status.error or ""))
         self.error.setVisible(bool(status.error) and state == State.FAILED)
         running = state in (State.QUEUED, State.DOWNLOADING, State.VERIFYING)
         self.pause_button.setVisible(running)
