@@ -397,7 +397,8 @@ class FileTransfer:
         """
         file = self.file
         if refusals.is_refusal(exc):
-            self.partial.unlink(missing_ok=True)  # nothing can complete it: do not leave it
+            self.meter.add(-self._on_disk())  # nothing can complete it: do not leave it
+            self.partial.unlink(missing_ok=True)
             raise refusals.refusal_error(file, exc.status or 0) from None
         if refusals.is_rate_limit(exc):
             wait = exc.retry_after if exc.retry_after is not None else self._backoff(failures)
