@@ -16,6 +16,10 @@ from slmdesk.models.gguf_info import GGUFInfo, invalid, printable, quoted
 
 MAX_LAYERS = 512  # llama.cpp's LLAMA_MAX_LAYERS
 MAX_EXPERTS = 1024  # llama.cpp's LLAMA_MAX_EXPERTS
+# llama.cpp sets aside about 4 bytes per trained-context position when it first decodes (measured:
+# 2^31-1 positions cost 8.6 GB and a minute, whatever context the model is loaded with). The
+# longest real training context is 10M tokens (Llama 4 Scout); a claim beyond this is damage.
+MAX_TRAINED_CONTEXT = 1 << 24
 # llama.cpp maps tensor data straight from the file; its CPU code needs it 32-byte aligned.
 TENSOR_ALIGNMENT = 32
 # Tokenizer families this llama.cpp build knows (an unknown one is refused).
@@ -51,7 +55,18 @@ def check_loadable(info: GGUFInfo) -> None:
         InvalidModelError: one sentence naming the damaged value.
     """
     name = printable(info.path.name, 80)
-    for check in (_blocks, _norm_epsilon, _heads, _experts, _alignment, _tensor_types, _rope, _vocabulary):
+    checks = (
+        _blocks,
+        _context,
+        _norm_epsilon,
+        _heads,
+        _experts,
+        _alignment,
+        _tensor_types,
+        _rope,
+        _vocabulary,
+    )
+    for check in checks:
         problem = check(info)
         if problem:
             raise invalid(f"{name} cannot be loaded: {problem}")
@@ -69,6 +84,17 @@ def _blocks(info: GGUFInfo) -> str | None:
     return None
 
 
+def _context(info: GGUFInfo) -> str | None:
+    key, value = _arch(info, "context_length")
+    if value is not None and value > MAX_TRAINED_CONTEXT:
+        return (
+            f"{quoted(key)} claims {value:,} tokens; llama.cpp would set aside about "
+            f"{4 * value / 1e9:.1f} GB for that, and no model is trained on more than "
+            f"{MAX_TRAINED_CONTEXT:,}."
+        )
+    return None
+
+
 def _norm_epsilon(info: GGUFInfo) -> str | None:
     for suffix in ("attention.layer_norm_rms_epsilon", "attention.layer_norm_epsilon"):
         key, value = _arch(info, suffix)
@@ -80,9 +106,10 @@ def _norm_epsilon(info: GGUFInfo) -> str | None:
 def _heads(info: GGUFInfo) -> str | None:
     key, kv_heads = _arch(info, "attention.head_count_kv")
     _, heads = _arch(info, "attention.head_count")
-    if isinstance(kv_heads, int) and isinstance(heads, int) and heads > 0:
-        if kv_heads == 0 or heads % kv_heads:
-            return f"{quoted(key)} is {kv_heads:,}, which does not divide {heads:,} heads."
+    if not (isinstance(kv_heads, int) and isinstance(heads, int) and heads > 0):
+        return None  # per-layer lists may hold 0 for layers without attention
+    if kv_heads == 0 or heads % kv_heads:
+        return f"{quoted(key)} is {kv_heads:,}, which does not divide {heads:,} heads."
     return None
 
 

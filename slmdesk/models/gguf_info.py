@@ -645,17 +645,22 @@ def _is_kind(value: Any, kind: str) -> bool:
     if kind == "str":
         return isinstance(value, str | SkippedText)
     if kind == "int|array":
-        return is_int(value) or (
-            isinstance(value, list) and all(is_int(v) for v in value)
-        ) or (isinstance(value, ArraySummary) and value.item_type not in ("STRING", "BOOL"))
+        return (
+            is_int(value)
+            or (isinstance(value, list) and all(is_int(v) for v in value))
+            or (isinstance(value, ArraySummary) and value.item_type not in ("STRING", "BOOL"))
+        )
     if kind == "str-array":
         return (isinstance(value, list) and all(isinstance(v, str) for v in value)) or (
             isinstance(value, ArraySummary) and value.item_type == "STRING"
         )
     if kind == "float-array":
         return (
-            isinstance(value, list) and all(isinstance(v, float | int) and not isinstance(v, bool) for v in value)
-        ) or (isinstance(value, ArraySummary) and value.item_type in ("FLOAT32", "FLOAT64", "INT32"))
+            isinstance(value, list)
+            and all(isinstance(v, float | int) and not isinstance(v, bool) for v in value)
+        ) or (
+            isinstance(value, ArraySummary) and value.item_type in ("FLOAT32", "FLOAT64", "INT32")
+        )
     if kind == "int-array":
         return (isinstance(value, list) and all(is_int(v) for v in value)) or (
             isinstance(value, ArraySummary)
@@ -676,7 +681,9 @@ def _describe(value: Any) -> str:
     return "a list"
 
 
-def _tensor_bytes(cur: _Cursor, type_code: int, shape: tuple[int, ...], name: str) -> tuple[str, int]:
+def _tensor_bytes(
+    cur: _Cursor, type_code: int, shape: tuple[int, ...], name: str
+) -> tuple[str, int]:
     from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
     try:

@@ -24,6 +24,9 @@ Verdict = Literal["fits", "tight", "too big"]
 COMPUTE_OVERHEAD_BYTES = 48 * 1024 * 1024
 OVERHEAD_LOGIT_ROWS = 32  # f32 vocabulary-sized rows of scratch
 KV_BYTES_PER_VALUE = 2  # f16 cache
+# llama.cpp also keeps about 4 bytes per position of the model's *trained* context once it decodes
+# (measured: 2^26 positions add 259 MB to a tiny model, 2^31 add 8.6 GB), whatever context it runs.
+TRAINED_CONTEXT_BYTES_PER_TOKEN = 4
 DEFAULT_CONTEXT = 4096
 # No context length above this is ever used or estimated (llama.cpp's own limit is far lower in
 # practice; a damaged file can claim up to 2^64).
@@ -186,8 +189,11 @@ def context_for_load(
 
 
 def _kv_bytes_per_token(info: GGUFInfo) -> int:
-    return kv_cache_bytes(info.block_count, info.head_count_kv, info.key_length, info.value_length, 1)
+    return kv_cache_bytes(
+        info.block_count, info.head_count_kv, info.key_length, info.value_length, 1
+    )
 
 
 def _overhead_bytes(info: GGUFInfo) -> int:
-    return COMPUTE_OVERHEAD_BYTES + info.vocab_size * 4 * OVERHEAD_LOGIT_ROWS
+    trained = min(info.context_length, MAX_CONTEXT) * TRAINED_CONTEXT_BYTES_PER_TOKEN
+    return COMPUTE_OVERHEAD_BYTES + info.vocab_size * 4 * OVERHEAD_LOGIT_ROWS + trained

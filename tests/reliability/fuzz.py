@@ -6,7 +6,8 @@ Two kinds of child process keep the measurements honest and the test run alive:
   for each it damages a working copy of the model in place (`mutate.make_mutation`), reads it
   with `read_gguf_info`, builds the summary, the memory estimate and the load context, and
   restores the copy. It times every case (wall and CPU) under a hard limit and records the
-  growth of its peak RSS (``ru_maxrss``) over the RSS before the case.
+  growth of its peak RSS over the RSS before the case (the kernel's peak mark ``VmHWM`` is reset
+  before each case; where it cannot be, ``ru_maxrss`` gives a conservative upper bound).
 - a *load checker* (`load_check`) loads a sample of the accepted files with real llama.cpp
   through ``slmdesk.llama`` and generates a few tokens. A file that kills it by a signal is a
   native crash, recorded with its case number (the seed); the checker restarts after it.
@@ -254,7 +255,23 @@ def _rss_bytes() -> int:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _peak_rss_bytes() -> int:
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark (``VmHWM``) so the next case is measured on its own."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_bytes(reset_works: bool) -> int:
+    """Peak RSS since the last reset (or, where resets are not possible, since the start)."""
+    if reset_works:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
@@ -296,9 +313,12 @@ def worker(args: dict[str, Any]) -> None:
         path = work
         if mutation.new_header is not None:
             path = workdir / f"case-{number}.gguf"
-            _write_model(path, mutation.new_header + data, len(mutation.new_header) + size - header_end)
+            _write_model(
+                path, mutation.new_header + data, len(mutation.new_header) + size - header_end
+            )
         else:
             _apply(work, mutation, original, size)
+        reset_works = _reset_peak_rss()
         rss_before = _rss_bytes()
         wall0, cpu0 = time.perf_counter(), time.process_time()
         signal.setitimer(signal.ITIMER_REAL, HARD_LIMIT_SECONDS)
@@ -309,7 +329,7 @@ def worker(args: dict[str, Any]) -> None:
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-        growth = max(0, _peak_rss_bytes() - rss_before)
+        growth = max(0, _peak_rss_bytes(reset_works) - rss_before)
         case = {
             "number": number,
             "kind": mutation.kind,
@@ -368,9 +388,8 @@ def _one_case(path: Path, machine: Any) -> tuple[str, str]:
 
 def message_is_clean(message: str) -> bool:
     """One line, at most 300 characters, no control characters or escape codes."""
-    return (
-        0 < len(message) <= 300
-        and not any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 for c in message)
+    return 0 < len(message) <= 300 and not any(
+        ord(c) < 32 or 0x7F <= ord(c) < 0xA0 for c in message
     )
 
 
@@ -422,5 +441,3 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
-
-

@@ -17,7 +17,20 @@ from pathlib import Path
 
 STRING, ARRAY = 8, 9
 UINT32, INT32, FLOAT32, BOOL, UINT64, FLOAT64 = 4, 5, 6, 7, 10, 12
-SCALAR = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+_MAPPED_ITEMS = 1500  # string-array items whose fields are recorded (the rest are only skipped)
+SCALAR = {
+    0: "<B",
+    1: "<b",
+    2: "<H",
+    3: "<h",
+    4: "<I",
+    5: "<i",
+    6: "<f",
+    7: "<?",
+    10: "<Q",
+    11: "<q",
+    12: "<d",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +110,12 @@ class GGUFDoc:
             pos += length
             return value
 
+        def skip_text(role_key: str) -> None:
+            # items of long arrays: no field records (a 262k vocabulary would be 500k of them)
+            nonlocal pos
+            (length,) = struct.unpack_from("<Q", blob, pos)
+            pos += 8 + length
+
         assert blob[:4] == b"GGUF"
         pos = 4
         version = take("<I")
@@ -113,8 +132,11 @@ class GGUFDoc:
                 item = take("<I", "vtype", key)
                 count = take("<Q", "length", key)
                 if item == STRING:
-                    for _ in range(count):
-                        text(key)
+                    for i in range(count):
+                        if i < _MAPPED_ITEMS or i == count - 1:
+                            text(key)
+                        else:
+                            skip_text(key)
                 else:
                     size = struct.calcsize(SCALAR[item])
                     for i in range(min(count, 4)):

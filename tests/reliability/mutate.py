@@ -74,7 +74,9 @@ def make_mutation(rng: random.Random, doc: GGUFDoc, header: bytes, file_size: in
         )
         return Mutation(kind, _where(fields, pos), ((pos, data[: len(header) - pos]),))
     if kind == "boundary integer":
-        f = _pick(rng, fields, ("count", "length", "dims", "dim", "offset", "value", "vtype", "ttype"))
+        f = _pick(
+            rng, fields, ("count", "length", "dims", "dim", "offset", "value", "vtype", "ttype")
+        )
         if f.fmt in ("<f", "<d"):
             value = struct.pack(f.fmt, rng.choice(_FLOAT_SPECIALS))
         else:
@@ -231,5 +233,3 @@ def _where(fields: list[Field], pos: int) -> str:
         if f.offset <= pos < f.offset + max(f.width, 1):
             return f"{f.role} of {f.key!r}"
     return f"byte {pos:,}"
-
-
