@@ -205,6 +205,7 @@ def test_flipped_bit_in_gemma_key_length_is_refused_fast(gemma_model: Path, tmp_
     assert peak < 50_000_000
 
 
+@pytest.mark.timeout(3600)
 def test_without_the_checks_llama_cpp_crashes(
     tiny_model: Path, tmp_path: Path, long_run: bool
 ) -> None:
