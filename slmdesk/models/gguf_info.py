@@ -41,6 +41,11 @@ MAX_KEY_BYTES = 65_535  # the GGUF specification's limit for a key
 # String values longer than this are skipped (only their length is kept): no real metadata text
 # (chat templates, licenses) comes close, and decoding a damaged length could cost gigabytes.
 MAX_KEPT_STRING_BYTES = 1 << 20
+# Items of short string arrays are kept only up to this size; vocabulary tokens may not be longer
+# (real ones are at most a few hundred bytes), nor the whole vocabulary's text exceed the total.
+MAX_KEPT_ITEM_BYTES = 64 * 1024
+MAX_TOKEN_BYTES = 64 * 1024
+MAX_VOCABULARY_BYTES = 64 * 1024 * 1024
 # The smallest encodings of one metadata entry (key length, 1-byte key, type, 1-byte value) and
 # one tensor-table entry (name length, 1-byte name, dims count, one dim, type, offset).
 _MIN_KV_BYTES = 8 + 1 + 4 + 1
@@ -541,11 +546,15 @@ def _read_value(cur: _Cursor, vtype: int, key: str) -> Any:
         if item_type == _STRING:
             if key == TOKENS_KEY:
                 return _read_tokens(cur, length, what)
-            if length <= _ARRAY_KEEP_LIMIT:
-                return [cur.string(what, MAX_KEPT_STRING_BYTES) for _ in range(length)]
+            items: list[str] | None = [] if length <= _ARRAY_KEEP_LIMIT else None
             for _ in range(length):
-                cur.skip_string(what)
-            return ArraySummary("STRING", length)
+                size = struct.unpack_from("<Q", cur.buf, cur.pos)[0] if cur.left >= 8 else 0
+                if items is not None and size <= MAX_KEPT_ITEM_BYTES:
+                    items.append(cur.string(what, MAX_KEPT_ITEM_BYTES))
+                else:
+                    items = None  # a long item: keep only the length, never decode it
+                    cur.skip_string(what)
+            return items if items is not None else ArraySummary("STRING", length)
         fmt = SCALAR_FORMATS[item_type]
         size = struct.calcsize(fmt)
         cur.need(size * length, what)
@@ -572,15 +581,23 @@ def _read_tokens(cur: _Cursor, length: int, what: str) -> tuple[Any, VocabularyF
     pos = cur.pos
     words: list[bytes] = []
     append = words.append
-    for _ in range(length):
+    total = 0
+    for index in range(length):
         if pos + 8 > end:
             cur.pos = pos
             cur.need(8, what)
         start = pos + 8
-        pos = start + unpack(buf, pos)[0]
+        size = unpack(buf, pos)[0]
+        pos = start + size
         if pos > end:
             cur.pos = start
-            cur.need(pos - start, what)
+            cur.need(size, what)
+        total += size
+        if size > MAX_TOKEN_BYTES or total > MAX_VOCABULARY_BYTES:
+            raise cur.corrupt(
+                f"vocabulary token {index:,} claims {size:,} bytes (the vocabulary's text would "
+                f"reach {total:,} bytes)."
+            )
         append(buf[start:pos])
     cur.pos = pos
     facts = _vocabulary_facts(words)

@@ -246,3 +246,26 @@ def test_without_the_checks_llama_cpp_crashes(
         o for o in outcomes if o["fault"] == "llama.cpp abort" and o["raw"] in ("error", "loaded")
     ]
     assert not survived, survived
+
+
+@pytest.mark.integration
+def test_inflated_token_length_in_gemma_costs_nothing(gemma_model: Path, tmp_path: Path) -> None:
+    """Found by the fuzzer: one token claiming 128 MB of the file took 1 GB before refusal."""
+    info = read_gguf_info(gemma_model)
+    with open(gemma_model, "rb") as handle:
+        header = bytearray(handle.read(info.data_offset))
+    key = b"tokenizer.ggml.tokens"
+    token = header.index(key) + len(key) + 4 + 4 + 8  # the first token's length
+    struct.pack_into("<Q", header, token, 1 << 27)
+    path = tmp_path / "gemma-long-token.gguf"
+    with open(path, "wb") as handle:
+        handle.write(header)
+        handle.truncate(gemma_model.stat().st_size)
+    tracemalloc.start()
+    try:
+        error, seconds = _refusal(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert "claims" in str(error) and seconds < 2.0
+    assert peak < 50_000_000

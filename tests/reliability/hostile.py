@@ -137,6 +137,15 @@ def _tokens_count_inflated(doc: GGUFDoc) -> bytes:
     return bytes(blob)
 
 
+def _token_length_inflated(doc: GGUFDoc) -> bytes:
+    blob = bytearray(doc.to_bytes())
+    key = b"tokenizer.ggml.tokens"
+    first_token = blob.index(key) + len(key) + 4 + 4 + 8  # type, item type, count
+    (length,) = struct.unpack_from("<Q", blob, first_token)
+    struct.pack_into("<Q", blob, first_token, length | 1 << 21)  # 2 MB of a 5 MB file
+    return bytes(blob)
+
+
 def _block_count_text(doc: GGUFDoc) -> bytes:
     return doc.set(f"{_arch(doc)}.block_count", STRING, "eighteen").to_bytes()
 
@@ -148,6 +157,9 @@ HOSTILE: list[Hostile] = [
     ),
     Hostile("tensor dimension count off by one", "shifted tensor table", _wrong_dims, "corrupt"),
     Hostile("vocabulary count 2^62", "absurd count or length", _tokens_count_inflated, "claims"),
+    Hostile(
+        "vocabulary token length 2 MB", "absurd count or length", _token_length_inflated, "claims"
+    ),
     Hostile("block_count as text", "wrong value type", _block_count_text, "whole number"),
     Hostile(
         "alignment as text", "wrong value type", _set("general.alignment", STRING, "32"), "32-bit"
