@@ -10,9 +10,37 @@ The checks only read facts `gguf_info` has already parsed, so they cost next to 
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
 
-from slmdesk.models.gguf_info import GGUFInfo, invalid, printable, quoted
+from slmdesk.models.gguf_text import invalid, printable, quoted
+
+
+class _Tensor(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def type_name(self) -> str: ...
+
+
+class GGUFFacts(Protocol):
+    """What the checks read (a `gguf_info.GGUFInfo`; a protocol keeps the import one-way)."""
+
+    path: Path
+    metadata: dict[str, Any]
+    alignment: int
+
+    @property
+    def architecture(self) -> str: ...
+
+    @property
+    def tensors(self) -> Sequence[_Tensor]: ...
+
+    @property
+    def vocabulary(self) -> Any: ...
+
 
 MAX_LAYERS = 512  # llama.cpp's LLAMA_MAX_LAYERS
 MAX_EXPERTS = 1024  # llama.cpp's LLAMA_MAX_EXPERTS
@@ -45,7 +73,7 @@ ROPE_SCALING_TYPES = frozenset({"none", "linear", "yarn", "longrope"})
 INTEGER_TENSOR_TYPES = frozenset({"I8", "I16", "I32", "I64"})
 
 
-def check_loadable(info: GGUFInfo) -> None:
+def check_loadable(info: GGUFFacts) -> None:
     """Raise `InvalidModelError` if llama.cpp would crash on ``info``'s file.
 
     Args:
@@ -72,19 +100,19 @@ def check_loadable(info: GGUFInfo) -> None:
             raise invalid(f"{name} cannot be loaded: {problem}")
 
 
-def _arch(info: GGUFInfo, suffix: str) -> tuple[str, Any]:
+def _arch(info: GGUFFacts, suffix: str) -> tuple[str, Any]:
     key = f"{info.architecture}.{suffix}"
     return key, info.metadata.get(key)
 
 
-def _blocks(info: GGUFInfo) -> str | None:
+def _blocks(info: GGUFFacts) -> str | None:
     key, value = _arch(info, "block_count")
     if value is not None and not 1 <= value <= MAX_LAYERS:
         return f"{quoted(key)} is {value:,}; llama.cpp takes 1 to {MAX_LAYERS} blocks."
     return None
 
 
-def _context(info: GGUFInfo) -> str | None:
+def _context(info: GGUFFacts) -> str | None:
     key, value = _arch(info, "context_length")
     if value is not None and value > MAX_TRAINED_CONTEXT:
         return (
@@ -95,7 +123,7 @@ def _context(info: GGUFInfo) -> str | None:
     return None
 
 
-def _norm_epsilon(info: GGUFInfo) -> str | None:
+def _norm_epsilon(info: GGUFFacts) -> str | None:
     for suffix in ("attention.layer_norm_rms_epsilon", "attention.layer_norm_epsilon"):
         key, value = _arch(info, suffix)
         if value is not None and not (math.isfinite(value) and 0 < value < 1):
@@ -103,7 +131,7 @@ def _norm_epsilon(info: GGUFInfo) -> str | None:
     return None
 
 
-def _heads(info: GGUFInfo) -> str | None:
+def _heads(info: GGUFFacts) -> str | None:
     key, kv_heads = _arch(info, "attention.head_count_kv")
     _, heads = _arch(info, "attention.head_count")
     if not (isinstance(kv_heads, int) and isinstance(heads, int) and heads > 0):
@@ -113,7 +141,7 @@ def _heads(info: GGUFInfo) -> str | None:
     return None
 
 
-def _experts(info: GGUFInfo) -> str | None:
+def _experts(info: GGUFFacts) -> str | None:
     key, count = _arch(info, "expert_count")
     used_key, used = _arch(info, "expert_used_count")
     used_max = max(used) if isinstance(used, list) and used else used
@@ -133,7 +161,7 @@ def _experts(info: GGUFInfo) -> str | None:
     return None
 
 
-def _alignment(info: GGUFInfo) -> str | None:
+def _alignment(info: GGUFFacts) -> str | None:
     if info.alignment % TENSOR_ALIGNMENT:
         return (
             f"its tensor data is aligned to {info.alignment} bytes; llama.cpp needs a multiple "
@@ -142,7 +170,7 @@ def _alignment(info: GGUFInfo) -> str | None:
     return None
 
 
-def _tensor_types(info: GGUFInfo) -> str | None:
+def _tensor_types(info: GGUFFacts) -> str | None:
     for tensor in info.tensors:
         if tensor.type_name in INTEGER_TENSOR_TYPES:
             return (
@@ -152,7 +180,7 @@ def _tensor_types(info: GGUFInfo) -> str | None:
     return None
 
 
-def _rope(info: GGUFInfo) -> str | None:
+def _rope(info: GGUFFacts) -> str | None:
     key, value = _arch(info, "rope.scaling.type")
     if value is not None and value not in ROPE_SCALING_TYPES:
         return (
@@ -162,7 +190,7 @@ def _rope(info: GGUFInfo) -> str | None:
     return None
 
 
-def _vocabulary(info: GGUFInfo) -> str | None:
+def _vocabulary(info: GGUFFacts) -> str | None:
     model = info.metadata.get("tokenizer.ggml.model")
     if model is not None and model not in KNOWN_TOKENIZERS:
         return f"its tokenizer {quoted(model, 30)} is not one llama.cpp knows."

@@ -23,12 +23,13 @@ import mmap
 import os
 import re
 import struct
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from slmdesk.common.errors import InvalidModelError
+from slmdesk.models.gguf_checks import check_loadable
+from slmdesk.models.gguf_text import MAX_MESSAGE_CHARS, invalid, one_sentence, printable, quoted
 
 GGUF_MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (2, 3)
@@ -50,10 +51,7 @@ MAX_VOCABULARY_BYTES = 64 * 1024 * 1024
 # one tensor-table entry (name length, 1-byte name, dims count, one dim, type, offset).
 _MIN_KV_BYTES = 8 + 1 + 4 + 1
 _MIN_TENSOR_BYTES = 8 + 1 + 4 + 8 + 4 + 8
-# Every error message stays readable on one line.
-MAX_MESSAGE_CHARS = 300
 _SPLIT_RE = re.compile(r"^(?P<stem>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE)
-_ESCAPE_RE = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]?|\][^\x07\x1b]*(\x07|\x1b\\)?|.?)", re.DOTALL)
 
 # GGUF value types, by their codes in the file format (the same numbers as the gguf package's
 # GGUFValueType; spelled out here so that reading a header does not import numpy and the gguf
@@ -152,39 +150,6 @@ _KIND_WORDS = {
     "float-array": "a list of numbers",
     "int-array": "a list of whole numbers",
 }
-
-
-def printable(text: object, limit: int = 60) -> str:
-    """``text`` made safe to show: no terminal escape codes or control characters, at most ``limit`` characters.
-
-    Anything read from a model file can hold escape sequences that would rewrite the user's
-    terminal, or be megabytes long; it goes through here before it reaches a message.
-    """
-    raw = str(text)[: limit * 4 + 16]  # bound the work before cleaning
-    raw = _ESCAPE_RE.sub("?", raw)
-    cleaned = "".join(
-        "?" if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp") else ch
-        for ch in raw
-    )
-    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
-
-
-def quoted(text: object, limit: int = 60) -> str:
-    """``text`` as a short, safe, quoted name for a message: ``'blk.0.attn_q.weight'``."""
-    return "'" + printable(text, limit) + "'"
-
-
-def one_sentence(message: str) -> str:
-    """Cap a message at `MAX_MESSAGE_CHARS` on one line (a last guard against huge messages)."""
-    flat = " ".join(message.split())
-    if len(flat) <= MAX_MESSAGE_CHARS:
-        return flat
-    return flat[: MAX_MESSAGE_CHARS - 1].rstrip() + "…"
-
-
-def invalid(message: str) -> InvalidModelError:
-    """An `InvalidModelError` whose message is bounded (see `one_sentence`)."""
-    return InvalidModelError(one_sentence(message))
 
 
 @dataclass(frozen=True)
@@ -539,9 +504,9 @@ def _read_value(cur: _Cursor, vtype: int, key: str) -> Any:
             raise cur.corrupt(f"metadata key {quoted(key)} holds nested arrays.")
         item_min = 8 if item_type == _STRING else struct.calcsize(SCALAR_FORMATS[item_type])
         if length > cur.left // item_min:
-            raise cur.corrupt(
-                f"metadata array {quoted(key)} claims {length:,} items, more than the "
-                f"{cur.left:,} bytes left in the file can hold."
+            raise invalid(
+                f"{cur.name} is truncated or corrupt: metadata array {quoted(key)} claims "
+                f"{length:,} items, more than the {cur.left:,} bytes left in the file can hold."
             )
         if item_type == _STRING:
             if key == TOKENS_KEY:
@@ -891,7 +856,22 @@ def read_gguf_info(path: str | os.PathLike[str], check: bool = True) -> GGUFInfo
         info.size_bytes = sum(i.size_bytes for i in infos)
         info.tensors = [t for i in infos for t in i.tensors]
     if check:
-        from slmdesk.models.gguf_checks import check_loadable
-
         check_loadable(info)
     return info
+
+
+__all__ = [
+    "MAX_MESSAGE_CHARS",
+    "ArraySummary",
+    "GGUFInfo",
+    "SkippedText",
+    "TensorInfo",
+    "VocabularyFacts",
+    "invalid",
+    "one_sentence",
+    "printable",
+    "quoted",
+    "read_gguf_info",
+    "split_first_part",
+    "split_parts",
+]
