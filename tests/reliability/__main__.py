@@ -105,7 +105,9 @@ def _hostile_section(hostile: list[dict[str, Any]], raw: list[dict[str, Any]] | 
         "Built by `tests/reliability/hostile.py` from the tiny model; `tests/models/test_gguf_hostile.py`",
         "checks each is refused with the sentence shown, and that loading them through the engine in",
         "a child process never crashes. *Raw llama.cpp* is what llama-cpp-python does with the file",
-        "when nothing checks it first (`--long` only; SIGABRT = the whole app would die).",
+        "when nothing checks it first (`--long` only; SIGABRT = the whole app would die). The",
+        '2^31-1 context file "loads", but its first decode took 54-73 s and 8.4 GB of peak RSS',
+        "when measured alone (`/usr/bin/time`): llama.cpp keeps about 4 bytes per trained position.",
         "",
         "| file | fault | raw llama.cpp | slmdesk says | CPU s |",
         "|---|---|---|---|---:|",
@@ -113,8 +115,8 @@ def _hostile_section(hostile: list[dict[str, Any]], raw: list[dict[str, Any]] | 
     for case in hostile:
         outcome = by_name.get(case["name"], {})
         raw_text = outcome.get("raw", "not run")
-        if outcome.get("raw") in ("loaded",) and outcome.get("seconds", 0) > 30:
-            raw_text += f" after {outcome['seconds']:.0f} s"
+        if outcome.get("raw") == "loaded":
+            raw_text += f" ({outcome['seconds']:.0f} s)"
         message = case["message"].replace("|", "\\|")
         lines.append(
             f"| {case['name']} | {case['fault']} | {raw_text} | {message} | {case['cpu_s']:.3f} |"
