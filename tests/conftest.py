@@ -5,6 +5,7 @@
 - ``tiny_model``: a real, tiny llama GGUF synthesized once per session (llama.cpp loads it in
   milliseconds). ``gemma_model``: the real Gemma 3 270M Q4_K_M file from its PyPI package.
 - A test fails if it leaves a slmdesk thread running.
+- ``--long`` (fixture ``long_run``) runs the long fuzz: 10,000 GGUF cases instead of a few hundred.
 """
 
 from __future__ import annotations
@@ -23,6 +24,19 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ["HF_HUB_OFFLINE"] = "1"  # no test may reach a real Hub; hub tests use a local one
 
 from slmdesk.models.synth import TinyModelSpec, write_tiny_llama
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--long``: run the long versions of the fuzz tests (10,000 GGUF cases)."""
+    parser.addoption(
+        "--long", action="store_true", default=False, help="run the long fuzz (10,000 cases)"
+    )
+
+
+@pytest.fixture(scope="session")
+def long_run(request: pytest.FixtureRequest) -> bool:
+    """Whether ``--long`` was given."""
+    return bool(request.config.getoption("--long"))
 
 
 @pytest.fixture(autouse=True)

@@ -34,12 +34,7 @@ from slmdesk.common.errors import InvalidModelError, SlmdeskError
 from slmdesk.llama import probe
 from slmdesk.models.chat_format import FAMILIES, ChatFormat
 from slmdesk.models.gguf_info import GGUFInfo, read_gguf_info
-from slmdesk.models.hardware import (
-    DEFAULT_CONTEXT,
-    estimate_memory,
-    machine_info,
-    max_context_that_fits,
-)
+from slmdesk.models.hardware import context_for_load, estimate_memory, machine_info
 from slmdesk.models.template_sandbox import BoundedTemplate, Budget, Limits, TemplateLimitError
 
 log = logging.getLogger(__name__)
@@ -325,14 +320,9 @@ class ChatEngine:
         if info.architecture == "unknown":
             raise InvalidModelError(f"{path.name} does not say which model architecture it is.")
         machine = machine_info()
-        trained = info.context_length or DEFAULT_CONTEXT
-        if context_length is None:
-            ctx = min(trained, DEFAULT_CONTEXT, max_context_that_fits(info, machine))
-        else:
-            if context_length < MIN_CONTEXT:
-                raise EngineError(f"The context length must be at least {MIN_CONTEXT} tokens.")
-            ctx = min(context_length, trained)
-        ctx = max(ctx, MIN_CONTEXT)
+        if context_length is not None and context_length < MIN_CONTEXT:
+            raise EngineError(f"The context length must be at least {MIN_CONTEXT} tokens.")
+        ctx = context_for_load(info, context_length, machine, minimum=MIN_CONTEXT)
         estimate = estimate_memory(info, ctx, machine)
         if estimate.verdict == "too big":
             raise EngineError(

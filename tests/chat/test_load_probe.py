@@ -14,6 +14,13 @@ from slmdesk.llama import probe
 from slmdesk.llama.engine import ChatEngine
 from slmdesk.models import synth
 
+# llama.cpp loading a file with no slmdesk check in between (the last argument is the file).
+RAW_LOAD = [
+    sys.executable,
+    "-c",
+    "import sys, llama_cpp; llama_cpp.Llama(sys.argv[-1], verbose=False)",
+]
+
 
 @pytest.fixture
 def crashing_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -45,27 +52,32 @@ def probe_runs(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     return started
 
 
-def test_a_file_that_crashes_llama_cpp_is_refused_not_loaded(
-    crashing_model: Path, probe_runs: list[list[str]]
+def test_a_file_that_crashes_llama_cpp_is_refused_before_it_is_loaded(
+    crashing_model: Path,
 ) -> None:
-    # The same file crashes a process that loads it directly.
-    direct = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sys, llama_cpp; llama_cpp.Llama(sys.argv[1], verbose=False)",
-            str(crashing_model),
-        ],
-        capture_output=True,
-    )
+    # The file really kills a process that hands it to llama.cpp unchecked...
+    direct = subprocess.run([*RAW_LOAD, str(crashing_model)], capture_output=True)
     assert direct.returncode < 0
+    # ...and the engine refuses it with a sentence before llama.cpp sees it.
     engine = ChatEngine()
-    with pytest.raises(InvalidModelError, match=r"crashes llama\.cpp: .*SIG"):
+    with pytest.raises(InvalidModelError, match=r"tokens 300 and 301 are the same"):
         engine.load(crashing_model)
     assert not engine.is_loaded
+
+
+def test_a_crash_in_the_load_check_marks_the_file_unsafe(
+    crashing_model: Path, monkeypatch: pytest.MonkeyPatch, probe_runs: list[list[str]]
+) -> None:
+    # A file that crashes llama.cpp in a way no check foresaw: the load check's child is the
+    # one that dies. Here it is llama.cpp itself, unchecked, on a file that aborts it.
+    monkeypatch.setattr(
+        probe, "probe_command", lambda model: [*RAW_LOAD, probe.PROBE_MODULE, str(model)]
+    )
+    with pytest.raises(InvalidModelError, match=r"crashes llama\.cpp: .*SIG"):
+        probe.ensure_loadable(crashing_model)
     with pytest.raises(InvalidModelError, match=r"crashes llama\.cpp"):
-        engine.load(crashing_model)
-    assert len(probe_runs) == 1  # the verdict is remembered
+        probe.ensure_loadable(crashing_model)
+    assert len(probe_runs) == 1  # the verdict is remembered, the file is not tried again
 
 
 def test_a_good_file_is_proved_once(tiny_model: Path, probe_runs: list[list[str]]) -> None:
