@@ -92,7 +92,7 @@ def test_type_table_lists_every_offered_type(qtbot, page) -> None:
 def test_quantize_q8_0_adds_the_model_with_a_report(qtbot, page) -> None:
     parts, controller = page
     stages: list[str] = []
-    controller.runner.progress.connect(lambda p: stages.append(p.stage))
+    controller.job_progress.connect(lambda p: stages.append(p.stage))
     _to_run_step(qtbot, controller, "Q8_0", MODE_NONE)
     run = controller.view.run_step
     assert run.name.placeholderText() == "tiny-llama-Q8_0"
@@ -178,7 +178,7 @@ def test_cancel_mid_run_leaves_no_partial_file(qtbot, page) -> None:
         if len(seen) == 1:
             _click(qtbot, run.cancel_button)
 
-    controller.runner.progress.connect(cancel_on_first)
+    controller.job_progress.connect(cancel_on_first)
     _click(qtbot, run.start_button)
     _wait_idle(qtbot, controller)
     assert seen
@@ -224,7 +224,7 @@ def test_side_by_side_chat_streams_both_and_shuts_down(qtbot, page, tmp_path: Pa
     ab.open(source, optimized, ("tiny-llama-F16", "tiny-q8"))
     controller.view.show_step(STEP_AB)
     qtbot.waitUntil(lambda: ab.ready, timeout=60_000)
-    threads = [side.thread for side in ab.sides.values()]
+    threads = [side.client.thread for side in ab.sides.values()]
     assert sorted(t.objectName() for t in threads) == [
         "slmdesk-ab-optimized",
         "slmdesk-ab-original",
@@ -239,7 +239,7 @@ def test_side_by_side_chat_streams_both_and_shuts_down(qtbot, page, tmp_path: Pa
     for pane in (view.original, view.optimized):
         assert "You: Hello, who are you?" in pane.transcript.toPlainText()
         assert "tokens/s" in pane.status.text()
-    assert all(len(side.history) == 2 for side in ab.sides.values())
+    assert all(side.exchanges == 1 for side in ab.sides.values())
     # a second prompt, stopped at once
     view.max_tokens.setValue(2000)
     view.prompt.setText("Tell me a long story")
