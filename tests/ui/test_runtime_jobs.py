@@ -1,0 +1,202 @@
+"""The job model: progress throttled, cancel, error, result, and a shutdown that stays bounded."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+from PySide6.QtCore import QCoreApplication
+
+from slmdesk.common.errors import SlmdeskError
+from slmdesk.ui.runtime.jobs import UPDATE_INTERVAL, Job, JobContext, JobState, Throttle, join_text
+from slmdesk.ui.runtime.tasks import TaskRunner
+
+
+@pytest.fixture
+def tasks():
+    runner = TaskRunner()
+    yield runner
+    runner.shutdown()
+
+
+class Recorder:
+    """Everything a job reported, and on which thread."""
+
+    def __init__(self, job: Job) -> None:
+        self.events: list[tuple[str, Any]] = []
+        self.threads: set[str] = set()
+        job.progress.connect(lambda v: self._add("progress", v))
+        job.succeeded.connect(lambda v: self._add("succeeded", v))
+        job.failed.connect(lambda e: self._add("failed", e))
+        job.cancelled.connect(lambda: self._add("cancelled", None))
+        job.ended.connect(lambda: self._add("ended", None))
+
+    def _add(self, kind: str, value: Any) -> None:
+        self.events.append((kind, value))
+        self.threads.add(threading.current_thread().name)
+
+    def kinds(self) -> list[str]:
+        return [k for k, _ in self.events if k != "progress"]
+
+    def progress(self) -> list[Any]:
+        return [v for k, v in self.events if k == "progress"]
+
+
+def test_throttle_coalesces_and_flushes() -> None:
+    now = [0.0]
+    delivered: list[str] = []
+    throttle: Throttle[str] = Throttle(
+        delivered.append, combine=join_text, interval=0.025, clock=lambda: now[0]
+    )
+    throttle.push("a")  # the first update goes at once
+    for piece in "bcd":
+        now[0] += 0.005
+        throttle.push(piece)  # too soon: held and joined
+    assert delivered == ["a"]
+    now[0] += 0.02  # 0.035 s after the first delivery
+    throttle.push("e")
+    assert delivered == ["a", "bcde"]
+    throttle.push("f", urgent=True)  # urgent: at once
+    throttle.push("g")
+    assert delivered == ["a", "bcde", "f"]
+    throttle.flush()
+    throttle.flush()  # nothing more held back
+    assert delivered == ["a", "bcde", "f", "g"]
+    latest: list[int] = []
+    newest_only: Throttle[int] = Throttle(latest.append, interval=1.0, clock=lambda: now[0])
+    for value in range(100):
+        newest_only.push(value)
+    newest_only.flush()
+    assert latest == [0, 99]  # without combine the newest value wins
+
+
+def test_progress_is_throttled_and_the_last_value_arrives_before_the_result(
+    qtbot, tasks: TaskRunner
+) -> None:
+    def work(context: JobContext) -> str:
+        for i in range(1, 50_001):
+            context.report(i)
+        return "done"
+
+    started = time.monotonic()
+    job = tasks.start(work, "count")
+    record = Recorder(job)
+    with qtbot.waitSignal(job.ended, timeout=60_000):
+        pass
+    elapsed = time.monotonic() - started
+    progress = record.progress()
+    assert progress[-1] == 50_000  # flushed before the outcome
+    assert progress == sorted(progress)
+    # at most one update per interval (plus the first one and the final flush)
+    assert len(progress) <= elapsed / UPDATE_INTERVAL + 2
+    assert record.kinds() == ["succeeded", "ended"]
+    assert record.events[-2] == ("succeeded", "done")
+    assert record.threads == {threading.current_thread().name}  # delivered on the GUI thread
+    assert job.state is JobState.SUCCEEDED and not job.running
+
+
+def test_cancel_reports_cancelled_not_the_error(qtbot, tasks: TaskRunner) -> None:
+    entered = threading.Event()
+
+    def work(context: JobContext) -> None:
+        entered.set()
+        assert context.cancel_event.wait(60)
+        raise SlmdeskError("stopped half way")
+
+    job = tasks.start(work, "cancellable")
+    record = Recorder(job)
+    qtbot.waitUntil(entered.is_set, timeout=10_000)
+    with qtbot.waitSignal(job.ended, timeout=10_000):
+        job.cancel()
+    assert record.kinds() == ["cancelled", "ended"]
+    assert job.state is JobState.CANCELLED
+
+
+def test_a_discardable_job_cancelled_late_never_reports_success(qtbot, tasks: TaskRunner) -> None:
+    release = threading.Event()
+
+    def work(_context: JobContext) -> str:
+        release.wait(60)
+        return "a result nobody wants any more"
+
+    job = tasks.start(work, "superseded", discard_on_cancel=True)
+    record = Recorder(job)
+    job.cancel()  # the work ignores it and returns a value anyway
+    with qtbot.waitSignal(job.ended, timeout=10_000):
+        release.set()
+    assert record.kinds() == ["cancelled", "ended"]
+
+
+def test_errors_arrive_as_failed(qtbot, tasks: TaskRunner) -> None:
+    def user_error(_context: JobContext) -> None:
+        raise SlmdeskError("That file is not a model.")
+
+    def bug(_context: JobContext) -> None:
+        raise ValueError("unexpected")
+
+    first = tasks.start(user_error, "user-error")
+    second = tasks.start(bug, "bug")
+    records = [Recorder(first), Recorder(second)]
+    qtbot.waitUntil(lambda: not first.running and not second.running, timeout=10_000)
+    for record, kind in zip(records, (SlmdeskError, ValueError), strict=True):
+        assert record.kinds() == ["failed", "ended"]
+        assert isinstance(record.events[0][1], kind)
+    assert str(records[0].events[0][1]) == "That file is not a model."
+
+
+def test_run_calls_back_on_the_gui_thread(qtbot, tasks: TaskRunner) -> None:
+    results: list[tuple[Any, str]] = []
+    tasks.run(lambda: 6 * 7, lambda v: results.append((v, threading.current_thread().name)))
+    qtbot.waitUntil(lambda: tasks.idle, timeout=10_000)
+    assert results == [(42, threading.current_thread().name)]
+
+
+def test_jobs_beyond_the_pool_size_wait_their_turn(qtbot) -> None:
+    tasks = TaskRunner(max_threads=2)
+    gate = threading.Event()
+    running: list[str] = []
+    lock = threading.Lock()
+
+    def work(context: JobContext) -> None:
+        with lock:
+            running.append(threading.current_thread().name)
+        gate.wait(60)
+
+    jobs = [tasks.start(work, f"j{i}") for i in range(5)]
+    qtbot.waitUntil(lambda: len(running) == 2, timeout=10_000)
+    assert all(name.startswith("slmdesk-task-") for name in running)
+    gate.set()
+    qtbot.waitUntil(lambda: not any(j.running for j in jobs), timeout=10_000)
+    assert len(running) == 5
+    assert tasks.shutdown()
+
+
+def test_shutdown_is_bounded_while_a_job_is_stuck(qtbot) -> None:
+    """A job that ignores cancel (a long native call) cannot hold the window open."""
+    tasks = TaskRunner(max_threads=1)
+    stuck = threading.Event()
+    release = threading.Event()
+
+    def native_call(_context: JobContext) -> str:
+        stuck.set()
+        release.wait(60)  # does not look at the cancel flag
+        return "too late"
+
+    job = tasks.start(native_call, "stuck")
+    queued = tasks.start(lambda _c: "never runs", "queued")
+    record = Recorder(job)
+    qtbot.waitUntil(stuck.is_set, timeout=10_000)
+    started = time.monotonic()
+    stopped = tasks.shutdown(budget=1.0)
+    elapsed = time.monotonic() - started
+    assert not stopped
+    assert elapsed < 2.0  # the budget (1 s) plus generous slack for a loaded machine
+    assert job.cancel_event.is_set() and job.state is JobState.CLOSED
+    assert queued.state is JobState.CLOSED
+    release.set()
+    assert tasks.wait(10_000)
+    QCoreApplication.processEvents()  # the late result is posted now: it must be dropped
+    assert record.events == []
+    assert tasks.start(lambda _c: 1, "after").state is JobState.CLOSED  # no new work
