@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -250,3 +251,33 @@ def test_side_by_side_chat_streams_both_and_shuts_down(qtbot, page, tmp_path: Pa
     assert controller.step == STEP_REPORT
     assert all(t.isFinished() for t in threads)
     assert ab.sides == {}
+
+
+def test_closing_the_window_mid_run_is_bounded_and_leaves_no_partial_file(
+    qtbot, tiny_model: Path
+) -> None:
+    Library().import_model(tiny_model)
+    parts = build_window(autoload_model=False)
+    qtbot.addWidget(parts.window)
+    parts.window.show()
+    parts.window.show_page("Optimize")
+    controller = next(c for c in parts.controllers if isinstance(c, OptimizeController))
+    qtbot.waitUntil(lambda: controller.select_model("tiny-llama-F16"), timeout=10_000)
+    qtbot.waitUntil(lambda: controller.view.next_button.isEnabled(), timeout=10_000)
+    _to_run_step(qtbot, controller, "Q4_K_M", MODE_NONE)
+    models = Library().models_dir
+    before = sorted(p.name for p in models.iterdir())
+    seen: list[str] = []
+    controller.job_progress.connect(lambda p: seen.append(p.stage))
+    _click(qtbot, controller.view.run_step.start_button)
+    qtbot.waitUntil(lambda: bool(seen), timeout=TIMEOUT)  # a child process is working
+    job = controller.job
+    assert job is not None and job.running
+    started = time.monotonic()
+    parts.window.close()  # runs the shutdown: cancel, kill the child, remove partial output
+    elapsed = time.monotonic() - started
+    assert elapsed < 2.5  # the 2 s budget plus slack for a loaded machine
+    assert job.wait(0)  # the job's thread returned within the budget
+    assert sorted(p.name for p in models.iterdir()) == before  # no partial, no output
+    assert [e.name for e in Library().entries()] == ["tiny-llama-F16"]
+    parts.shutdown()

@@ -10,7 +10,15 @@ import pytest
 from PySide6.QtCore import QCoreApplication
 
 from slmdesk.common.errors import SlmdeskError
-from slmdesk.ui.runtime.jobs import UPDATE_INTERVAL, Job, JobContext, JobState, Throttle, join_text
+from slmdesk.ui.runtime.jobs import (
+    UPDATE_INTERVAL,
+    Job,
+    JobContext,
+    JobState,
+    Throttle,
+    UpdateChannel,
+    join_text,
+)
 from slmdesk.ui.runtime.tasks import TaskRunner
 
 
@@ -200,3 +208,45 @@ def test_shutdown_is_bounded_while_a_job_is_stuck(qtbot) -> None:
     QCoreApplication.processEvents()  # the late result is posted now: it must be dropped
     assert record.events == []
     assert tasks.start(lambda _c: 1, "after").state is JobState.CLOSED  # no new work
+
+
+def test_update_channel_coalesces_per_key_from_many_threads(qtbot) -> None:
+    channel = UpdateChannel(
+        key=lambda u: u[0], urgent=lambda old, new: old is None or old[1] != new[1]
+    )
+    received: list[tuple[str, str, int]] = []
+    threads_seen: set[str] = set()
+
+    def on_update(update: tuple[str, str, int]) -> None:
+        received.append(update)
+        threads_seen.add(threading.current_thread().name)
+
+    channel.updated.connect(on_update)
+
+    def producer(name: str) -> None:
+        for i in range(20_000):
+            channel.push((name, "running", i))
+        channel.push((name, "done", 20_000))  # a state change is urgent: never held back
+
+    producers = [
+        threading.Thread(target=producer, args=(n,), name=f"slmdesk-test-{n}") for n in "ab"
+    ]
+    started = time.monotonic()
+    for thread in producers:
+        thread.start()
+    for thread in producers:
+        thread.join()
+    elapsed = time.monotonic() - started
+    qtbot.waitUntil(
+        lambda: {u[0] for u in received if u[1] == "done"} == {"a", "b"}, timeout=10_000
+    )
+    for name in "ab":
+        mine = [u for u in received if u[0] == name]
+        assert mine[-1] == (name, "done", 20_000)
+        # first update, one per interval, the final one
+        assert len(mine) <= elapsed / UPDATE_INTERVAL + 3
+    assert threads_seen == {threading.current_thread().name}
+    channel.close()
+    channel.push(("a", "again", 0))
+    QCoreApplication.processEvents()
+    assert received[-1][1] == "done"

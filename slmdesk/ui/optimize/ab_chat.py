@@ -170,7 +170,7 @@ class ABChatController(QObject):
             client = InferenceClient(None, thread_name=f"slmdesk-ab-{key}")
             client.loaded.connect(lambda info, k=key: self._on_loaded(k, info))
             client.load_failed.connect(lambda msg, k=key: self._on_load_failed(k, msg))
-            client.worker.chunk.connect(self._pane(key).append_text)
+            client.worker.chunk.connect(lambda _mid, text, k=key: self._pane(k).append_text(text))
             client.worker.reply_finished.connect(
                 lambda _cid, payload, k=key: self._on_finished(k, payload)
             )

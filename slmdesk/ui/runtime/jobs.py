@@ -225,6 +225,57 @@ class JobCancelled(SlmdeskError):
     """A job was cancelled before its work started."""
 
 
+class UpdateChannel(QObject):
+    """Updates pushed from any threads, coalesced per key, delivered as ``updated`` on the GUI
+    thread: the job model's throttle for producers that report through a callback instead of
+    running as a `Job` (e.g. ``DownloadManager(on_update=channel.push)``).
+
+    Each key (e.g. a download's task id) gets its own `Throttle` keeping the newest value; an
+    update for which ``urgent(previous, new)`` is true (e.g. a state change) goes at once. After
+    `close` nothing more is delivered.
+    """
+
+    updated = Signal(object)
+    _deliver = Signal(object)
+
+    def __init__(
+        self,
+        key: Callable[[Any], Any],
+        urgent: Callable[[Any, Any], bool] | None = None,
+        interval: float = UPDATE_INTERVAL,
+    ) -> None:
+        super().__init__()
+        self._key = key
+        self._urgent = urgent
+        self._interval = interval
+        self._lock = threading.Lock()
+        self._throttles: dict[Any, Throttle[Any]] = {}
+        self._previous: dict[Any, Any] = {}
+        self._closed = False
+        self._deliver.connect(self._on_deliver, Qt.ConnectionType.QueuedConnection)
+
+    def push(self, value: Any) -> None:
+        """Add an update (any thread)."""
+        with self._lock:
+            key = self._key(value)
+            throttle = self._throttles.get(key)
+            if throttle is None:
+                throttle = self._throttles[key] = Throttle(self._deliver.emit, None, self._interval)
+            previous = self._previous.get(key)
+            self._previous[key] = value
+            urgent = self._urgent is not None and self._urgent(previous, value)
+            throttle.push(value, urgent)
+
+    def close(self) -> None:
+        """Deliver nothing more (shutdown)."""
+        self._closed = True
+
+    @Slot(object)
+    def _on_deliver(self, value: Any) -> None:
+        if not self._closed:
+            self.updated.emit(value)
+
+
 class Stoppable(Protocol):
     """A part that runs work off the GUI thread and can be stopped within a time budget."""
 
