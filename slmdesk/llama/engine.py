@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from slmdesk.common.errors import InvalidModelError, SlmdeskError
+from slmdesk.llama import probe
 from slmdesk.models.chat_format import FAMILIES, ChatFormat
 from slmdesk.models.gguf_info import GGUFInfo, read_gguf_info
 from slmdesk.models.hardware import (
@@ -274,6 +275,7 @@ class ChatEngine:
         progress: LoadProgress | None = None,
         cancel: threading.Event | None = None,
         chat_format: str | None = None,
+        prove: bool = True,
     ) -> LoadedModel:
         """Load a model, replacing the one in memory.
 
@@ -286,6 +288,8 @@ class ChatEngine:
             cancel: set from another thread to cancel loading.
             chat_format: force a format family (``gemma``, ``chatml``, ``llama3``, ``phi3``,
                 ``mistral``, ``plain``); None uses the model's template or the automatic fallback.
+            prove: load a file in a child process first unless it is known not to crash
+                llama.cpp (`slmdesk.llama.probe`); only the probe child itself passes False.
 
         A file that fails validation leaves the current model loaded; once llama.cpp starts
         loading, the current model has been freed (two models need not fit side by side).
@@ -296,7 +300,9 @@ class ChatEngine:
             EngineError: out of memory, unsupported architecture, or llama.cpp refused it.
         """
         with self._busy:
-            return self._load(Path(path), context_length, n_threads, progress, cancel, chat_format)
+            return self._load(
+                Path(path), context_length, n_threads, progress, cancel, chat_format, prove
+            )
 
     def _load(
         self,
@@ -306,6 +312,7 @@ class ChatEngine:
         progress: LoadProgress | None,
         cancel: threading.Event | None,
         format_family: str | None,
+        prove: bool = True,
     ) -> LoadedModel:
         started = time.monotonic()
         if format_family is not None and format_family not in FAMILIES:
@@ -334,6 +341,8 @@ class ChatEngine:
         threads = n_threads or machine.physical_cores
         if threads < 1:
             raise EngineError("The thread count must be at least 1.")
+        if prove:
+            probe.ensure_loadable(info.path)
         self._unload()
         if cancel is not None and cancel.is_set():
             raise LoadCancelled("Loading the model was cancelled.")
@@ -355,6 +364,7 @@ class ChatEngine:
 
         c_progress = llama_cpp.llama_progress_callback(on_progress)
         mark = _log_mark()
+        pending = probe.loading_started(info.path) if prove else None
         try:
             with _load_hooks(c_progress):
                 llm = llama_cpp.Llama(
@@ -371,6 +381,9 @@ class ChatEngine:
             if cancelled or (cancel is not None and cancel.is_set()):
                 raise LoadCancelled("Loading the model was cancelled.") from None
             raise self._load_error(info, ctx, exc, _log_since(mark)) from None
+        finally:
+            if pending is not None:
+                probe.loading_done(pending, info.path)
         if cancel is not None and cancel.is_set():
             llm.close()
             raise LoadCancelled("Loading the model was cancelled.")
@@ -504,6 +517,18 @@ class ChatEngine:
         bos_text = self.chat_format.bos_token
         add_bos = bool(model.add_bos_token()) and not (bos_text and prompt.startswith(bos_text))
         return self._tokenize(prompt, add_bos=add_bos)
+
+    def vocabulary_size(self) -> int:
+        """How many tokens the loaded model's vocabulary has."""
+        import llama_cpp
+
+        self._require()
+        return int(llama_cpp.llama_vocab_n_tokens(self._llm._model.vocab))
+
+    def token_bytes(self, token: int) -> bytes:
+        """The text of one vocabulary token, as bytes (what streaming would print)."""
+        self._require()
+        return self._piece(token)
 
     def _piece(self, token: int) -> bytes:
         import llama_cpp

@@ -35,6 +35,7 @@ from slmdesk.common.errors import SlmdeskError
 from slmdesk.models.gguf_info import GGUFInfo, read_gguf_info
 from slmdesk.models.hardware import estimate_memory
 from slmdesk.models.quant_types import OFFERED_TYPES, QUANT_TYPES, QuantType, quant_type
+from slmdesk.optimize.leftovers import remove_stale, staging_path
 from slmdesk.optimize.worker_process import (
     CancelCheck,
     OptimizeCancelled,
@@ -237,7 +238,7 @@ def _check_disk(folder: Path, needed: int) -> None:
 
 
 def _partial_path(dest: Path) -> Path:
-    return dest.with_name(f".{dest.name}.partial-{os.getpid()}")
+    return staging_path(dest, "partial")
 
 
 def quantize(
@@ -273,6 +274,7 @@ def quantize(
     if dest.exists() and not overwrite:
         raise SlmdeskError(f"{dest.name} already exists in {dest.parent}; choose another name.")
     dest.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(dest.parent)
     estimate = info.weights_bytes * ((qtype.bits_per_weight or 16) / 16 + 0.1)
     _check_disk(dest.parent, int(min(estimate, info.weights_bytes * 2.2)))
     partial = _partial_path(dest)
@@ -512,6 +514,8 @@ def optimize(
     dest = models / f"{name}.gguf"
     if dest.exists():
         raise SlmdeskError(f"A model file named {dest.name} already exists; choose another --name.")
+    for folder in (models, paths.cache_dir(), paths.cache_dir() / "references"):
+        remove_stale(folder)
     _check_disk(models, int(info.weights_bytes * ((qtype.bits_per_weight or 16) / 16 + 0.1)))
 
     need_reference = pruning or request.evaluate
@@ -539,7 +543,9 @@ def optimize(
 
     # Prune from the F16 reference when one exists (no double rounding), else from the source.
     convert_from = reference if (reference is not None and removed) else info.path
-    quantize(convert_from, dest, qtype, removed, True, False, request.n_threads, progress, cancel)
+    # Written and evaluated under a hidden name: the library lists it only once it is complete.
+    staged = staging_path(dest, "optimizing")
+    quantize(convert_from, staged, qtype, removed, True, False, request.n_threads, progress, cancel)
     report: dict[str, Any] = {
         "source": str(info.path),
         "source_quantization": info.quantization,
@@ -547,7 +553,7 @@ def optimize(
         "type": qtype.name,
         "removed_blocks": removed,
         "size_before": info.size_bytes,
-        "size_after": dest.stat().st_size,
+        "size_after": staged.stat().st_size,
         "warnings": warnings,
     }
     try:
@@ -555,14 +561,14 @@ def optimize(
             report["plan"] = plan.as_dict()
         heldout = default_text()
         if request.evaluate and reference is not None:
-            evaluation = evaluate(dest, reference, heldout, request.n_threads, progress, cancel)
+            evaluation = evaluate(staged, reference, heldout, request.n_threads, progress, cancel)
             report["eval"] = evaluation.as_dict()
             report["eval_text_sha256"] = text_sha256(heldout)
             if removed and request.compare:
                 report["comparison"] = _compare_plain(
                     info,
                     reference,
-                    dest,
+                    staged,
                     qtype.name,
                     evaluation.kld_mean,
                     heldout,
@@ -572,7 +578,7 @@ def optimize(
                 )
     except BaseException:
         with contextlib.suppress(OSError):
-            dest.unlink()
+            staged.unlink()
         raise
     report["seconds"] = time.perf_counter() - started
     provenance = {
@@ -582,6 +588,13 @@ def optimize(
         "calibration_sha256": text_sha256(calibration_text) if pruning else None,
         "report": report,
     }
+    if dest.exists():
+        with contextlib.suppress(OSError):
+            staged.unlink()
+        raise SlmdeskError(
+            f"A model file named {dest.name} appeared meanwhile; choose another --name."
+        )
+    os.replace(staged, dest)
     entry = Library().add_managed_file(dest, provenance=provenance, name=name)
     return OptimizeResult(dest, entry.name, report, warnings)
 

@@ -41,4 +41,4 @@ def test_gemma3_eval_figures_are_sane(gemma_model: Path) -> None:
     assert report.kld_p99 > report.kld_mean
     assert 0.85 < report.top1_agreement <= 1
     assert 2 < report.ppl < 100 and 2 < report.ppl_reference < 100
-    assert report.tokens_per_second and report.tokens_per_second > 1
+    assert report.tokens_per_second and report.tokens_per_second > 0  # any speed: CPUs differ

@@ -27,6 +27,7 @@ from typing import Any
 from slmdesk.common.errors import SlmdeskError
 from slmdesk.llama import quantize as native
 from slmdesk.optimize.child.convert import dry_run_types, prune_and_fix
+from slmdesk.optimize.child.lifeline import watch_parent
 
 
 def emit(event: str, **fields: Any) -> None:
@@ -79,6 +80,7 @@ def main() -> int:
     """Read the job from stdin, run it, report on stdout."""
     try:
         job = json.loads(sys.stdin.read() or "{}")
+        watch_parent([job["dest"]] if job.get("kind") == "quantize" and job.get("dest") else [])
         result = run_job(job)
     except SlmdeskError as exc:
         emit("error", message=str(exc))
