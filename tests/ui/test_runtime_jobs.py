@@ -250,3 +250,43 @@ def test_update_channel_coalesces_per_key_from_many_threads(qtbot) -> None:
     channel.push(("a", "again", 0))
     QCoreApplication.processEvents()
     assert received[-1][1] == "done"
+
+
+def test_closing_the_window_with_a_stuck_job_takes_at_most_the_budget(qtbot) -> None:
+    from slmdesk.app import build_window
+
+    parts = build_window(autoload_model=False)
+    qtbot.addWidget(parts.window)
+    parts.window.show()
+    qtbot.waitUntil(lambda: parts.tasks.idle, timeout=30_000)
+    stuck, release = threading.Event(), threading.Event()
+
+    def native_call(_context: JobContext) -> None:
+        stuck.set()
+        release.wait(60)
+
+    parts.tasks.start(native_call, "stuck")
+    qtbot.waitUntil(stuck.is_set, timeout=10_000)
+    started = time.monotonic()
+    parts.window.close()
+    elapsed = time.monotonic() - started
+    assert elapsed < 3.0  # the 2 s budget plus slack for a loaded machine
+    assert parts.shutdown() == []  # already done: idempotent
+    release.set()
+    assert parts.tasks.wait(10_000)
+
+
+def test_a_job_created_off_the_gui_thread_still_reports_there(qtbot, tasks: TaskRunner) -> None:
+    box: dict[str, Job] = {}
+
+    def create() -> None:
+        box["job"] = tasks.start(lambda _c: "from a worker", "nested")
+
+    creator = threading.Thread(target=create, name="slmdesk-test-creator")
+    creator.start()
+    creator.join()
+    job = box["job"]
+    record = Recorder(job)
+    qtbot.waitUntil(lambda: not job.running, timeout=10_000)
+    assert record.events[0] == ("succeeded", "from a worker")
+    assert record.threads == {threading.current_thread().name}

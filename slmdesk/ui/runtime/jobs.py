@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, Protocol, TypeVar
 
-from PySide6.QtCore import QObject, Qt, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, Qt, Signal, Slot
 
 from slmdesk.common.errors import SlmdeskError
 
@@ -154,6 +154,9 @@ class Job(QObject):
         self._interval = progress_interval
         self._cancel_requested = False
         self._work_done = threading.Event()  # set on the working thread when the work returned
+        app = QCoreApplication.instance()
+        if app is not None and self.thread() is not app.thread():
+            self.moveToThread(app.thread())  # created off the GUI thread: report there anyway
         self._event.connect(self._on_event, Qt.ConnectionType.QueuedConnection)
 
     @property

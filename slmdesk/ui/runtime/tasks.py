@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from slmdesk.ui.runtime.jobs import SHUTDOWN_BUDGET, Deadline, Job, JobContext, Work, stop_all
+from slmdesk.ui.runtime.jobs import SHUTDOWN_BUDGET, Deadline, Job, Work, stop_all
 
 log = logging.getLogger("slmdesk.ui.runtime.tasks")
 
@@ -58,9 +58,9 @@ class TaskRunner:
             log.debug("task %s ignored: the task runner is shut down", name)
             job.abandon()
             return job
-        self._jobs.add(job)
-        job.ended.connect(lambda: self._jobs.discard(job))
+        job.ended.connect(lambda: self._forget(job))
         with self._lock:
+            self._jobs.add(job)
             if dedicated:
                 self._spawn(f"slmdesk-{name}", (job, work), pooled=False)
             elif self._workers < self._max:
@@ -88,6 +88,10 @@ class TaskRunner:
             handle.failed.connect(lambda exc: log.error("background task %s failed: %r", name, exc))
         return handle
 
+    def _forget(self, job: Job) -> None:
+        with self._lock:
+            self._jobs.discard(job)
+
     def _spawn(self, thread_name: str, first: tuple[Job, Work], pooled: bool) -> None:
         thread = threading.Thread(
             target=self._work_loop, args=(first, pooled), name=thread_name, daemon=True
@@ -100,9 +104,8 @@ class TaskRunner:
         try:
             while current is not None:
                 job, work = current
-                threading.current_thread().name = (
-                    f"slmdesk-task-{job.name}" if pooled else threading.current_thread().name
-                )
+                if pooled:
+                    threading.current_thread().name = f"slmdesk-task-{job.name}"
                 job.execute(work)
                 current = None
                 if pooled:
@@ -145,11 +148,12 @@ class TaskRunner:
         with self._lock:
             queued = list(self._queue)
             self._queue.clear()
+            running = list(self._jobs)
+            self._jobs.clear()
         for job, _work in queued:
             job.abandon()
-        for job in list(self._jobs):
+        for job in running:
             job.close()
-        self._jobs.clear()
 
     def wait_stopped(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for running jobs to return."""
@@ -158,6 +162,3 @@ class TaskRunner:
     def shutdown(self, budget: float = SHUTDOWN_BUDGET) -> bool:
         """Stop and wait at most ``budget`` seconds; True when every job returned in time."""
         return not stop_all([self], Deadline(budget))
-
-
-__all__ = ["JobContext", "TaskRunner"]
