@@ -53,6 +53,7 @@ class AppParts:
     welcome_controller: WelcomeController | None = None
     controllers: list[QObject] = field(default_factory=list)
     _done: bool = False
+    _stuck: list[str] = field(default_factory=list)
 
     def shutdown(self, budget: float = SHUTDOWN_BUDGET) -> list[str]:
         """Stop every worker within ``budget`` seconds in total. Idempotent.
@@ -60,10 +61,11 @@ class AppParts:
         Parts that follow the job model's `Stoppable` protocol (the task pool, the chat's and
         the optimizer's threads) are all asked to stop first and then waited for together;
         other controllers' own ``shutdown()`` runs in between. Returns what was still running
-        when the budget ran out (the caller ends the process rather than wait).
+        when the budget ran out (the caller ends the process rather than wait); a second
+        call returns the same without waiting again.
         """
         if self._done:
-            return []
+            return list(self._stuck)
         self._done = True
         deadline = Deadline(budget)
         stoppable: list[Stoppable] = []
@@ -78,7 +80,8 @@ class AppParts:
             part.request_stop()
         for controller in others:
             controller.shutdown()  # type: ignore[attr-defined]
-        return wait_all(stoppable, deadline)
+        self._stuck = wait_all(stoppable, deadline)
+        return list(self._stuck)
 
 
 def build_window(
