@@ -41,7 +41,10 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench all
 
-package: $(STAMP)  # make package PACKAGE_ARGS=--portable-llama for the build to ship
+# make package: the build to ship, with a portable llama.cpp (compiled once, ~30 min, cached in
+# build/). PACKAGE_ARGS=--native-llama reuses .venv's llama.cpp instead: quick, but built for this
+# CPU only, so such a package is for local testing and may crash on older computers.
+package: $(STAMP)
 	$(PY) packaging/build.py $(PACKAGE_ARGS)
 
 clean:

@@ -1,8 +1,11 @@
 """Build slmdesk's installers: ``python packaging/build.py [options]`` (``make package``).
 
 Steps:
-1. (``--portable-llama``) build a llama-cpp-python wheel with portable CPU code and install the
-   app with it into a separate build venv under ``build/``; the dev venv is never touched.
+1. Build a llama-cpp-python wheel with portable CPU code (once; cached under ``build/``) and
+   install the app with it into a separate build venv there; the dev venv is never touched.
+   ``--native-llama`` skips this and freezes the llama.cpp of ``--python`` as it is: quick, but
+   a source install is compiled for the build machine's CPU, so such a package is for local
+   testing only.
 2. Render the icons from ``resources/icons/app.svg``.
 3. Run PyInstaller on ``packaging/slmdesk.spec``: a one-folder bundle in ``<dist>/slmdesk``.
 4. On Linux, assemble ``<dist>/slmdesk_<version>_<arch>.deb`` with dpkg-deb.
@@ -53,11 +56,18 @@ def _venv_python(venv: Path) -> Path:
     return venv / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
 
 
-def portable_cmake_args() -> str:
-    """CMake flags for a llama.cpp that runs on any CPU of this architecture."""
-    if sys.platform == "darwin":
+def portable_cmake_args(system: str | None = None, machine: str | None = None) -> str:
+    """CMake flags for a llama.cpp that runs on any CPU of this architecture.
+
+    Args:
+        system: ``sys.platform`` of the build (default: this one).
+        machine: ``platform.machine()`` of the build (default: this one).
+    """
+    system = sys.platform if system is None else system
+    machine = platform.machine() if machine is None else machine
+    if system == "darwin":
         return PORTABLE_CMAKE_ARGS["darwin"]
-    if platform.machine().lower() in ("x86_64", "amd64"):
+    if machine.lower() in ("x86_64", "amd64"):
         return PORTABLE_CMAKE_ARGS["x86_64"]
     return PORTABLE_CMAKE_ARGS["other"]
 
@@ -155,13 +165,22 @@ def _tree_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Build the bundle (and the .deb on Linux); prints sizes and times."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The build's options. The portable llama.cpp is the default: it is the one safe to ship."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    llama = parser.add_mutually_exclusive_group()
+    llama.add_argument(
+        "--native-llama",
+        action="store_true",
+        help=(
+            "freeze the llama.cpp installed with --python as it is (fast; usually built for "
+            "this CPU only, so the package may crash on older computers: local testing only)"
+        ),
+    )
+    llama.add_argument(
         "--portable-llama",
         action="store_true",
-        help="build llama.cpp with portable CPU code into a build venv (slow, once)",
+        help="the default: compile llama.cpp with portable CPU code into a build venv (slow, once)",
     )
     parser.add_argument("--python", default=sys.executable, help="interpreter with slmdesk")
     parser.add_argument("--dist", type=Path, default=ROOT / "dist", help="output folder")
@@ -173,10 +192,27 @@ def main(argv: list[str] | None = None) -> int:
         default="xz",
         help="compression of the .deb (default xz, the smallest; none is fast for tests)",
     )
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
+
+def uses_portable_llama(args: argparse.Namespace) -> bool:
+    """Whether this build compiles and bundles the portable llama.cpp (every build but native)."""
+    return not args.native_llama
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build the bundle (and the .deb on Linux); prints sizes and times."""
+    args = parse_args(argv)
     started = time.monotonic()
-    python = str(portable_venv(args.python)) if args.portable_llama else args.python
+    if uses_portable_llama(args):
+        python = str(portable_venv(args.python))
+    else:
+        print(
+            f"warning: --native-llama freezes the llama.cpp of {args.python} as it is; it may run "
+            "only on CPUs like this one: do not ship this package",
+            flush=True,
+        )
+        python = args.python
     icons = args.work / "icons"
     build_icons(python, icons)
     t0 = time.monotonic()

@@ -1,7 +1,11 @@
 """GUI composition root: builds the application, its pages and controllers, and shuts them down.
 
-Pages get their collaborators (library, task runner) passed in, never the whole app, so each can
-be built alone in a test.
+Pages get their collaborators (library, task runner, settings store) passed in, never the whole
+app, so each can be built alone in a test.
+
+Building the window does no blocking work on the GUI thread: the conversation database is opened
+on the task pool (the chat list appears when it is ready), the llama.cpp version is read there too,
+and settings live in memory and are saved on the settings store's own thread.
 """
 
 from __future__ import annotations
@@ -17,8 +21,8 @@ from PySide6.QtWidgets import QApplication, QStackedWidget, QWidget
 from slmdesk import __version__
 from slmdesk.chat.conversations import ConversationStore
 from slmdesk.common import settings
-from slmdesk.common.errors import SlmdeskError
 from slmdesk.common.logs import setup_logging
+from slmdesk.common.settings import SettingsStore
 from slmdesk.models.library import Library
 from slmdesk.ui.chat.controller import ChatController
 from slmdesk.ui.chat.view import ChatView
@@ -48,6 +52,7 @@ class AppParts:
     library: Library
     tasks: TaskRunner
     library_controller: LibraryController
+    settings: SettingsStore
     chat_controller: ChatController | None = None
     discover_controller: DiscoverController | None = None
     welcome_controller: WelcomeController | None = None
@@ -80,12 +85,17 @@ class AppParts:
             part.request_stop()
         for controller in others:
             controller.shutdown()  # type: ignore[attr-defined]
+        if not self.settings.flush(deadline.remaining()):
+            log.error("settings were not saved in time")
         self._stuck = wait_all(stoppable, deadline)
         return list(self._stuck)
 
 
 def build_window(
-    library: Library | None = None, tasks: TaskRunner | None = None, autoload_model: bool = True
+    library: Library | None = None,
+    tasks: TaskRunner | None = None,
+    autoload_model: bool = True,
+    settings_store: SettingsStore | None = None,
 ) -> AppParts:
     """Create the main window and wire its pages. Needs a QApplication.
 
@@ -93,24 +103,21 @@ def build_window(
         library: the model library (default: the user's).
         tasks: the task pool (default: a new one).
         autoload_model: load the last used model (or the only one) when the window opens.
+        settings_store: the user's settings (default: the store of the settings file).
     """
     library = library or Library()
     tasks = tasks or TaskRunner()
+    prefs = settings_store if settings_store is not None else settings.store()
     library_view = LibraryView()
     library_controller = LibraryController(library_view, library, tasks)
-    settings_page = SettingsPage()
-    chat_controller: ChatController | None = None
-    chat_page: QWidget
-    try:
-        store = ConversationStore()
-    except SlmdeskError as exc:
-        chat_page = ComingPage("Chat is unavailable", str(exc))
-    else:
-        chat_view = ChatView()
-        chat_controller = ChatController(
-            chat_view, store, InferenceClient(store), library, tasks, autoload=autoload_model
-        )
-        chat_page = chat_view
+    settings_page = SettingsPage(prefs, tasks)
+    # Not opened here: the chat controller opens it on the task pool.
+    store = ConversationStore(connect=False)
+    chat_view = ChatView()
+    chat_controller = ChatController(
+        chat_view, store, InferenceClient(store), library, tasks, autoload=autoload_model
+    )
+    chat_page: QWidget = chat_view
     welcome_view = WelcomeView()
     welcome = WelcomeController(welcome_view, tasks)
     chat_stack = QStackedWidget()
@@ -127,18 +134,20 @@ def build_window(
         "Optimize": optimize_view,
         "Settings": settings_page,
     }
-    window = MainWindow(pages)
-    parts = AppParts(window, library, tasks, library_controller, chat_controller)
+    window = MainWindow(pages, prefs)
+    parts = AppParts(window, library, tasks, library_controller, prefs, chat_controller)
+    parts.controllers.append(settings_page)
     parts.controllers.append(library_controller)
     parts.controllers.append(discover_controller)
     parts.controllers.append(optimize_controller)
+    # Every page learns about models from the Library page's listing, and that listing follows
+    # the library's own change events (imports, downloads, optimized models): one scan a change.
     library_controller.models_changed.connect(optimize_controller.set_models)
-    optimize_controller.model_created.connect(lambda name: library_controller.refresh(select=name))
     parts.welcome_controller = welcome
 
     def on_models(entries: list) -> None:
         empty = not any(e.status == "ok" for e in entries)
-        chat_stack.setCurrentWidget(welcome_view if empty else chat_page)
+        chat_stack.setCurrentWidget(welcome_view if empty else chat_stack.widget(0))
         if empty:
             welcome.check_starter()
 
@@ -152,23 +161,40 @@ def build_window(
 
     welcome.download_requested.connect(download_starter)
     parts.discover_controller = discover_controller
-    discover_controller.model_ready.connect(lambda _name: library_controller.refresh())
-    if chat_controller is not None:
-        parts.controllers.append(chat_controller)
-        library_controller.models_changed.connect(chat_controller.set_models)
+    parts.controllers.append(chat_controller)
+    library_controller.models_changed.connect(chat_controller.set_models)
 
-        def chat_with(name: str) -> None:
-            window.show_page("Chat")
-            library_controller.refresh()
-            chat_controller.open_model(name)
+    def chat_with(name: str) -> None:
+        window.show_page("Chat")
+        if parts.chat_controller is not None:
+            # a model newer than the listing is resolved
+            parts.chat_controller.open_model(name)
 
-        library_controller.chat_requested.connect(chat_with)
-        # a bound slot of a GUI-thread object: delivered queued, on the GUI thread
-        chat_controller.client.loaded.connect(settings_page.on_model_loaded)
-        discover_controller.chat_requested.connect(chat_with)
-        optimize_controller.chat_requested.connect(chat_with)
+    library_controller.chat_requested.connect(chat_with)
+    # a bound slot of a GUI-thread object: delivered queued, on the GUI thread
+    chat_controller.client.loaded.connect(settings_page.on_model_loaded)
+    discover_controller.chat_requested.connect(chat_with)
+    optimize_controller.chat_requested.connect(chat_with)
+
+    def chat_unavailable(message: str) -> None:
+        """The database cannot be opened: the Chat page says why, and its workers stop."""
+        if parts.chat_controller is None:
+            return
+        parts.chat_controller = None
+        library_controller.models_changed.disconnect(chat_controller.set_models)
+        parts.controllers.remove(chat_controller)
+        chat_controller.shutdown()
+        notice = ComingPage("Chat is unavailable", message)
+        showing = chat_stack.currentWidget() is chat_page
+        chat_stack.insertWidget(0, notice)
+        chat_stack.removeWidget(chat_page)
+        if showing:
+            chat_stack.setCurrentWidget(notice)
+
+    chat_controller.store_failed.connect(chat_unavailable)
     library_controller.discover_requested.connect(lambda: window.show_page("Discover"))
     settings_page.theme_changed.connect(_reapply_theme)
+    settings_page.save_problem.connect(window.show_problem)
     window.on_shutdown(parts.shutdown)
     library_controller.refresh()
     return parts
@@ -200,10 +226,11 @@ def run_app(install_starter: bool = True) -> int:
     setup_logging()
     app = make_application()
     parts = build_window()
-    if install_starter and parts.library.starter_needed():
+    if install_starter:
+        # install_starter checks the library first (on the pool) and does nothing when not needed
         parts.tasks.run(
-            parts.library.install_starter,
-            lambda entry: parts.library_controller.refresh(select=entry.name if entry else None),
+            parts.library.install_starter,  # announced by the library like any other model
+            None,
             lambda exc: log.warning("starter model not installed: %s", exc),
             name="starter",
         )

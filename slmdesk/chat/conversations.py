@@ -8,16 +8,27 @@ Schema changes go through `MIGRATIONS` (one entry per version, applied in order,
 ``PRAGMA user_version``). A database written by a newer slmdesk (a higher version than this code
 knows) is refused with a clear message and left exactly as it is.
 
+Faults: every ``sqlite3`` error leaves the store as a `ConversationError` subclass with one
+sentence (`store_errors`: read-only, disk full, damaged, locked). Opening checks the file with
+``PRAGMA quick_check``; a damaged database (corrupt, not a database, or truncated to 0 bytes) is
+renamed aside with a timestamp, never deleted, and a new one is started; `ConversationStore.notice`
+says where the old one went, for the window to show once. Before any migration a consistent backup
+copy is kept beside the database (`store_files`).
+
 Threads: one store may be shared by the GUI thread and the inference worker (which saves the
 reply as it streams). It holds one connection guarded by a lock, so calls from any thread are
 serialised; each call is short (one small transaction). Separate stores (or processes) on the
 same file also work: WAL lets readers and a writer proceed together and ``busy_timeout`` makes
-writers wait for each other instead of failing.
+writers wait for each other instead of failing. Opening (and migrating) can wait on the disk or
+on another process's lock, so a window creates its store with ``connect=False`` and opens it off
+the GUI thread; the connection is made by the first call that needs it, on any thread.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -27,18 +38,42 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from slmdesk.chat.store_errors import (
+    ConversationError,
+    DatabaseDamagedError,
+    is_damage,
+    translate,
+    translate_os_error,
+)
+from slmdesk.chat.store_files import backup_copy, create_database, set_aside
 from slmdesk.common import paths
-from slmdesk.common.errors import SlmdeskError
 from slmdesk.common.fileio import atomic_write_bytes
+
+__all__ = [
+    "DEFAULT_TITLE",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "Conversation",
+    "ConversationError",
+    "ConversationStore",
+    "Message",
+    "make_title",
+]
+
+log = logging.getLogger("slmdesk.chat.conversations")
 
 DEFAULT_TITLE = "New chat"
 TITLE_LENGTH = 60
 ROLES = ("system", "user", "assistant")
-_BUSY_TIMEOUT_MS = 10_000
+DEFAULT_BUSY_TIMEOUT = 10.0
 
 
-class ConversationError(SlmdeskError):
-    """The conversation store cannot do what was asked."""
+class _Damaged(Exception):
+    """Raised while opening: the file is damaged, for the reason given (moved aside by the caller)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def _migration_1(db: sqlite3.Connection) -> None:
@@ -161,59 +196,206 @@ def _loads(text: str | None) -> Any:
         return None
 
 
+def _rollback(db: sqlite3.Connection) -> None:
+    """Undo the open transaction, if SQLite has not already (a failed COMMIT on a full disk
+    rolls back by itself); a second error here must not hide the first."""
+    if db.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("ROLLBACK")
+
+
 class ConversationStore:
     """The conversations database. Safe to share between threads (see the module docstring)."""
 
-    def __init__(self, path: Path | None = None) -> None:
-        """Open (creating or upgrading) the database.
+    def __init__(
+        self,
+        path: Path | None = None,
+        *,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        connect: bool = True,
+    ) -> None:
+        """Open (creating, repairing or upgrading) the database, now or on first use.
+
+        Args:
+            path: the database file (default: the user's, from `paths.database_path`).
+            busy_timeout: seconds to wait for another connection's write lock before giving up
+                with `DatabaseLockedError`, so a stuck second instance never hangs the app.
+            connect: open it now. False defers opening (and migrating) to `open` or to the first
+                call that needs the database, on whichever thread makes it: a window creates its
+                store this way and opens it on a worker thread, never on the GUI thread.
 
         Raises:
-            ConversationError: the file is from a newer slmdesk, not a database, or unreadable.
+            ConversationError: the file is from a newer slmdesk, is locked, read-only, on a full
+                disk, or damaged and cannot be moved aside.
         """
         self.path = Path(path) if path is not None else paths.database_path()
+        self.busy_timeout = float(busy_timeout)
+        self._notice: str | None = None
         self._lock = threading.RLock()
-        self._db: sqlite3.Connection | None = self._open()
+        self._db: sqlite3.Connection | None = None
+        self._closed = False
+        if connect:
+            self.open()
+
+    @property
+    def notice(self) -> str | None:
+        """What the user should be told about opening (a damaged database was set aside)."""
+        return self._notice
+
+    def take_notice(self) -> str | None:
+        """The `notice`, cleared, so it is shown only once."""
+        notice, self._notice = self._notice, None
+        return notice
 
     # -- opening and migrating ----------------------------------------------------------------
 
+    def open(self) -> None:
+        """Open (creating or upgrading) the database if it is not open yet. Any thread; idempotent.
+
+        Raises:
+            ConversationError: as for the constructor, or the store was closed.
+        """
+        with self._lock:
+            self._conn()
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the database has been opened (and not closed)."""
+        return self._db is not None
+
     def _open(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            db = sqlite3.connect(
-                self.path, timeout=_BUSY_TIMEOUT_MS / 1000, check_same_thread=False
-            )
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            empty = self.path.exists() and self.path.stat().st_size == 0
+        except OSError as exc:
+            raise translate_os_error(exc, self.path) from None
+        if empty:
+            # slmdesk never leaves a 0-byte file (new databases are built aside and linked in),
+            # so an empty file is a truncated database, not a new one.
+            return self._recover("the file was empty (0 bytes)")
+        self._create_if_missing()
+        try:
+            return self._connect()
+        except _Damaged as damage:
+            return self._recover(damage.reason)
+
+    def _create_if_missing(self) -> None:
+        if self.path.exists():
+            return
+        try:
+            create_database(self.path, self._initialise)
         except sqlite3.Error as exc:
-            raise ConversationError(
-                f"Cannot open the conversation database {self.path}: {exc}."
+            raise translate(exc, self.path, self.busy_timeout) from None
+        except OSError as exc:
+            raise translate_os_error(exc, self.path) from None
+
+    @staticmethod
+    def _initialise(db: sqlite3.Connection) -> None:
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = FULL")
+        ConversationStore._migrate(db, 0)
+
+    def _recover(self, reason: str) -> sqlite3.Connection:
+        """Move the damaged database aside, start a new one and say so in `notice`."""
+        try:
+            aside = set_aside(self.path)
+        except OSError as exc:
+            raise DatabaseDamagedError(
+                f"The conversation database {self.path} is damaged ({reason}) and could not be "
+                f"moved aside ({exc.strerror or exc}); move it away by hand and restart slmdesk."
             ) from None
+        log.warning("conversation database damaged (%s): moved to %s", reason, aside)
+        self._notice = (
+            f"The conversation database was damaged ({reason}), so it was moved to {aside} "
+            "and a new, empty one was started."
+        )
+        self._create_if_missing()
+        try:
+            return self._connect()
+        except _Damaged as damage:
+            raise DatabaseDamagedError(
+                f"A new conversation database at {self.path} is unusable ({damage.reason})."
+            ) from None
+
+    def _connect(self) -> sqlite3.Connection:
+        """Check, connect, configure and migrate; damage is raised as `_Damaged`."""
+        self._inspect()
+        try:
+            db = sqlite3.connect(self.path, timeout=self.busy_timeout, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise translate(exc, self.path, self.busy_timeout) from None
         try:
             db.isolation_level = None  # explicit transactions only (see _write)
-            # Check the version before anything that could write (switching to WAL does).
-            version = int(db.execute("PRAGMA user_version").fetchone()[0])
-            if version > SCHEMA_VERSION:
-                raise ConversationError(
-                    f"The conversation database {self.path} was written by a newer version of "
-                    f"slmdesk (schema {version}, this version knows up to {SCHEMA_VERSION}); "
-                    "update slmdesk to open it. The file was not changed."
-                )
-            db.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = FULL")
             db.execute("PRAGMA foreign_keys = ON")
-            self._migrate(db, version)
-        except ConversationError:
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            if version < len(MIGRATIONS):
+                if self._has_content(db, version):
+                    backup = backup_copy(db, self.path, version)
+                    log.info("backed up the conversation database to %s before migrating", backup)
+                self._migrate(db, version)
+        except sqlite3.Error as exc:
+            db.close()
+            if is_damage(exc):
+                raise _Damaged(str(exc)) from None
+            raise translate(exc, self.path, self.busy_timeout) from None
+        except OSError as exc:
+            db.close()
+            raise translate_os_error(exc, self.path) from None
+        except BaseException:
             db.close()
             raise
-        except sqlite3.DatabaseError as exc:
-            db.close()
-            raise ConversationError(
-                f"{self.path} is not a readable slmdesk conversation database ({exc})."
-            ) from None
         return db
+
+    def _inspect(self) -> None:
+        """Look at the file read-only before anything may write to it.
+
+        A database from a newer slmdesk is refused, a damaged one is reported as `_Damaged`.
+        Read-only, so both are left exactly as found: a read-write connection would switch the
+        journal mode, or checkpoint a write-ahead log into a damaged file when it closes.
+        """
+        uri = self.path.resolve().as_uri() + "?mode=ro"
+        try:
+            db = sqlite3.connect(uri, uri=True, timeout=self.busy_timeout)
+        except sqlite3.Error as exc:
+            raise translate(exc, self.path, self.busy_timeout) from None
+        try:
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            if version > len(MIGRATIONS):
+                raise ConversationError(
+                    f"The conversation database {self.path} was written by a newer version of "
+                    f"slmdesk (schema {version}, this version knows up to {len(MIGRATIONS)}); "
+                    "update slmdesk to open it. The file was not changed."
+                )
+            problem = self._integrity_problem(db)
+            if problem:
+                raise _Damaged(problem)
+        except sqlite3.Error as exc:
+            if is_damage(exc):
+                raise _Damaged(str(exc)) from None
+            raise translate(exc, self.path, self.busy_timeout) from None
+        finally:
+            db.close()
+
+    @staticmethod
+    def _integrity_problem(db: sqlite3.Connection) -> str | None:
+        """The first problem ``PRAGMA quick_check`` finds, or None (about 4 ms per MB of database)."""
+        rows = db.execute("PRAGMA quick_check(1)").fetchall()
+        result = str(rows[0][0]) if rows else "no answer from quick_check"
+        return None if result == "ok" else f"quick_check: {result}"
+
+    @staticmethod
+    def _has_content(db: sqlite3.Connection, version: int) -> bool:
+        """Whether a database about to be migrated holds anything worth a backup."""
+        if version > 0:
+            return True
+        return db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is not None
 
     @staticmethod
     def _migrate(db: sqlite3.Connection, version: int) -> None:
-        while version < SCHEMA_VERSION:
+        while version < len(MIGRATIONS):
             db.execute("BEGIN IMMEDIATE")
             try:
                 # Another process may have migrated while we waited for the write lock.
@@ -226,16 +408,18 @@ class ConversationStore:
                 db.execute(f"PRAGMA user_version = {version + 1}")
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                _rollback(db)
                 raise
             version += 1
 
     def close(self) -> None:
         """Close the database (idempotent). The store cannot be used afterwards."""
         with self._lock:
+            self._closed = True
             if self._db is not None:
-                self._db.close()
-                self._db = None
+                db, self._db = self._db, None
+                with contextlib.suppress(sqlite3.Error):
+                    db.close()
 
     def __enter__(self) -> ConversationStore:
         return self
@@ -252,29 +436,40 @@ class ConversationStore:
     # -- transactions -------------------------------------------------------------------------
 
     def _conn(self) -> sqlite3.Connection:
+        """The connection, opened on first use. Call with the lock held."""
         if self._db is None:
-            raise ConversationError("The conversation database is closed.")
+            if self._closed:
+                raise ConversationError("The conversation database is closed.")
+            self._db = self._open()
         return self._db
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
+        """The connection, under the lock; SQLite errors leave as `ConversationError`."""
         with self._lock:
-            yield self._conn()
+            db = self._conn()
+            try:
+                yield db
+            except sqlite3.Error as exc:
+                raise translate(exc, self.path, self.busy_timeout) from None
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One committed transaction, under the lock; rolled back if the body raises."""
+        """One committed transaction, under the lock; rolled back if the body raises.
+
+        SQLite errors (from BEGIN, the body or COMMIT) leave as `ConversationError`.
+        """
         with self._lock:
             db = self._conn()
             try:
                 db.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                raise ConversationError(f"The conversation database is busy: {exc}.") from None
-            try:
                 yield db
                 db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                _rollback(db)
+                raise translate(exc, self.path, self.busy_timeout) from None
             except BaseException:
-                db.execute("ROLLBACK")
+                _rollback(db)
                 raise
 
     # -- conversations ------------------------------------------------------------------------

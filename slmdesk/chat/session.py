@@ -253,7 +253,7 @@ class ChatSession:
                 self.store.finish_message(reply.id, text, {"finish_reason": "error"})
             else:
                 self.store.truncate_after(reply.id, inclusive=True)
-        except SlmdeskError:
+        except Exception:  # the failure is reported by the caller either way
             log.exception("could not save the failed reply")
 
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``slmdesk`` command (see `slmdesk.cli.main`)."""
-    from slmdesk.cli.main import main as run
+    """Entry point of the ``slmdesk`` command (see `slmdesk.cli.entry`)."""
+    from slmdesk.cli.entry import main as run
 
     return run(argv)

@@ -12,7 +12,14 @@ import sys
 import threading
 from typing import Any
 
-from slmdesk.cli.output import ProgressBar, print_json
+from slmdesk.cli.output import ProgressBar, one_line, print_json
+from slmdesk.cli.validate import (
+    check_model_ref,
+    context_length,
+    reply_tokens,
+    seed_value,
+    thread_count,
+)
 
 REPL_HELP = (
     "Type a message and press Enter. /reset starts over, /exit leaves (Ctrl+C stops a reply)."
@@ -25,11 +32,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", help="library name or path to a .gguf file")
     p.add_argument("--prompt", help="send this one message, print the streamed reply and exit")
     p.add_argument("--system", default="", help="system prompt")
-    p.add_argument("--max-tokens", type=int, default=None, help="longest reply in tokens")
+    p.add_argument("--max-tokens", type=reply_tokens, default=None, help="longest reply in tokens")
     p.add_argument("--temperature", type=float, default=None, help="0 = always the likeliest")
-    p.add_argument("--seed", type=int, default=None, help="fixed seed for repeatable replies")
-    p.add_argument("--ctx", type=int, default=None, help="context length in tokens")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: cores)")
+    p.add_argument(
+        "--seed", type=seed_value, default=None, help="fixed seed for repeatable replies"
+    )
+    p.add_argument("--ctx", type=context_length, default=None, help="context length in tokens")
+    p.add_argument(
+        "--threads", type=thread_count, default=None, help="CPU threads (default: cores)"
+    )
     p.add_argument(
         "--format",
         dest="chat_format",
@@ -63,7 +74,7 @@ def _chat(args: argparse.Namespace) -> int:
     if args.prompt is not None and not args.prompt.strip():
         raise EngineError("The message is empty: give --prompt some text.")
     sampling = _sampling(args)
-    path = Library().resolve(args.model)
+    path = Library().resolve(check_model_ref(args.model))
     engine = ChatEngine()
     bar = None if args.json else ProgressBar(f"loading {path.name}")
     loaded = engine.load(
@@ -188,7 +199,7 @@ def _repl(session: Any, sampling: Any) -> int:
         try:
             reply, leave = _run_reply(session, line, sampling, stream=True)
         except SlmdeskError as exc:  # the session forgot the unanswered message
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {one_line(str(exc))}", file=sys.stderr)
             continue
         sys.stdout.write("\n")
         _print_timings(reply)

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from slmdesk.cli.output import ProgressBar, human_size, print_json, print_table
+from slmdesk.cli.validate import check_hub_endpoint, check_repo_ref, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,7 +16,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p_search.add_argument(
         "--sort", choices=("downloads", "likes", "updated"), default="downloads", help="order"
     )
-    p_search.add_argument("--limit", type=int, default=20, help="number of results (default 20)")
+    p_search.add_argument(
+        "--limit",
+        type=positive_int("results", 1000),
+        default=20,
+        help="number of results (default 20)",
+    )
     p_search.add_argument("--json", action="store_true", help="print JSON")
     p_search.set_defaults(func=_search)
 
@@ -35,6 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _search(args: argparse.Namespace) -> int:
+    check_hub_endpoint()
     from slmdesk.hub.listing import search_models
 
     results = search_models(args.query, sort=args.sort, limit=args.limit)
@@ -62,9 +69,10 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _files(args: argparse.Namespace) -> int:
+    check_hub_endpoint()
     from slmdesk.hub.listing import list_repo_models
 
-    repo = list_repo_models(args.repo, with_card=args.card or args.json)
+    repo = list_repo_models(check_repo_ref(args.repo), with_card=args.card or args.json)
     if args.json:
         print_json(repo.as_dict())
         return 0
@@ -91,10 +99,11 @@ def _files(args: argparse.Namespace) -> int:
 
 
 def _pull(args: argparse.Namespace) -> int:
+    check_hub_endpoint()
     from slmdesk.hub.downloads import DownloadStatus, download_model
     from slmdesk.hub.listing import choose_model, list_repo_models
 
-    repo = list_repo_models(args.repo, with_card=False)
+    repo = list_repo_models(check_repo_ref(args.repo), with_card=False)
     model = choose_model(repo, filename=args.file, quant=args.quant)
     bar = ProgressBar(f"{model.name}")
     if not args.json:

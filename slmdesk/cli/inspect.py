@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 
 from slmdesk.cli.output import human_count, human_size, print_json
+from slmdesk.cli.validate import check_model_ref, context_length
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``inspect`` command."""
     p = sub.add_parser("inspect", help="show a model's GGUF facts and memory estimate")
     p.add_argument("model", help="library name or path to a .gguf file")
-    p.add_argument("--ctx", type=int, default=None, help="context length for the memory estimate")
+    p.add_argument(
+        "--ctx", type=context_length, default=None, help="context length for the memory estimate"
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_inspect)
 
@@ -21,7 +24,7 @@ def _inspect(args: argparse.Namespace) -> int:
     from slmdesk.models.hardware import estimate_memory
     from slmdesk.models.library import Library
 
-    path = Library().resolve(args.model)
+    path = Library().resolve(check_model_ref(args.model))
     info = read_gguf_info(path)
     estimate = estimate_memory(info, args.ctx)
     facts = info.summary()

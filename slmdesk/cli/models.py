@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import sys
 
-from slmdesk.cli.output import ProgressBar, human_count, human_size, print_json, print_table
+from slmdesk.cli.output import (
+    ProgressBar,
+    human_count,
+    human_size,
+    one_line,
+    print_json,
+    print_table,
+)
+from slmdesk.cli.validate import check_model_name, check_model_ref
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,8 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p_list.add_argument("--json", action="store_true", help="print JSON")
     p_list.set_defaults(func=_list)
 
-    p_imp = msub.add_parser("import", help="add an existing GGUF file to the library")
-    p_imp.add_argument("path", help="the .gguf file (any part of a split model)")
+    p_imp = msub.add_parser("import", help="add existing GGUF files to the library")
+    p_imp.add_argument(
+        "paths", nargs="+", metavar="PATH", help="a .gguf file (any part of a split model)"
+    )
     p_imp.add_argument(
         "--link", action="store_true", help="register the file where it is instead of copying it"
     )
@@ -81,24 +92,50 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
+    """Import each file; with one file, its entry (JSON), else ``{"models": [...]}``.
+
+    With several files, a file that cannot be imported is reported on its own ``error:`` line and
+    the others are still imported; the exit code is then 1.
+    """
+    from slmdesk.common.errors import LibraryError, SlmdeskError
     from slmdesk.models.library import Library
 
-    bar = ProgressBar("copying")
-    entry = Library().import_model(
-        args.path, copy=not args.link, name=args.name, progress=bar.update
-    )
+    if args.name and len(args.paths) > 1:
+        raise LibraryError("--name names one model: import one file at a time to use it.")
+    name = None if args.name is None else check_model_name(args.name)
+    library = Library()
+    imported = []
+    failed = 0
+    for path in args.paths:
+        bar = ProgressBar("copying")
+        try:
+            entry = library.import_model(
+                check_model_ref(path), copy=not args.link, name=name, progress=bar.update
+            )
+        except SlmdeskError as exc:
+            if len(args.paths) == 1:
+                raise
+            print(one_line(f"error: {path}: {exc}"), file=sys.stderr)
+            failed += 1
+            continue
+        imported.append(entry)
+        if not args.json:
+            how = "linked in place" if args.link else "copied"
+            print(f"Imported {entry.name!r} ({how}): {entry.path}")
     if args.json:
-        print_json(entry.as_dict())
-    else:
-        how = "linked in place" if args.link else "copied"
-        print(f"Imported {entry.name!r} ({how}): {entry.path}")
-    return 0
+        if len(args.paths) == 1:
+            print_json(imported[0].as_dict())
+        else:
+            print_json({"models": [e.as_dict() for e in imported]})
+    return 1 if failed else 0
 
 
 def _remove(args: argparse.Namespace) -> int:
     from slmdesk.models.library import Library
 
-    entry, deleted = Library().remove(args.name, delete_file=True if args.delete_file else None)
+    entry, deleted = Library().remove(
+        check_model_ref(args.name), delete_file=True if args.delete_file else None
+    )
     if args.json:
         print_json({"name": entry.name, "path": str(entry.path), "file_deleted": deleted})
     elif deleted:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from slmdesk.cli.output import ProgressBar, human_size, print_json
+from slmdesk.cli.validate import check_model_name, check_model_ref, positive_int, thread_count
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,12 +17,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quant", required=True, help="target type, such as Q4_K_M, Q8_0 or F16")
     group = p.add_mutually_exclusive_group()
     group.add_argument(
-        "--prune", type=int, metavar="N", help="remove N blocks, chosen by measurement"
+        "--prune",
+        type=positive_int("blocks", 10_000),
+        metavar="N",
+        help="remove N blocks, chosen by measurement",
     )
     group.add_argument("--prune-layers", metavar="LIST", help="remove these blocks, e.g. 3,7")
     p.add_argument("--calibration", type=Path, help="text used to choose blocks (default: shipped)")
     p.add_argument("--name", help="library name of the new model")
-    p.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
+    p.add_argument("--threads", type=thread_count, default=2, help="CPU threads (default 2)")
     p.add_argument("--no-eval", action="store_true", help="skip the quality report")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_optimize)
@@ -30,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("model", help="library name or path of the model to judge")
     e.add_argument("--reference", required=True, help="library name or path of the reference")
     e.add_argument("--text", type=Path, help="UTF-8 text to evaluate on (default: shipped text)")
-    e.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
+    e.add_argument("--threads", type=thread_count, default=2, help="CPU threads (default 2)")
     e.add_argument("--json", action="store_true", help="print JSON")
     e.set_defaults(func=_eval)
 
@@ -63,7 +67,8 @@ def _optimize(args: argparse.Namespace) -> int:
     from slmdesk.optimize.pipeline import OptimizeRequest, optimize
     from slmdesk.optimize.prune import parse_layer_list
 
-    source = Library().resolve(args.model)
+    name = None if args.name is None else check_model_name(args.name)
+    source = Library().resolve(check_model_ref(args.model))
     layers: list[Any] | None = None
     if args.prune_layers is not None:
         layers = list(parse_layer_list(args.prune_layers))
@@ -79,7 +84,7 @@ def _optimize(args: argparse.Namespace) -> int:
         prune_layers=layers,
         prune_count=args.prune,
         calibration=args.calibration,
-        name=args.name,
+        name=name,
         n_threads=args.threads,
         evaluate=not args.no_eval,
     )
@@ -128,8 +133,8 @@ def _eval(args: argparse.Namespace) -> int:
     from slmdesk.optimize.evaluate import evaluate
 
     library = Library()
-    model = library.resolve(args.model)
-    reference = library.resolve(args.reference)
+    model = library.resolve(check_model_ref(args.model))
+    reference = library.resolve(check_model_ref(args.reference))
     text = None
     if args.text is not None:
         try:

@@ -5,12 +5,44 @@ from __future__ import annotations
 import json
 import sys
 import time
+import unicodedata
 from collections.abc import Sequence
 from typing import Any, TextIO
 
 from slmdesk.common.format import human_count, human_size
 
-__all__ = ["ProgressBar", "human_count", "human_size", "print_json", "print_table"]
+__all__ = [
+    "MAX_ERROR_CHARS",
+    "ProgressBar",
+    "human_count",
+    "human_size",
+    "one_line",
+    "print_json",
+    "print_table",
+]
+
+# An error line stays readable in a terminal and a log: longer messages are shortened in the
+# middle (the start says what failed, the end often says what to do).
+MAX_ERROR_CHARS = 300
+
+
+def one_line(message: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """``message`` as one printable line of at most ``limit`` characters.
+
+    Messages can quote what the user typed (a name, a path, an environment value), so line
+    breaks, terminal escapes and other control characters are replaced by spaces and a very long
+    message is shortened in the middle with "...": one ``error:`` line can never become many or drive
+    the terminal.
+    """
+    printable = "".join(
+        " " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in message
+    )
+    text = " ".join(printable.split())
+    if len(text) <= limit:
+        return text
+    head = (limit - 3) * 2 // 3
+    tail = limit - 3 - head
+    return text[:head] + "..." + text[len(text) - tail :]
 
 
 def print_json(value: Any, stream: TextIO | None = None) -> None:

@@ -7,13 +7,62 @@ stay hermetic, and a portable install uses it to keep everything next to the app
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
 from platformdirs import PlatformDirs
 
+from slmdesk.common.errors import SlmdeskError
+
 APP_NAME = "slmdesk"
 HOME_ENV = "SLMDESK_HOME"
+
+
+class DataFolderError(SlmdeskError, OSError):
+    """A folder slmdesk keeps its data in cannot be created or is not a folder.
+
+    It is an `SlmdeskError` so the CLI and the window show its sentence, and also an `OSError`
+    so code that already guards a folder access with ``except OSError`` keeps working.
+    """
+
+    def __init__(self, message: str, error_number: int | None = None, filename: str = "") -> None:
+        if error_number is None:
+            OSError.__init__(self, message)
+        else:
+            OSError.__init__(self, error_number, message, filename)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _ensure_folder(path: Path) -> Path:
+    """Create ``path`` (and its parents) if needed; a failure becomes one clear sentence."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataFolderError(_folder_problem(path, exc), exc.errno, str(path)) from None
+    return path
+
+
+def _folder_problem(path: Path, exc: OSError) -> str:
+    root = home_override()
+    hint = (
+        f"set {HOME_ENV} to a folder you can write to"
+        if root is None
+        else f"{HOME_ENV} is {root}; point it at a folder you can write to"
+    )
+    if exc.errno in (errno.EEXIST, errno.ENOTDIR):
+        return f"Cannot use {path} as a data folder: it (or a folder above it) is a file ({hint})."
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"Cannot create the data folder {path}: permission denied ({hint})."
+    if exc.errno == errno.EROFS:
+        return f"Cannot create the data folder {path}: the disk is read-only ({hint})."
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"Cannot create the data folder {path}: the disk is full."
+    reason = (exc.strerror or type(exc).__name__).lower()
+    return f"Cannot create the data folder {path}: {reason} ({hint})."
 
 
 def _dirs() -> PlatformDirs:
@@ -28,24 +77,18 @@ def home_override() -> Path | None:
 
 def _pick(sub: str, platform_path: str) -> Path:
     root = home_override()
-    path = root / sub if root else Path(platform_path)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return _ensure_folder(root / sub if root else Path(platform_path))
 
 
 def data_dir() -> Path:
     """Root of the user's data (models, database)."""
     root = home_override()
-    path = root if root else Path(_dirs().user_data_dir)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return _ensure_folder(root if root else Path(_dirs().user_data_dir))
 
 
 def models_dir() -> Path:
     """Where downloaded, imported-by-copy and optimized models live."""
-    path = data_dir() / "models"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return _ensure_folder(data_dir() / "models")
 
 
 def config_dir() -> Path:

@@ -34,12 +34,18 @@ def save_token(token: str) -> None:
     """Store ``token`` for later sessions, readable by the owner only (0600).
 
     Raises:
-        SlmdeskError: the token is empty or contains whitespace.
+        SlmdeskError: the token is empty or contains whitespace, or the file cannot be written
+            (a read-only settings folder, a full disk): one sentence, never a raw OSError.
     """
     token = token.strip()
     if not token or any(ch.isspace() for ch in token):
         raise SlmdeskError("A Hugging Face token is one word without spaces (hf_...).")
-    atomic_write_bytes(paths.token_path(), token.encode("utf-8"), mode=0o600)
+    target = paths.token_path()  # raises paths.DataFolderError (an SlmdeskError) itself
+    try:
+        atomic_write_bytes(target, token.encode("utf-8"), mode=0o600)
+    except OSError as exc:
+        reason = (exc.strerror or type(exc).__name__).lower()
+        raise SlmdeskError(f"Cannot save the token to {target}: {reason}.") from None
 
 
 def clear_token() -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import ctypes
+import functools
 import logging
 import os
 import secrets
@@ -39,6 +40,7 @@ from slmdesk.models.hardware import (
     machine_info,
     max_context_that_fits,
 )
+from slmdesk.models.template_sandbox import BoundedTemplate, Budget, Limits, TemplateLimitError
 
 log = logging.getLogger(__name__)
 
@@ -774,9 +776,12 @@ def _load_hooks(callback: Any) -> Any:
 
     - ``Llama`` offers no progress argument but builds its model parameters from
       ``llama_model_default_params``: the defaults are wrapped to carry ``callback``.
-    - ``Llama`` compiles the file's chat template for its own chat API, which slmdesk does not
-      use (`ChatFormat` renders prompts); a template with a syntax error would make the whole
-      load fail, so a failing compile is tolerated there.
+    - ``Llama`` builds a ``Jinja2ChatFormatter`` for the file's chat template, which compiles
+      it at once. slmdesk renders prompts itself (`ChatFormat`), and compiling a hostile
+      template can hang or exhaust memory (Jinja evaluates constant expressions while
+      compiling). The class is swapped for a subclass that compiles nothing until
+      llama-cpp-python's own chat API first uses it, and then in slmdesk's bounded sandbox.
+      It has to stay a subclass: llama-cpp-python refers to the class by its module name.
 
     Both patches are undone on exit and taken under a lock, so two loads cannot mix them.
     """
@@ -793,15 +798,8 @@ def _load_hooks(callback: Any) -> Any:
             params.progress_callback = callback
             return params
 
-        def tolerant_formatter(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return original_formatter(*args, **kwargs)
-            except Exception:
-                log.info("the model's chat template does not compile; slmdesk falls back")
-                return _UnusedFormatter()
-
         setattr(target, "llama_model_default_params", params_with_progress)  # noqa: B010
-        setattr(formats, "Jinja2ChatFormatter", tolerant_formatter)  # noqa: B010
+        setattr(formats, "Jinja2ChatFormatter", _deferred_formatter(original_formatter))  # noqa: B010
         try:
             yield
         finally:
@@ -809,14 +807,55 @@ def _load_hooks(callback: Any) -> Any:
             setattr(formats, "Jinja2ChatFormatter", original_formatter)  # noqa: B010
 
 
-class _UnusedFormatter:
-    """Stands in for llama-cpp-python's chat formatter when the template does not compile."""
+@functools.cache
+def _deferred_formatter(base: type) -> type:
+    """A subclass of llama-cpp-python's ``Jinja2ChatFormatter`` that compiles on first use."""
 
-    def to_chat_handler(self) -> Callable[..., Any]:
-        def handler(*args: Any, **kwargs: Any) -> Any:
-            raise EngineError("The model's chat template is broken.")
+    class DeferredJinja2ChatFormatter(base):  # type: ignore[misc, valid-type]
+        """Keeps the template text; `_environment` compiles it when a chat call needs it."""
 
-        return handler
+        def __init__(
+            self,
+            template: str,
+            eos_token: str,
+            bos_token: str,
+            add_generation_prompt: bool = True,
+            stop_token_ids: list[int] | None = None,
+        ) -> None:
+            # The base class would compile here; it is deliberately not called.
+            self.template = template
+            self.eos_token = eos_token
+            self.bos_token = bos_token
+            self.add_generation_prompt = add_generation_prompt
+            self.stop_token_ids = set(stop_token_ids) if stop_token_ids is not None else None
+            self._bounded: _BoundedChatTemplate | None = None
+
+        @property
+        def _environment(self) -> _BoundedChatTemplate:
+            # The base class's __call__ renders through ``self._environment.render(**kw)``.
+            if self._bounded is None:
+                self._bounded = _BoundedChatTemplate(self.template)
+            return self._bounded
+
+    return DeferredJinja2ChatFormatter
+
+
+class _BoundedChatTemplate:
+    """The model's template for llama-cpp-python's chat API, compiled and run under limits."""
+
+    def __init__(self, template: str) -> None:
+        try:
+            self._template = BoundedTemplate(template)
+        except TemplateLimitError as exc:
+            raise EngineError(f"The model's chat template was refused: {exc}.") from None
+        except Exception as exc:
+            raise EngineError(f"The model's chat template is broken: {exc}") from None
+
+    def render(self, **context: Any) -> str:
+        try:
+            return self._template.render(context, Budget(Limits()))
+        except TemplateLimitError as exc:
+            raise EngineError(f"The model's chat template was refused: {exc}.") from None
 
 
 _HOOK_LOCK = threading.Lock()

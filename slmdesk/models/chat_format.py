@@ -3,11 +3,13 @@
 A GGUF file usually carries its own Jinja chat template (``tokenizer.chat_template``). Templates
 are written for Hugging Face's renderer and are messy in practice: some refuse a system message,
 some insist on strict user/assistant alternation, some expect extra variables (``tools``, a date,
-a thinking switch). `ChatFormat` renders them in a sandboxed, immutable Jinja environment (a
-template cannot reach Python internals or the file system) with the same helpers Hugging Face
+a thinking switch). They are also hostile input. `ChatFormat` renders them in a bounded sandbox
+(`template_sandbox`: no Python internals or files, and limits on time and memory, so a template
+that loops for ever or builds gigabyte strings is refused) with the same helpers Hugging Face
 provides, repairs the conversation when a template refuses it (fold the system prompt into the
-first user turn, merge consecutive turns of one role) and, when the template is missing or
-broken, falls back to the family's known format chosen by architecture, else a plain transcript.
+first user turn, merge consecutive turns of one role) and, when the template is missing, broken
+or refused, falls back to the family's known format chosen by architecture, else a plain
+transcript.
 
 `ChatFormat.source` and `ChatFormat.description` tell the UI which of these is in use, and
 `ChatFormat.stop_strings` lists the end-of-turn markers that end a reply.
@@ -16,19 +18,19 @@ broken, falls back to the family's known format chosen by architecture, else a p
 from __future__ import annotations
 
 import datetime as _dt
+import gc
 import json
 import logging
 import re
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import jinja2
-from jinja2 import nodes
-from jinja2.ext import Extension, loopcontrols
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from slmdesk.models.gguf_info import GGUFInfo
+from slmdesk.models.template_sandbox import BoundedTemplate, Budget, Limits, TemplateLimitError
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,8 @@ KNOWN_END_MARKERS = (
     "<|END_OF_TURN_TOKEN|>",
     "<|return|>",
 )
+# Wall-clock time one `ChatFormat.render` may spend in the model's template (all its attempts).
+RENDER_SECONDS = 1.0
 _PROBE_USER = "slmdesk-probe-question"
 _PROBE_REPLY = "slmdesk-probe-reply"
 
@@ -56,52 +60,29 @@ class ChatTemplateError(Exception):
     """Raised inside a template by ``raise_exception`` (or when its output is unusable)."""
 
 
-# -- the sandbox ----------------------------------------------------------------------------------
-
-
-class _GenerationTag(Extension):
-    """``{% generation %}...{% endgeneration %}``: marks assistant text for training; a no-op here."""
-
-    tags = {"generation"}  # noqa: RUF012 - jinja2 reads this class attribute
-
-    def parse(self, parser: Any) -> nodes.Node:
-        lineno = next(parser.stream).lineno
-        body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
-        return nodes.Scope(body).set_lineno(lineno)
+# -- template helpers ----------------------------------------------------------------------------
 
 
 def _raise_exception(message: str) -> None:
     raise ChatTemplateError(str(message))
 
 
-def _strftime_now(fmt: str) -> str:
-    return _dt.datetime.now().strftime(str(fmt))
+def _input_bytes(messages: Sequence[Message], extra: Mapping[str, Any]) -> int:
+    """Rough size of what a render is given: the limits grow with long conversations."""
+    size = sum(len(_text(m)) * 4 for m in messages)
+    try:
+        size += len(json.dumps(dict(extra), default=str))
+    except (TypeError, ValueError):
+        pass
+    return size
 
 
-def _tojson(
-    value: Any, indent: int | None = None, separators: Any = None, sort_keys: bool = False
-) -> str:
-    # Hugging Face's variant: no HTML escaping, non-ASCII kept as it is.
-    return json.dumps(
-        value, indent=indent, separators=separators, sort_keys=sort_keys, ensure_ascii=False
+def _render_limits(messages: Sequence[Message], extra: Mapping[str, Any]) -> Limits:
+    """A render may create 32 MB plus 8 bytes per byte of input, up to 64 MB, in 1 s."""
+    return Limits(
+        seconds=RENDER_SECONDS,
+        max_bytes=min(64 << 20, (32 << 20) + 8 * _input_bytes(messages, extra)),
     )
-
-
-def _environment() -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(
-        trim_blocks=True,
-        lstrip_blocks=True,
-        extensions=[loopcontrols, _GenerationTag],
-        autoescape=False,
-        loader=None,
-    )
-    env.filters["tojson"] = _tojson
-    env.globals["raise_exception"] = _raise_exception
-    env.globals["strftime_now"] = _strftime_now
-    return env
-
-
-_ENV = _environment()
 
 
 # -- fallback formats -----------------------------------------------------------------------------
@@ -346,7 +327,7 @@ class ChatFormat:
             if fallback not in FAMILIES:
                 raise ValueError(f"unknown chat format {fallback!r}; choose from {list(FAMILIES)}")
             self._fallback_family = FAMILIES[fallback]
-        self._compiled: jinja2.Template | None = None
+        self._compiled: BoundedTemplate | None = None
         self._fold_system = False
         self._template_stops: tuple[str, ...] = ()
         self.source: Source
@@ -362,7 +343,10 @@ class ChatFormat:
             )
             return
         try:
-            self._compiled = _ENV.from_string(template)
+            self._compiled = BoundedTemplate(template)
+        except TemplateLimitError as exc:
+            self._refuse(str(exc))
+            return
         except jinja2.TemplateSyntaxError as exc:
             self._use_fallback(f"the model's chat template is broken ({exc.message})")
             return
@@ -372,7 +356,13 @@ class ChatFormat:
         self.source = "template"
         self.family = "template"
         self.description = "the model's own chat template"
-        self._template_stops = self._detect_template_stops()
+        refused = None
+        try:
+            self._template_stops = self._detect_template_stops()
+        except TemplateLimitError as exc:  # hostile: refused before any conversation
+            refused = str(exc)
+        if refused is not None:  # out of the handler, so the failed render can be freed
+            self._refuse(refused)
 
     @classmethod
     def from_info(
@@ -465,15 +455,21 @@ class ChatFormat:
             "tools": None,
             "documents": None,
             "date_string": _dt.date.today().strftime("%d %b %Y"),
+            "raise_exception": _raise_exception,
         }
         context.update(extra)
         return context
 
     def _try(
-        self, messages: list[dict[str, str]], add_generation_prompt: bool, extra: dict[str, Any]
+        self,
+        messages: list[dict[str, str]],
+        add_generation_prompt: bool,
+        extra: dict[str, Any],
+        budget: Budget,
     ) -> str:
         assert self._compiled is not None
-        text = self._compiled.render(self._context(messages, add_generation_prompt, extra))
+        context = self._context(messages, add_generation_prompt, extra)
+        text = self._compiled.render(context, budget)
         for message in messages:
             # A template that silently drops what the user wrote is as broken as one that raises.
             wanted = message["content"].strip()
@@ -493,12 +489,18 @@ class ChatFormat:
         if self._fold_system:  # learnt from an earlier render: go straight to what works
             attempts = attempts[1:]
         errors: list[str] = []
+        refused = None
+        limits = _render_limits(messages, extra)
+        deadline = time.monotonic() + limits.seconds  # shared by the attempts
         for fold, note in attempts:
             prepared = normalize_messages(messages, fold_system=fold)
             if not prepared:
                 prepared = [{"role": "user", "content": ""}]
             try:
-                text = self._try(prepared, add_generation_prompt, extra)
+                text = self._try(prepared, add_generation_prompt, extra, Budget(limits, deadline))
+            except TemplateLimitError as exc:
+                refused = str(exc)
+                break
             except ChatTemplateError as exc:
                 errors.append(str(exc))
                 continue
@@ -510,6 +512,9 @@ class ChatFormat:
                 self._fold_system = True
             self.note = note if (fold and has_system) else None
             return text
+        if refused is not None:  # out of the handler, so the failed render can be freed
+            self._refuse(refused)
+            return None
         reason = errors[-1] if errors else "unknown error"
         log.warning("chat template failed, using the fallback format: %s", "; ".join(errors))
         self._use_fallback(f"the model's chat template failed: {reason}")
@@ -522,7 +527,9 @@ class ChatFormat:
             {"role": "assistant", "content": _PROBE_REPLY},
         ]
         try:
-            text = self._try(probe, False, {})
+            text = self._try(probe, False, {}, Budget(_render_limits(probe, {})))
+        except TemplateLimitError:
+            raise
         except Exception:
             text = ""
         if _PROBE_REPLY in text:
@@ -539,6 +546,14 @@ class ChatFormat:
         return tuple(stops)
 
     # -- fallback rendering -------------------------------------------------------------------
+
+    def _refuse(self, reason: str) -> None:
+        """Give up on a template that hit its time or memory limit: it is never run again."""
+        log.warning("chat template refused, using the fallback format: %s", reason)
+        self._use_fallback(f"the model's chat template was refused: {reason}")
+        # Jinja's rewritten tracebacks keep the failed render's frames (and the megabytes they
+        # built) in reference cycles; free them now rather than at some later collection.
+        gc.collect()
 
     def _use_fallback(self, reason: str) -> None:
         family = self._fallback_family

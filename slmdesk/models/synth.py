@@ -152,6 +152,7 @@ class TinyModelSpec:
     n_head_kv: int = 2
     context_length: int = 2048
     with_chat_template: bool = True
+    chat_template: str | None = None  # None: the ChatML template
     seed: int = 1234
     name: str = "Tiny Llama Test"
 
@@ -218,7 +219,7 @@ def write_tiny_llama(path: Path, spec: TinyModelSpec | None = None) -> Path:
     writer.add_add_bos_token(True)
     writer.add_add_eos_token(False)
     if spec.with_chat_template:
-        writer.add_chat_template(CHATML_TEMPLATE)
+        writer.add_chat_template(spec.chat_template or CHATML_TEMPLATE)
         writer.add_eot_token_id(4)
 
     def weight(rows: int, cols: int) -> np.ndarray:

@@ -1,11 +1,15 @@
 """The main window: navigation on the left (Chat | Library | Discover | Optimize | Settings),
-one page at a time on the right, window geometry remembered between runs."""
+one page at a time on the right, window geometry remembered between runs.
+
+The geometry and the page on show are kept in the settings store (in memory, saved on its writer
+thread), so closing the window does not write a file on the GUI thread.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QByteArray, QSettings, QSize, Signal
+from PySide6.QtCore import QByteArray, QSize, Signal, Slot
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -16,15 +20,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from slmdesk.common import paths
+from slmdesk.common import settings
+from slmdesk.common.settings import SettingsStore
 from slmdesk.ui.theme import icon
 
 PAGES = ("Chat", "Library", "Discover", "Optimize", "Settings")
-
-
-def ui_state() -> QSettings:
-    """Window geometry and splitter positions, stored in the config folder."""
-    return QSettings(str(paths.config_dir() / "window.ini"), QSettings.Format.IniFormat)
+GEOMETRY_KEY = "window_geometry"  # base64 of QWidget.saveGeometry()
+PAGE_KEY = "window_page"
 
 
 class MainWindow(QMainWindow):
@@ -32,8 +34,10 @@ class MainWindow(QMainWindow):
 
     closing = Signal()
 
-    def __init__(self, pages: dict[str, QWidget]) -> None:
+    def __init__(self, pages: dict[str, QWidget], state: SettingsStore | None = None) -> None:
+        """Lay out ``pages``; ``state`` keeps the geometry (default: the user's settings)."""
         super().__init__()
+        self.state = state if state is not None else settings.store()
         self.setWindowTitle("slmdesk")
         self.setWindowIcon(icon("app"))
         self.setMinimumSize(QSize(900, 600))
@@ -73,21 +77,28 @@ class MainWindow(QMainWindow):
         """Run ``hook`` when the window closes (stop workers, save state)."""
         self._shutdown_hooks.append(hook)
 
+    @Slot(str)
+    def show_problem(self, message: str) -> None:
+        """Show a lasting problem (a failed settings save) in the status bar; "" clears it."""
+        if message:
+            self.statusBar().showMessage(message)
+        elif self.statusBar().currentMessage():
+            self.statusBar().clearMessage()
+
     def _restore_geometry(self) -> None:
-        state = ui_state()
-        geometry = state.value("main/geometry")
-        if isinstance(geometry, QByteArray) and self.restoreGeometry(geometry):
-            page = state.value("main/page", "Chat")
+        encoded = self.state.get(GEOMETRY_KEY)
+        geometry = QByteArray.fromBase64(str(encoded or "").encode("utf-8"))
+        if not geometry.isEmpty() and self.restoreGeometry(geometry):
+            page = self.state.get(PAGE_KEY)
             self.show_page(page if page in PAGES else "Chat")
         else:
             self.resize(1200, 780)
             self.show_page("Chat")
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        state = ui_state()
-        state.setValue("main/geometry", self.saveGeometry())
-        state.setValue("main/page", self.current_page())
-        state.sync()
+        geometry = bytes(self.saveGeometry().toBase64().data()).decode("ascii")
+        self.state.update(**{GEOMETRY_KEY: geometry, PAGE_KEY: self.current_page()})
+        self.hide()  # gone at once, while the shutdown hooks wait for the workers
         self.closing.emit()
         for hook in self._shutdown_hooks:
             hook()

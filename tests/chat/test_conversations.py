@@ -56,23 +56,31 @@ def test_a_database_from_a_future_version_is_refused_and_left_untouched(tmp_path
     assert not (tmp_path / "future.sqlite3-wal").exists()
 
 
-def test_a_file_that_is_not_a_database_gives_a_clear_error(tmp_path: Path) -> None:
+def test_a_file_that_is_not_a_database_is_moved_aside_not_lost(tmp_path: Path) -> None:
     path = tmp_path / "junk.sqlite3"
     path.write_bytes(b"this is not sqlite at all, just some text " * 100)
     before = path.read_bytes()
-    with pytest.raises(ConversationError, match="not a readable slmdesk conversation database"):
-        ConversationStore(path)
-    assert path.read_bytes() == before
+    with ConversationStore(path) as store:
+        notice = store.take_notice()
+        assert store.list_conversations() == []
+        assert store.take_notice() is None  # shown once
+    (aside,) = tmp_path.glob("junk-damaged-*.sqlite3")
+    assert aside.read_bytes() == before
+    assert notice is not None and str(aside) in notice and "file is not a database" in notice
 
 
-def test_an_old_empty_database_is_migrated_and_reopening_keeps_data(tmp_path: Path) -> None:
+def test_an_old_database_is_migrated_and_reopening_keeps_data(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite3"
-    sqlite3.connect(path).close()  # version 0: an empty file from "before"
+    raw = sqlite3.connect(path)
+    raw.execute("PRAGMA application_id = 7")  # version 0, no tables: a file from "before"
+    raw.close()
     with ConversationStore(path) as s:
         cid = s.create(title="Kept").id
+        assert s.notice is None
     with ConversationStore(path) as s:
         assert s.schema_version == SCHEMA_VERSION
         assert s.get(cid).title == "Kept"
+    assert list(tmp_path.glob("old-*")) == []  # nothing to back up, nothing damaged
 
 
 def test_conversation_lifecycle(store: ConversationStore) -> None:

@@ -16,8 +16,13 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "ui"))
 
+from gui_guard import gui_guard, pytest_runtest_call
 from hubserver import TINY_REPO, HubFile, LocalHub
+
+# The Discover page tests are GUI tests: the GUI-thread guard applies to them too.
+__all__ = ["gui_guard", "pytest_runtest_call"]
 
 
 def populate(hub: LocalHub, tiny: Path, workdir: Path) -> None:

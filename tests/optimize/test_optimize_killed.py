@@ -85,7 +85,7 @@ def test_killed_during_evaluation_lists_no_half_made_model(
     listed = subprocess.run(
         [*cmd, "models", "list", "--json"], check=True, capture_output=True, text=True
     )
-    names = {m["name"] for m in json.loads(listed.stdout)}
+    names = {m["name"] for m in json.loads(listed.stdout)["models"]}
     assert "half" not in names
     assert not (models / "half.gguf").exists()
     assert set(remove_stale(models)) >= set(staged)  # type: ignore[arg-type]

@@ -1,7 +1,8 @@
 """The frozen app and its .deb, built for real with PyInstaller and dpkg-deb (slow: minutes).
 
-The bundle is built once per session from the development environment's llama.cpp (the
-portable wheel is a separate, much longer build: ``packaging/build.py --portable-llama``), then:
+The bundle is built once per session from the development environment's llama.cpp
+(``--native-llama``: the portable wheel that ``packaging/build.py`` builds by default, the one to
+ship, is a much longer compile), then:
 the frozen executable prints its version, passes ``doctor`` against a model, runs the optimizer
 child (the frozen executable started with its hidden worker argument), and the .deb installs
 into a temporary root with ``dpkg -x`` and runs from there.
@@ -52,6 +53,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
         [
             sys.executable,
             str(ROOT / "packaging" / "build.py"),
+            "--native-llama",
             "--dist",
             str(out / "dist"),
             "--work",

@@ -1,4 +1,5 @@
-"""GUI test helpers: answer modal dialogs the way a user would click."""
+"""GUI test helpers: answer modal dialogs the way a user would click, and fail any test that
+blocks the GUI thread while the window is shown (`gui_guard`, see ``gui_guard.py``)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
+from gui_guard import gui_guard, pytest_runtest_call, register_marker
 
 from slmdesk.ui import dialogs
+
+__all__ = ["DialogScript", "dialog_script", "gui_guard", "pytest_runtest_call"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    register_marker(config)
 
 
 @dataclass

@@ -81,10 +81,11 @@ def test_drag_and_drop_links_in_place(
 
 
 def test_bad_file_shows_an_error_and_changes_nothing(
-    qtbot, app_parts: AppParts, tmp_path: Path, dialog_script
+    qtbot, app_parts: AppParts, tmp_path: Path, dialog_script, gui_guard
 ) -> None:
     bad = tmp_path / "fake.gguf"
-    bad.write_text("not a model")
+    with gui_guard.allowed():
+        bad.write_text("not a model")
     dialog_script.answers.update(import_mode="copy")
     app_parts.library_controller.import_paths([bad])
     _settle(qtbot, app_parts)
@@ -107,9 +108,10 @@ def test_duplicate_import_is_refused(
 
 
 def test_remove_with_confirmation(
-    qtbot, app_parts: AppParts, tiny_model: Path, dialog_script
+    qtbot, app_parts: AppParts, tiny_model: Path, dialog_script, gui_guard
 ) -> None:
-    entry = Library().import_model(tiny_model)
+    with gui_guard.allowed():
+        entry = Library().import_model(tiny_model)
     app_parts.library_controller.refresh()
     _settle(qtbot, app_parts)
     view = app_parts.library_controller.view
@@ -127,14 +129,15 @@ def test_remove_with_confirmation(
 
 
 def test_sorting_by_size_uses_bytes(
-    qtbot, app_parts: AppParts, tiny_model: Path, tiny_model_no_template: Path
+    qtbot, app_parts: AppParts, tiny_model: Path, tiny_model_no_template: Path, gui_guard
 ) -> None:
-    library = Library()
-    library.import_model(tiny_model)
-    small = library.models_dir / "small.gguf"
     from slmdesk.models.synth import TinyModelSpec, write_tiny_llama
 
-    write_tiny_llama(small, TinyModelSpec(n_layers=1))
+    library = Library()
+    small = library.models_dir / "small.gguf"
+    with gui_guard.allowed():
+        library.import_model(tiny_model)
+        write_tiny_llama(small, TinyModelSpec(n_layers=1))
     app_parts.library_controller.refresh()
     _settle(qtbot, app_parts)
     view = app_parts.library_controller.view
@@ -142,3 +145,37 @@ def test_sorting_by_size_uses_bytes(
     first = view.proxy.index(0, 0).data()
     assert first == "small"
     assert shutil.disk_usage(library.models_dir).total > 0
+
+
+def test_a_damaged_file_shows_its_reason_and_can_be_removed(
+    qtbot, app_parts: AppParts, tiny_model: Path, dialog_script, gui_guard
+) -> None:
+    import gguf
+    import numpy as np
+
+    library = Library()
+    bad = library.models_dir / "bad.gguf"
+    with gui_guard.allowed():  # the test's own files
+        library.import_model(tiny_model)
+        writer = gguf.GGUFWriter(str(bad), "llama")  # valid GGUF, but a block count as text
+        writer.add_string("llama.block_count", "twelve")
+        writer.add_tensor("token_embd.weight", np.zeros((8, 16), dtype=np.float32))
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+    app_parts.library_controller.refresh()
+    _settle(qtbot, app_parts)
+    qtbot.waitUntil(lambda: len(_names(app_parts)) == 2, timeout=5000)
+    view = app_parts.library_controller.view
+    row = view.table_model.row_of("bad")
+    assert view.table_model.index(row, 0).data() == "bad  (damaged)"
+    view.select_name("bad")
+    _settle(qtbot, app_parts)
+    assert "damaged metadata" in view.details.memory.text()
+    assert not view.details.chat_button.isEnabled()
+    assert view.details.remove_button.isEnabled()
+    dialog_script.answers["confirm"] = True
+    qtbot.mouseClick(view.details.remove_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: _names(app_parts) == ["tiny-llama-F16"], timeout=5000)
+    assert not bad.exists()

@@ -127,10 +127,13 @@ def test_quantize_q8_0_adds_the_model_with_a_report(qtbot, page) -> None:
     assert parts.window.current_page() == "Chat"
 
 
-def test_measure_importance_then_prune_one_block_automatically(qtbot, page, tmp_path: Path) -> None:
+def test_measure_importance_then_prune_one_block_automatically(
+    qtbot, page, tmp_path: Path, gui_guard
+) -> None:
     _parts, controller = page
     calibration = tmp_path / "calibration.txt"
-    calibration.write_text(CALIBRATION, encoding="utf-8")
+    with gui_guard.allowed():
+        calibration.write_text(CALIBRATION, encoding="utf-8")
     controller.set_calibration(calibration)
     _to_type_step(qtbot, controller)
     assert controller.select_type("Q8_0")
@@ -194,7 +197,7 @@ def test_cancel_mid_run_leaves_no_partial_file(qtbot, page) -> None:
     assert controller.step == STEP_PRUNE
 
 
-def test_errors_are_shown_in_the_page(qtbot, page) -> None:
+def test_errors_are_shown_in_the_page(qtbot, page, gui_guard) -> None:
     _parts, controller = page
     _to_run_step(qtbot, controller, "Q8_0", MODE_NONE)
     run = controller.view.run_step
@@ -206,7 +209,8 @@ def test_errors_are_shown_in_the_page(qtbot, page) -> None:
     assert run.start_button.isEnabled()
     # an output file that exists (not in the library) is refused by the core: shown in the page
     existing = Library().models_dir / "tiny-llama-Q8_0.gguf"
-    existing.write_bytes(b"keep me")
+    with gui_guard.allowed():
+        existing.write_bytes(b"keep me")
     _click(qtbot, run.start_button)
     _wait_idle(qtbot, controller)
     assert controller.view.error.isVisible()
@@ -217,10 +221,13 @@ def test_errors_are_shown_in_the_page(qtbot, page) -> None:
     assert controller.step == STEP_RUN
 
 
-def test_side_by_side_chat_streams_both_and_shuts_down(qtbot, page, tmp_path: Path) -> None:
+def test_side_by_side_chat_streams_both_and_shuts_down(
+    qtbot, page, tmp_path: Path, gui_guard
+) -> None:
     _parts, controller = page
     source = Library().get("tiny-llama-F16").path
-    optimized = core_optimize.quantize(source, tmp_path / "tiny-q8.gguf", "Q8_0")
+    with gui_guard.allowed():  # the test prepares the optimized model itself
+        optimized = core_optimize.quantize(source, tmp_path / "tiny-q8.gguf", "Q8_0")
     ab = controller.ab
     ab.open(source, optimized, ("tiny-llama-F16", "tiny-q8"))
     controller.view.show_step(STEP_AB)

@@ -1,8 +1,10 @@
 """Wires the Chat page: conversations (task pool), the model and replies (inference thread).
 
-Where things run: conversation listing, creation, renaming, deleting and settings writes go to the
-task pool; loading (a job), generating and the chat's own message writes (a `ChatSession`) happen
-on the inference thread (`ui.runtime.inference`). Every handler here runs on the GUI thread and only updates widgets.
+Where things run: opening the database, conversation listing, creation, renaming, deleting and
+settings writes go to the task pool (the list appears once the database is open); loading (a
+job), generating and the chat's own message writes (a `ChatSession`) happen on the inference
+thread (`ui.runtime.inference`). Every handler here runs on the GUI thread and only updates
+widgets.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, QTimer, Slot
+from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import QListWidgetItem, QMenu
 
@@ -43,6 +45,8 @@ ID_ROLE = Qt.ItemDataRole.UserRole
 class ChatController(QObject):
     """The Chat page's behaviour."""
 
+    store_failed = Signal(str)  # the conversation database cannot be opened: why
+
     def __init__(
         self,
         view: ChatView,
@@ -70,6 +74,7 @@ class ChatController(QObject):
         self._entries: list[ModelEntry] = []
         self._deleted_id: int | None = None
         self._hidden: list[Message] = []
+        self._unsent: str | None = None  # typed text not yet saved: put back if sending fails
         self._filling_settings = False
         self._save_timer = QTimer(view)
         self._save_timer.setSingleShot(True)
@@ -84,8 +89,20 @@ class ChatController(QObject):
         self._search_timer.timeout.connect(self.refresh_conversations)
         self._connect()
         self._fill_settings(None)
+        self.tasks.run(self.store.open, self._on_store_open, self._on_store_failed, name="chat-db")
+
+    def _on_store_open(self, _result: object) -> None:
+        # e.g. a damaged database was set aside: say where, once
+        notice = self.store.take_notice()
+        if notice:
+            self.view.show_notice(notice)
         self.tasks.run(lambda: self.store.purge(older_than=PURGE_DELETED_AFTER), name="chat-purge")
         self.refresh_conversations()
+
+    def _on_store_failed(self, exc: BaseException) -> None:
+        message = str(exc) if isinstance(exc, SlmdeskError) else f"Unexpected problem: {exc}"
+        self.view.show_notice(message)
+        self.store_failed.emit(message)
 
     def _connect(self) -> None:
         v, w = self.view, self.client.worker
@@ -291,16 +308,16 @@ class ChatController(QObject):
         if item is not None:
             self.open_conversation(int(item.data(ID_ROLE)))
 
-    def open_conversation(self, conversation_id: int) -> None:
-        """Show a stored conversation."""
+    def open_conversation(self, conversation_id: int, notice: str | None = None) -> None:
+        """Show a stored conversation, with ``notice`` above the composer once it is shown."""
         self.tasks.run(
             lambda: self.store.get(conversation_id),
-            self._show_conversation,
+            lambda conversation: self._show_conversation(conversation, notice),
             self._on_task_error,
             name="chat-open",
         )
 
-    def _show_conversation(self, conversation: Conversation) -> None:
+    def _show_conversation(self, conversation: Conversation, notice: str | None = None) -> None:
         self.current = conversation
         self._cancel_edit()
         self.view.title.setText(conversation.title)
@@ -318,6 +335,8 @@ class ChatController(QObject):
             self.view.show_notice(
                 f"This chat was with {conversation.model}; replies now come from {self.loaded_name}."
             )
+        if notice:
+            self.view.show_notice(notice)
 
     def _show_earlier_button(self) -> None:
         button = self.view.messages.earlier_button
@@ -467,6 +486,7 @@ class ChatController(QObject):
             self.load_model(name)
         self.view.show_notice("")
         self.view.composer.clear()
+        self._unsent = text
         self._set_generating(True)
         replace_from, self.editing_id = self.editing_id, None
         self.view.edit_banner.setVisible(False)
@@ -510,7 +530,14 @@ class ChatController(QObject):
 
     def _on_send_error(self, exc: BaseException) -> None:
         self._set_generating(False)
+        self._restore_unsent()
         self._on_task_error(exc)
+
+    def _restore_unsent(self) -> None:
+        """Put text whose sending failed back in an empty composer, so nothing typed is lost."""
+        text, self._unsent = self._unsent, None
+        if text and not self.view.composer.toPlainText().strip():
+            self.view.composer.setPlainText(text)
 
     @Slot()
     def stop(self) -> None:
@@ -550,6 +577,7 @@ class ChatController(QObject):
         if not self.loaded_name and not self.client.loading:
             self.view.show_notice("Load a model first.")
             return
+        self._unsent = None
         self._set_generating(True)
         self.client.generate(
             GenerateRequest(self.current.id, None, self._panel_settings(), message_id)
@@ -571,6 +599,7 @@ class ChatController(QObject):
 
     @Slot(int, object)
     def _on_user_saved(self, conversation_id: int, message: Message) -> None:
+        self._unsent = None
         if self._is_current(conversation_id):
             self._add_widget(message, streaming=False)
 
@@ -595,6 +624,8 @@ class ChatController(QObject):
             widget.set_finished(True, payload["timings"])
         self.view.messages.settle()
         self._set_generating(False)
+        if payload.get("format"):  # the model's template may have been refused for this reply
+            self.view.format_label.setText(f"Prompt format: {payload['format']}")
         if payload.get("dropped") and self._is_current(conversation_id):
             self.view.show_notice(
                 f"{payload['dropped']} older message(s) did not fit in the model's context and "
@@ -605,9 +636,11 @@ class ChatController(QObject):
     @Slot(int, str)
     def _on_reply_failed(self, conversation_id: int, message: str) -> None:
         self._set_generating(False)
+        self._restore_unsent()
         if self._is_current(conversation_id):
             self.view.show_notice(message)
-            self.open_conversation(conversation_id)
+            # Reloading shows what was saved; the message must outlive the reload.
+            self.open_conversation(conversation_id, notice=message)
         self.refresh_conversations()
 
     # -- settings --------------------------------------------------------------------------------

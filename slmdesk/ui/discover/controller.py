@@ -1,5 +1,8 @@
 """Wires the Discover page to `hub.listing` (searches and listings on the task pool) and to a
-`DownloadManager` (its own named threads; updates reach the GUI thread through a queued signal)."""
+`DownloadManager` (its own named threads; updates reach the GUI thread through a queued signal).
+
+The manager's add, pause, resume, cancel and forget write its queue file, so they are called on
+the task pool, never on the GUI thread."""
 
 from __future__ import annotations
 
@@ -196,12 +199,9 @@ class DiscoverController(QObject):
             "Download anyway",
         ):
             return
-        try:
-            task_id = self.manager.add(model)
-        except SlmdeskError as exc:
-            dialogs.show_error(self.view, "Download", str(exc))
-            return
-        self._row(task_id)
+        self.tasks.run(
+            lambda: self.manager.add(model), self._row, self._on_download_error, name="dl-add"
+        )
 
     def _row(self, task_id: str) -> DownloadRow:
         row = self._rows.get(task_id)
@@ -222,23 +222,27 @@ class DiscoverController(QObject):
 
     def _guard(self, action):  # type: ignore[no-untyped-def]
         def run(task_id: str) -> None:
-            try:
-                action(task_id)
-            except SlmdeskError as exc:
-                dialogs.show_error(self.view, "Download", str(exc))
+            self.tasks.run(lambda: action(task_id), None, self._on_download_error, name="dl-action")
 
         return run
 
+    def _on_download_error(self, exc: BaseException) -> None:
+        message = str(exc) if isinstance(exc, SlmdeskError) else f"Unexpected problem: {exc}"
+        dialogs.show_error(self.view, "Download", message)
+
     @Slot(str)
     def _dismiss(self, task_id: str) -> None:
-        try:
-            self.manager.forget(task_id)
-        except SlmdeskError as exc:
-            dialogs.show_error(self.view, "Download", str(exc))
-            return
-        row = self._rows.pop(task_id, None)
-        if row is not None:
-            self.view.remove_download_row(row)
+        def forgotten(_result: object) -> None:
+            row = self._rows.pop(task_id, None)
+            if row is not None:
+                self.view.remove_download_row(row)
+
+        self.tasks.run(
+            lambda: self.manager.forget(task_id),
+            forgotten,
+            self._on_download_error,
+            name="dl-forget",
+        )
 
     def _on_restored(self, task_ids: list[str]) -> None:
         for task_id in task_ids:

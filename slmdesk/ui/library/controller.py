@@ -1,11 +1,15 @@
 """Wires the Library page to `slmdesk.models.library`: scans, imports, removals, details.
 
 Every disk operation runs on the task pool; results come back to the GUI thread (`ui.runtime.tasks`).
+The page re-lists the library when the library says it changed (`ui.library.events`), whoever
+changed it (this page, a download, the optimizer), and tells the other pages through
+`LibraryController.models_changed`: one scan per change, however many pages show models.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QUrl, Signal, Slot
@@ -14,8 +18,10 @@ from PySide6.QtGui import QDesktopServices
 from slmdesk.common.errors import SlmdeskError
 from slmdesk.models.gguf_info import read_gguf_info
 from slmdesk.models.hardware import MemoryEstimate, estimate_memory
-from slmdesk.models.library import Library, ModelEntry
+from slmdesk.models.library import ImportCancelled, Library, LibraryChange, ModelEntry
+from slmdesk.models.library.events import ADDED, RENAMED
 from slmdesk.ui import dialogs
+from slmdesk.ui.library.events import LibraryEvents
 from slmdesk.ui.library.view import LibraryView
 from slmdesk.ui.runtime.tasks import TaskRunner
 
@@ -28,7 +34,6 @@ class LibraryController(QObject):
     models_changed = Signal(list)  # list[ModelEntry], after every refresh
     chat_requested = Signal(str)  # model name
     discover_requested = Signal()
-    busy_changed = Signal(bool)
     _copy_progress = Signal(int, int)
 
     def __init__(self, view: LibraryView, library: Library, tasks: TaskRunner) -> None:
@@ -38,6 +43,12 @@ class LibraryController(QObject):
         self.tasks = tasks
         self._busy = False
         self._details_for: str | None = None
+        self._scanning = False
+        self._rescan = False
+        self._select: str | None = None
+        self._cancel_import = threading.Event()
+        self.events = LibraryEvents(library)
+        self.events.changed.connect(self._on_library_changed)
         view.import_button.clicked.connect(self._on_import_clicked)
         view.empty_import.clicked.connect(self._on_import_clicked)
         view.empty_discover.clicked.connect(self.discover_requested)
@@ -48,26 +59,50 @@ class LibraryController(QObject):
         view.details.chat_clicked.connect(self._on_chat)
         view.details.reveal_clicked.connect(self._on_reveal)
         view.details.remove_clicked.connect(self._on_remove)
+        view.cancel_import.clicked.connect(self._on_cancel_import)
         self._copy_progress.connect(self._on_copy_progress)
 
     # -- refresh -------------------------------------------------------------------------------
 
     def refresh(self, select: str | None = None) -> None:
-        """Re-read the library in the background and show it."""
+        """Re-read the library in the background and show it.
+
+        Calls made while a scan runs are folded into one more scan after it.
+        """
+        if select:
+            self._select = select
+        if self._scanning:
+            self._rescan = True
+            return
+        self._scanning = True
         self.tasks.run(
-            self.library.entries,
-            lambda entries: self._on_entries(entries, select),
-            self._on_error,
-            name="library-scan",
+            self.library.entries, self._on_entries, self._on_scan_failed, name="library-scan"
         )
 
-    def _on_entries(self, entries: list[ModelEntry], select: str | None) -> None:
+    @Slot(object)
+    def _on_library_changed(self, change: LibraryChange) -> None:
+        """The library changed (here, in a download or in the optimizer): show it."""
+        self.refresh(select=change.name if change.kind in (ADDED, RENAMED) else None)
+
+    def _on_entries(self, entries: list[ModelEntry]) -> None:
+        self._scanning = False
+        if self._rescan:
+            self._rescan = False
+            self.refresh()
+            return  # the newer listing is on its way
+        select, self._select = self._select, None
         total = sum(e.size_bytes for e in entries if e.status != "missing")
         self.view.show_entries(entries, total, self.library.models_dir)
         if select:
             self.view.select_name(select)
         self._on_selection()
         self.models_changed.emit(entries)
+
+    def _on_scan_failed(self, exc: BaseException) -> None:
+        self._scanning = False
+        self._rescan = False
+        message = str(exc) if isinstance(exc, SlmdeskError) else f"Unexpected problem: {exc}"
+        dialogs.show_error(self.view, "Library", message)
 
     # -- import --------------------------------------------------------------------------------
 
@@ -94,29 +129,43 @@ class LibraryController(QObject):
         mode = mode or dialogs.ask_import_mode(self.view, paths[0])
         if mode is None:
             return
+        self._cancel_import.clear()
         self._set_busy(True)
+        cancel = self._cancel_import
 
-        def job() -> tuple[list[str], list[str]]:
-            imported: list[str] = []
+        def job() -> list[str]:
             errors: list[str] = []
             for path in paths:
+                if cancel.is_set():
+                    break
                 try:
-                    entry = self.library.import_model(
-                        path, copy=mode == "copy", progress=self._copy_progress.emit
+                    self.library.import_model(
+                        path,
+                        copy=mode == "copy",
+                        progress=self._copy_progress.emit,
+                        cancel=cancel.is_set,
                     )
-                    imported.append(entry.name)
+                except ImportCancelled:
+                    break
                 except SlmdeskError as exc:
                     errors.append(str(exc))
-            return imported, errors
+            return errors
 
+        # the library announces each import: the page re-lists from that, not from here
         self.tasks.run(job, self._on_imported, self._on_error, name="library-import")
 
-    def _on_imported(self, result: tuple[list[str], list[str]]) -> None:
-        imported, errors = result
+    def _on_imported(self, errors: list[str]) -> None:
+        cancelled = self._cancel_import.is_set()
         self._set_busy(False)
-        self.refresh(select=imported[-1] if imported else None)
+        if cancelled:
+            self.view.footer.setText("Import cancelled: nothing more was added.")
         if errors:
             dialogs.show_error(self.view, "Could not import", "\n\n".join(errors))
+
+    @Slot()
+    def _on_cancel_import(self) -> None:
+        self._cancel_import.set()
+        self.view.cancel_import.setEnabled(False)
 
     @Slot(int, int)
     def _on_copy_progress(self, done: int, total: int) -> None:
@@ -128,9 +177,10 @@ class LibraryController(QObject):
         self._busy = busy
         self.view.import_button.setEnabled(not busy)
         self.view.empty_import.setEnabled(not busy)
+        self.view.cancel_import.setVisible(busy)
+        self.view.cancel_import.setEnabled(busy)
         if not busy:
             self.view.progress.setVisible(False)
-        self.busy_changed.emit(busy)
 
     # -- selection, details ----------------------------------------------------------------------
 
@@ -191,7 +241,7 @@ class LibraryController(QObject):
             delete_file = choice == "delete"
         self.tasks.run(
             lambda: self.library.remove(entry.name, delete_file=delete_file),
-            lambda _result: self.refresh(),
+            None,  # the library announces the removal: the page re-lists from that
             self._on_error,
             name="library-remove",
         )
@@ -200,4 +250,9 @@ class LibraryController(QObject):
         self._set_busy(False)
         message = str(exc) if isinstance(exc, SlmdeskError) else f"Unexpected problem: {exc}"
         dialogs.show_error(self.view, "Library", message)
-        self.refresh()
+        self.refresh()  # what failed may have been changed elsewhere meanwhile
+
+    def shutdown(self) -> None:
+        """Stop hearing the library: the window that would show its changes is going away."""
+        self._cancel_import.set()
+        self.events.close()

@@ -15,6 +15,8 @@ SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 ENTRY_ROLE = Qt.ItemDataRole.UserRole + 2
 
 _Index = QModelIndex | QPersistentModelIndex
+# How an entry that cannot be used is marked after its name; the reason is in its tooltip.
+STATUS_LABELS = {"invalid": "damaged", "missing": "missing"}
 
 
 class LibraryTableModel(QAbstractTableModel):
@@ -82,7 +84,7 @@ class LibraryTableModel(QAbstractTableModel):
         display, sort_key = values[column]
         if role == Qt.ItemDataRole.DisplayRole:
             if column == 0 and entry.status != "ok":
-                return f"{entry.name}  ({entry.status})"
+                return f"{entry.name}  ({STATUS_LABELS.get(entry.status, entry.status)})"
             return display
         if role == SORT_ROLE:
             return sort_key

@@ -113,7 +113,6 @@ class OptimizeController(QObject):
     """The Optimize page's behaviour."""
 
     chat_requested = Signal(str)  # library name of the new model
-    model_created = Signal(str)  # library name, once it is registered
     job_progress = Signal(object)  # Progress of the running measurement or run, as shown
 
     def __init__(self, view: OptimizeView, library: Library, tasks: TaskRunner) -> None:
@@ -868,7 +867,6 @@ class OptimizeController(QObject):
             return
         self.result = value
         self._end_run()
-        self.model_created.emit(value.name)
         self._show_report(value)
         self.go(STEP_REPORT)
 

@@ -1,11 +1,17 @@
-"""Settings: appearance, chat defaults, the Hugging Face token, where data lives, about."""
+"""Settings: appearance, chat defaults, the Hugging Face token, where data lives, about.
+
+Nothing here waits on the disk or loads a library on the GUI thread: changes go to the in-memory
+`SettingsStore` (saved shortly after, on its own thread), the token file is read and written on the
+task pool, and the llama.cpp version (which loads the native library) is read there too, the first
+time the page is shown, and appears when it arrives.
+"""
 
 from __future__ import annotations
 
 import platform
 
 from PySide6.QtCore import QUrl, Signal, Slot
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtGui import QDesktopServices, QShowEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -21,23 +27,33 @@ from PySide6.QtWidgets import (
 )
 
 from slmdesk import __version__
-from slmdesk.common import paths, settings
+from slmdesk.common import paths
 from slmdesk.common.errors import SlmdeskError
+from slmdesk.common.settings import SettingsStore
 from slmdesk.hub import token as hf_token
 from slmdesk.models.hardware import machine_info
 from slmdesk.ui import dialogs
 from slmdesk.ui.format import human_size
+from slmdesk.ui.runtime.tasks import TaskRunner
+from slmdesk.ui.settings.reporter import SettingsSaveReporter
 
 THEMES = (("Follow the system", "system"), ("Light", "light"), ("Dark", "dark"))
 
 
 class SettingsPage(QScrollArea):
-    """Edits `slmdesk.common.settings`; changes apply at once and are saved."""
+    """Edits the settings store; changes apply at once and are saved in the background."""
 
     theme_changed = Signal(str)
+    # The latest save's problem as one sentence, or "" once a save worked again.
+    save_problem = Signal(str)
 
-    def __init__(self) -> None:
+    def __init__(self, store: SettingsStore, tasks: TaskRunner) -> None:
         super().__init__()
+        self.store = store
+        self.tasks = tasks
+        self.reporter = SettingsSaveReporter(store)
+        self.reporter.save_failed.connect(self._on_save_failed)
+        self.reporter.saved.connect(self._on_saved)
         self.setWidgetResizable(True)
         body = QWidget()
         layout = QVBoxLayout(body)
@@ -45,7 +61,14 @@ class SettingsPage(QScrollArea):
         title = QLabel("Settings")
         title.setProperty("role", "title")
         layout.addWidget(title)
-        current = settings.load()
+        self.save_error = QLabel("")
+        self.save_error.setWordWrap(True)
+        self.save_error.setStyleSheet(
+            "background: #fde8e8; color: #6b1a1a; border-radius: 6px; padding: 6px 10px;"
+        )
+        self.save_error.setVisible(False)
+        layout.addWidget(self.save_error)
+        current = store.load()
 
         look = QGroupBox("Appearance")
         look_form = QFormLayout(look)
@@ -64,16 +87,16 @@ class SettingsPage(QScrollArea):
         self.context.setSingleStep(1024)
         self.context.setSpecialValueText("Automatic (from the model and this computer's memory)")
         self.context.setValue(int(current["context_length"]))
-        self.context.valueChanged.connect(lambda v: settings.update(context_length=int(v)))
+        self.context.valueChanged.connect(lambda v: store.update(context_length=int(v)))
         machine = machine_info()
         self.threads = QSpinBox()
         self.threads.setRange(0, max(1, machine.logical_cores))
         self.threads.setSpecialValueText(f"Automatic ({machine.physical_cores} physical cores)")
         self.threads.setValue(int(current["threads"]))
-        self.threads.valueChanged.connect(lambda v: settings.update(threads=int(v)))
+        self.threads.valueChanged.connect(lambda v: store.update(threads=int(v)))
         self.system_prompt = QLineEdit(str(current["default_system_prompt"]))
         self.system_prompt.editingFinished.connect(
-            lambda: settings.update(default_system_prompt=self.system_prompt.text())
+            lambda: store.update(default_system_prompt=self.system_prompt.text())
         )
         chat_form.addRow("Context length:", self.context)
         chat_form.addRow("CPU threads:", self.threads)
@@ -82,18 +105,19 @@ class SettingsPage(QScrollArea):
 
         hub = QGroupBox("Hugging Face")
         hub_form = QFormLayout(hub)
-        self.token_state = QLabel()
+        self.token_state = QLabel("Checking…")
+        self.token_state.setProperty("role", "muted")
         self.token_edit = QLineEdit()
         self.token_edit.setEchoMode(QLineEdit.EchoMode.Password)
         self.token_edit.setPlaceholderText("hf_… (only needed for gated or private models)")
-        save = QPushButton("Save token")
-        clear = QPushButton("Remove token")
-        save.clicked.connect(self._on_save_token)
-        clear.clicked.connect(self._on_clear_token)
+        self.save_token_button = QPushButton("Save token")
+        self.clear_token_button = QPushButton("Remove token")
+        self.save_token_button.clicked.connect(self._on_save_token)
+        self.clear_token_button.clicked.connect(self._on_clear_token)
         token_row = QHBoxLayout()
         token_row.addWidget(self.token_edit, 1)
-        token_row.addWidget(save)
-        token_row.addWidget(clear)
+        token_row.addWidget(self.save_token_button)
+        token_row.addWidget(self.clear_token_button)
         hub_form.addRow("Access token:", token_row)
         hub_form.addRow("", self.token_state)
         layout.addWidget(hub)
@@ -120,7 +144,8 @@ class SettingsPage(QScrollArea):
         about_form = QFormLayout(about)
         about_form.addRow("slmdesk:", QLabel(__version__))
         about_form.addRow("Python:", QLabel(platform.python_version()))
-        about_form.addRow("llama.cpp:", QLabel(_llama_version()))
+        self.llama_version = QLabel("checking…")
+        about_form.addRow("llama.cpp:", self.llama_version)
         self.cpu_variant = QLabel("shown once a model is loaded")
         about_form.addRow("llama.cpp CPU variant:", self.cpu_variant)
         about_form.addRow(
@@ -132,6 +157,18 @@ class SettingsPage(QScrollArea):
         layout.addWidget(about)
         layout.addStretch(1)
         self.setWidget(body)
+        self._version_requested = False
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """Read the llama.cpp version the first time the page is shown.
+
+        Importing llama_cpp loads the native library (seconds on a cold disk): it happens on the
+        task pool, and only when someone looks, so it does not compete with start-up.
+        """
+        super().showEvent(event)
+        if not self._version_requested:
+            self._version_requested = True
+            self.tasks.run(_llama_version, self.llama_version.setText, name="llama-version")
 
     @Slot(object)
     def on_model_loaded(self, info: dict) -> None:
@@ -141,30 +178,62 @@ class SettingsPage(QScrollArea):
     @Slot(int)
     def _on_theme(self, index: int) -> None:
         value = self.theme.itemData(index)
-        settings.update(theme=value)
+        self.store.update(theme=value)
         self.theme_changed.emit(value)
 
+    @Slot(str)
+    def _on_save_failed(self, message: str) -> None:
+        self.save_error.setText(message)
+        self.save_error.setVisible(True)
+        self.save_problem.emit(message)
+
+    @Slot()
+    def _on_saved(self) -> None:
+        if not self.save_error.isHidden():
+            self.save_error.setVisible(False)
+            self.save_problem.emit("")
+
     def _show_token_state(self) -> None:
-        token = hf_token.load_token()
+        self.tasks.run(hf_token.load_token, self._on_token_state, name="token-read")
+
+    def _on_token_state(self, token: str | None) -> None:
         self.token_state.setText(
             f"A token is set ({hf_token.token_hint(token)})." if token else "No token set."
         )
-        self.token_state.setProperty("role", "muted")
 
     @Slot()
     def _on_save_token(self) -> None:
-        try:
-            hf_token.save_token(self.token_edit.text())
-        except SlmdeskError as exc:
-            dialogs.show_error(self, "Token", str(exc))
-            return
-        self.token_edit.clear()
-        self._show_token_state()
+        text = self.token_edit.text()
+
+        def saved(_result: object) -> None:
+            self.token_edit.clear()
+            self._show_token_state()
+
+        self.tasks.run(
+            lambda: hf_token.save_token(text), saved, self._on_token_error, name="token-save"
+        )
 
     @Slot()
     def _on_clear_token(self) -> None:
-        hf_token.clear_token()
-        self._show_token_state()
+        self.tasks.run(
+            hf_token.clear_token,
+            lambda _result: self._show_token_state(),
+            self._on_token_error,
+            name="token-clear",
+        )
+
+    def _on_token_error(self, exc: BaseException) -> None:
+        if isinstance(exc, SlmdeskError):
+            message = str(exc)
+        elif isinstance(exc, OSError):
+            message = f"The token file could not be changed: {exc.strerror or exc}."
+        else:
+            message = f"Unexpected problem: {exc}"
+        dialogs.show_error(self, "Token", message)
+
+    def shutdown(self) -> None:
+        """Stop listening to the settings store (the window is closing)."""
+        self.reporter.close()
 
 
 def _llama_version() -> str:

@@ -1,0 +1,24 @@
+"""The local model library: the models folder, its index, change events and safe imports.
+
+Modules: `core` (the `Library`), `entry` (`ModelEntry`, names), `facts` (header facts that never
+raise), `index` (the index file and its lock), `events` (change listeners), `copying`
+(cancellable copies into the folder) and `partials` (hidden partial files, stale ones removed).
+"""
+
+from __future__ import annotations
+
+from slmdesk.models.library.copying import ImportCancelled
+from slmdesk.models.library.core import STARTER_FILENAME, STARTER_PACKAGE, Library
+from slmdesk.models.library.entry import ModelEntry, fingerprint, model_name_for
+from slmdesk.models.library.events import LibraryChange
+
+__all__ = [
+    "STARTER_FILENAME",
+    "STARTER_PACKAGE",
+    "ImportCancelled",
+    "Library",
+    "LibraryChange",
+    "ModelEntry",
+    "fingerprint",
+    "model_name_for",
+]
