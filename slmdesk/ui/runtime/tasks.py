@@ -123,6 +123,11 @@ class TaskRunner:
         """No job is running or waiting to report (tests wait on this)."""
         return not self._jobs
 
+    def active(self) -> int:
+        """Threads running a job's work right now (outcomes may still be on their way)."""
+        with self._lock:
+            return len(self._threads)
+
     def wait(self, msecs: int = 60_000) -> bool:
         """Block until every job's work has returned (tests); True when it has.
 
