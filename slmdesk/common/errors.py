@@ -22,3 +22,18 @@ class ModelNotFoundError(SlmdeskError):
 
 class LibraryError(SlmdeskError):
     """The library cannot do what was asked (name clash, missing file, ...)."""
+
+
+INTERNAL_ERROR_MESSAGE = "An internal error stopped this; the details are in the log."
+
+
+def user_message(exc: BaseException) -> str:
+    """The sentence to show a person for ``exc``.
+
+    An `SlmdeskError` already says what went wrong and what to do. Anything else is a bug in
+    slmdesk: its text means nothing to the user (and may mislead, as "KeyError: 'size'" would),
+    so they get `INTERNAL_ERROR_MESSAGE` while the caller logs the traceback.
+    """
+    if isinstance(exc, SlmdeskError):
+        return str(exc)
+    return INTERNAL_ERROR_MESSAGE

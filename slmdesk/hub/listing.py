@@ -4,7 +4,13 @@ Everything goes through the real ``huggingface_hub`` client (`HfApi.list_models`
 `HfApi.model_info` with file metadata, ``resolve`` URLs). The endpoint is read from ``HF_ENDPOINT``
 at call time and passed explicitly, because the client itself reads it only once at import. The
 token is always passed explicitly too (ours or ``False``), so a token saved by another tool is
-never sent. Every failure becomes a one-sentence `HubError` subclass.
+never sent. Every failure of the Hub or the network becomes a one-sentence `HubError`
+subclass; `hub_errors` wraps only the HTTP calls, so a bug in slmdesk stays a bug (logged, shown
+as an internal error) instead of being blamed on the Hub.
+
+Memory estimates use `hardware.estimate_for`, the formula behind ``slmdesk inspect``: from the
+remote GGUF header of one file when asked (``read_header``), else from the file sizes alone.
+Quality ranks come from `slmdesk.models.quant_types`.
 
 No Qt here: the Discover page calls these functions from a worker thread.
 """
@@ -12,88 +18,42 @@ No Qt here: the Discover page calls these functions from a worker thread.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
+import logging
 import os
 import re
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from slmdesk.common.errors import SlmdeskError
-from slmdesk.models import hardware
+from slmdesk.common.errors import InvalidModelError, SlmdeskError
+from slmdesk.models import hardware, quant_types
+from slmdesk.models.gguf_info import GGUFInfo, read_gguf_header
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 API_TIMEOUT = 20.0  # seconds for one metadata request
 PROBE_TIMEOUT = 4.0  # seconds to decide that the Hub cannot be reached at all
 CARD_MAX_BYTES = 512 * 1024
-# Without the header, the KV cache at the default context and the scratch buffers are estimated
-# as a share of the file: about 10-20% for today's small GQA models at 4096 tokens.
-KV_SHARE_ESTIMATE = 0.15
+HEADER_FIRST_BYTES = 4 << 20  # the first read of a remote GGUF header; doubled while too short
+HEADER_MAX_BYTES = 64 << 20  # a header beyond this is not worth reading for an estimate
 
 SortKey = Literal["downloads", "likes", "updated"]
+log = logging.getLogger(__name__)
+
 _SORT_PARAM: dict[str, str] = {
     "downloads": "downloads",
     "likes": "likes",
     "updated": "last_modified",
 }
 
-# Quantization names as llama.cpp and the usual uploaders spell them, with a quality rank
-# (roughly bits per weight, x10): higher is closer to the original model.
-QUANT_RANK: dict[str, int] = {
-    "IQ1_S": 16,
-    "IQ1_M": 18,
-    "TQ1_0": 17,
-    "IQ2_XXS": 21,
-    "TQ2_0": 21,
-    "IQ2_XS": 23,
-    "IQ2_S": 25,
-    "IQ2_M": 27,
-    "Q2_K_S": 29,
-    "Q2_K": 30,
-    "Q2_K_L": 31,
-    "IQ3_XXS": 31,
-    "IQ3_XS": 33,
-    "Q3_K_S": 34,
-    "IQ3_S": 35,
-    "IQ3_M": 37,
-    "Q3_K_M": 39,
-    "Q3_K": 39,
-    "Q3_K_L": 43,
-    "Q3_K_XL": 44,
-    "IQ4_XS": 43,
-    "Q4_0": 45,
-    "IQ4_NL": 45,
-    "MXFP4": 45,
-    "Q4_K_S": 46,
-    "Q4_1": 50,
-    "Q4_K_M": 49,
-    "Q4_K": 49,
-    "Q4_K_L": 50,
-    "Q4_K_XL": 50,
-    "Q5_0": 55,
-    "Q5_K_S": 55,
-    "Q5_1": 60,
-    "Q5_K_M": 57,
-    "Q5_K": 57,
-    "Q5_K_L": 58,
-    "Q5_K_XL": 58,
-    "Q6_K": 66,
-    "Q6_K_L": 67,
-    "Q6_K_XL": 67,
-    "Q8_0": 85,
-    "Q8_K_XL": 86,
-    "BF16": 160,
-    "F16": 160,
-    "FP16": 160,
-    "F32": 320,
-}
 # The split-file convention of llama.cpp's gguf-split: stem-00001-of-00003.gguf.
 _SPLIT_RE = re.compile(r"^(?P<stem>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE)
-_FLOAT_QUANTS = frozenset({"BF16", "F16", "FP16", "F32"})
 _QUANT_RE = re.compile(
     r"(?<![A-Za-z0-9])("
-    + "|".join(sorted(map(re.escape, QUANT_RANK), key=len, reverse=True))
+    + "|".join(sorted(map(re.escape, quant_types.KNOWN_NAMES), key=len, reverse=True))
     + r")"
     r"(?![A-Za-z0-9])",
     re.IGNORECASE,
@@ -187,11 +147,10 @@ class RemoteModel:
     quantization: str | None
     quantization_source: Literal["name", "header", "unknown"] = "name"
     estimate_bytes: int = 0  # weights + KV cache at the default context + overhead
-    estimate_exact: bool = False  # True once computed from the remote header
+    estimate_exact: bool = False  # True when computed from this very file's header
     verdict: hardware.Verdict = "fits"
     recommended: bool = False
     is_projector: bool = False  # a vision projector (mmproj), not a language model
-    header_facts: dict[str, Any] = field(default_factory=dict)
 
     @property
     def size_bytes(self) -> int:
@@ -204,9 +163,9 @@ class RemoteModel:
         return self.files[0].sha256 if len(self.files) == 1 else None
 
     @property
-    def quality_rank(self) -> int:
+    def quality_rank(self) -> float:
         """How close to the original model this quantization is (0 when unknown)."""
-        return QUANT_RANK.get((self.quantization or "").upper(), 0)
+        return quant_types.quality_rank(self.quantization)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (the ``files --json`` contract)."""
@@ -331,6 +290,11 @@ def _offline_message(endpoint: str) -> str:
 def hub_errors(repo_id: str | None = None, has_token: bool = False) -> Iterator[None]:
     """Turn huggingface_hub and network exceptions into one-sentence `HubError`s.
 
+    Wrap the HTTP calls only. Anything else that goes wrong inside is not the Hub's doing and
+    passes through untouched: a disk error is reported as such by whoever writes the file, and a
+    TypeError or KeyError is a bug in slmdesk, logged with its traceback and shown as an
+    internal error (`slmdesk.common.errors.user_message`) rather than blamed on the Hub.
+
     Args:
         repo_id: the repository concerned, named in the messages.
         has_token: whether a token was sent (changes the advice for 401/403).
@@ -377,9 +341,13 @@ def hub_errors(repo_id: str | None = None, has_token: bool = False) -> Iterator[
                 f"The Hub answered with a server error ({status}); try again in a moment."
             ) from None
         raise HubServerError(f"The Hub refused the request (HTTP {status}).") from None
-    except (httpx2.TimeoutException, httpx2.NetworkError, httpx2.RemoteProtocolError, OSError):
+    except httpx2.UnsupportedProtocol:
+        raise HubError(
+            f"The Hub address {hub_endpoint()!r} (HF_ENDPOINT) is not an http(s) address."
+        ) from None
+    except httpx2.TransportError:  # timeouts, refused or cut connections, proxy failures
         raise HubOfflineError(_offline_message(hub_endpoint())) from None
-    except (ValueError, KeyError, TypeError) as exc:
+    except (json.JSONDecodeError, httpx2.DecodingError) as exc:
         raise HubServerError(f"The Hub sent an answer slmdesk cannot read ({exc}).") from None
 
 
@@ -442,30 +410,32 @@ def search_models(
     endpoint = hub_endpoint()
     check_reachable(endpoint)
     tok = resolve_token(token)
-    results: list[RepoSummary] = []
     with hub_errors(has_token=bool(tok)):
-        items = _api(tok).list_models(
-            filter="gguf",
-            search=query.strip() or None,
-            sort=_SORT_PARAM[sort],
-            limit=limit,
-            expand=["author", "downloads", "likes", "lastModified", "gated", "private", "tags"],
-        )
-        for info in items:
-            last = info.last_modified.isoformat() if info.last_modified else None
-            results.append(
-                RepoSummary(
-                    repo_id=info.id,
-                    author=info.author or (info.id.split("/", 1)[0] if "/" in info.id else None),
-                    downloads=int(info.downloads or 0),
-                    likes=int(info.likes or 0),
-                    last_modified=last,
-                    license=_license_from_tags(info.tags),
-                    gated=bool(info.gated),
-                    private=bool(info.private),
-                )
+        # A lazy iterator: the requests happen while it is read, so it is read here.
+        items = list(
+            _api(tok).list_models(
+                filter="gguf",
+                search=query.strip() or None,
+                sort=_SORT_PARAM[sort],
+                limit=limit,
+                expand=["author", "downloads", "likes", "lastModified", "gated", "private", "tags"],
             )
-    return results
+        )
+    return [_summary(info) for info in items]
+
+
+def _summary(info: Any) -> RepoSummary:
+    last = info.last_modified.isoformat() if info.last_modified else None
+    return RepoSummary(
+        repo_id=info.id,
+        author=info.author or (info.id.split("/", 1)[0] if "/" in info.id else None),
+        downloads=int(info.downloads or 0),
+        likes=int(info.likes or 0),
+        last_modified=last,
+        license=_license_from_tags(info.tags),
+        gated=bool(info.gated),
+        private=bool(info.private),
+    )
 
 
 # -- files of a repository ---------------------------------------------------------------------
@@ -481,11 +451,6 @@ def quantization_from_name(filename: str) -> str | None:
         folder = filename.replace("\\", "/").rsplit("/", 1)[0] if "/" in filename else ""
         found = _QUANT_RE.findall(folder)
     return found[-1].upper() if found else None
-
-
-def estimate_from_size(size_bytes: int) -> int:
-    """Memory to chat with a model known only by its file size (weights + KV + scratch)."""
-    return int(size_bytes * (1 + KV_SHARE_ESTIMATE)) + hardware.COMPUTE_OVERHEAD_BYTES
 
 
 def group_gguf_files(repo_id: str, revision: str, files: list[RemoteFile]) -> list[RemoteModel]:
@@ -529,11 +494,17 @@ def group_gguf_files(repo_id: str, revision: str, files: list[RemoteFile]) -> li
                 is_projector=stem.rsplit("/", 1)[-1].lower().startswith("mmproj"),
             )
         )
+    for model in singles:
+        if model.quantization is None:
+            model.quantization_source = "unknown"
     return sorted(singles, key=lambda m: (m.is_projector, m.size_bytes, m.name))
 
 
 def judge_fit(models: list[RemoteModel], machine: hardware.MachineInfo | None = None) -> None:
-    """Set each model's memory estimate and verdict, and mark the recommended one.
+    """Set each model's verdict, and mark the recommended one.
+
+    A model without an estimate yet gets `hardware.estimate_from_file_size` (only its size is
+    known); `apply_header_estimates` gives better ones first when a header could be read.
 
     The recommendation is the highest-quality quantized model that ``fits`` comfortably;
     full-precision files (F16/BF16/F32) are only suggested when no quantized one fits, since
@@ -541,12 +512,12 @@ def judge_fit(models: list[RemoteModel], machine: hardware.MachineInfo | None = 
     """
     machine = machine or hardware.machine_info()
     for model in models:
-        if not model.estimate_exact:
-            model.estimate_bytes = estimate_from_size(model.size_bytes)
+        if not model.estimate_bytes:
+            model.estimate_bytes = hardware.estimate_from_file_size(model.size_bytes).total_bytes
         model.verdict = hardware.verdict_for(model.estimate_bytes, machine)
         model.recommended = False
     candidates = [m for m in models if m.verdict == "fits" and not m.is_projector]
-    quantized = [m for m in candidates if (m.quantization or "").upper() not in _FLOAT_QUANTS]
+    quantized = [m for m in candidates if not quant_types.is_full_precision(m.quantization)]
     if quantized:
         best = max(quantized, key=lambda m: (m.quality_rank, -m.size_bytes))
     elif candidates:
@@ -597,11 +568,124 @@ def fetch_model_card(repo_id: str, revision: str = "main", token: str | None = N
     return bytes(data[:CARD_MAX_BYTES]).decode("utf-8", errors="replace")
 
 
+def read_remote_header(model: RemoteModel, token: str | None = None) -> GGUFInfo:
+    """The header facts of a model on the Hub, from the first bytes of its (first) file.
+
+    Reads 4 MiB with an HTTP ``Range`` request and more while the header is longer (a 262k-token
+    vocabulary makes Gemma's 6.5 MB), up to `HEADER_MAX_BYTES`. As for downloads, the token goes
+    to the Hub only, never to the CDN the Hub redirects to.
+
+    Raises:
+        HubError: the Hub could not be asked.
+        InvalidModelError: the file is not GGUF, or its header is damaged or too long.
+    """
+    from huggingface_hub import get_hf_file_metadata
+    from huggingface_hub.utils import build_hf_headers
+
+    _require_online()
+    tok = resolve_token(token)
+    first = model.files[0]
+    endpoint = hub_endpoint()
+    url = file_url(model.repo_id, first.filename, model.revision, endpoint)
+    with hub_errors(model.repo_id, bool(tok)):
+        meta = get_hf_file_metadata(url, token=tok, timeout=API_TIMEOUT, endpoint=endpoint)
+    location = str(meta.location or url)
+    same_origin = url_origin(location) == url_origin(endpoint)
+    headers = build_hf_headers(token=tok if same_origin else False)  # never to the CDN
+    headers["Accept-Encoding"] = "identity"
+    data = b""
+    want = min(HEADER_FIRST_BYTES, first.size_bytes)
+    while True:
+        headers["Range"] = f"bytes={len(data)}-{want - 1}"
+        data = _read_range(location, headers, data, want, model.repo_id, bool(tok))
+        try:
+            return read_gguf_header(data, first.filename, first.size_bytes)
+        except InvalidModelError:
+            if len(data) < want or want >= min(HEADER_MAX_BYTES, first.size_bytes):
+                raise
+        want = min(want * 2, HEADER_MAX_BYTES, first.size_bytes)
+
+
+def _read_range(
+    url: str, headers: dict[str, str], have: bytes, want: int, repo_id: str, has_token: bool
+) -> bytes:
+    """``have`` extended to the first ``want`` bytes of the file at ``url``.
+
+    Streamed, and stopped once enough arrived: a server that ignores ``Range`` and answers with
+    the whole file costs ``want`` bytes, not the file.
+    """
+    from huggingface_hub.utils import get_session, hf_raise_for_status
+
+    got = bytearray()
+    with (
+        hub_errors(repo_id, has_token),
+        get_session().stream(
+            "GET", url, headers=headers, timeout=API_TIMEOUT, follow_redirects=True
+        ) as resp,
+    ):
+        if resp.status_code >= 400:
+            resp.read()
+            hf_raise_for_status(resp)
+        if resp.status_code != 206:
+            have = b""  # the range was ignored: this is the file from its first byte
+        for piece in resp.iter_bytes():
+            got += piece
+            if len(have) + len(got) >= want:
+                break
+    return (have + bytes(got))[:want]
+
+
+def url_origin(url: str) -> tuple[str, str, int]:
+    """Scheme, host and port: two URLs with the same origin may share a token."""
+    parts = urlsplit(url)
+    return (
+        parts.scheme,
+        (parts.hostname or "").lower(),
+        parts.port or (443 if parts.scheme == "https" else 80),
+    )
+
+
+def apply_header_estimates(
+    models: list[RemoteModel], reference: RemoteModel, header: GGUFInfo
+) -> None:
+    """Estimate every language model of a repository from the header of one of them.
+
+    ``reference`` gets exactly what ``slmdesk inspect`` would say once it is downloaded (the same
+    `hardware.estimate_memory` on the same header). Its siblings are other quantizations of the
+    same model: the same layers, heads and vocabulary, with weights their file size less the
+    header, which is close to exact but not read from their own header.
+    """
+    shape = hardware.ModelShape.of(header)
+    for model in models:
+        if model.is_projector:
+            continue
+        if model is reference and len(model.files) == 1:
+            model.estimate_bytes = hardware.estimate_for(header.weights_bytes, shape).total_bytes
+            model.estimate_exact = True
+            if model.quantization is None:
+                model.quantization = header.quantization
+                model.quantization_source = "header"
+        else:
+            weights = max(0, model.size_bytes - header.data_offset * len(model.files))
+            model.estimate_bytes = hardware.estimate_for(weights, shape).total_bytes
+
+
+def _header_reference(models: list[RemoteModel]) -> RemoteModel | None:
+    """The model whose header is read: the recommended one, else the smallest single file."""
+    language = [m for m in models if not m.is_projector]
+    rec = next((m for m in language if m.recommended), None)
+    if rec is not None:
+        return rec
+    singles = [m for m in language if len(m.files) == 1]
+    return min(singles or language, key=lambda m: m.size_bytes, default=None)
+
+
 def list_repo_models(
     repo_id: str,
     token: str | None = None,
     machine: hardware.MachineInfo | None = None,
     with_card: bool = True,
+    read_header: bool = False,
 ) -> RepoFiles:
     """Every GGUF model in ``repo_id`` with exact sizes, SHA-256, quantization and fit verdict.
 
@@ -610,6 +694,9 @@ def list_repo_models(
         token: a Hub token; None uses the saved one.
         machine: judge against this machine (None: this computer, now).
         with_card: also fetch the README.md model card.
+        read_header: also read one file's GGUF header from the Hub (a few MB at most), so the
+            memory estimates are the ones ``slmdesk inspect`` gives after the download; without
+            it (or if it cannot be read) they come from the file sizes alone.
 
     Raises:
         RepoNotFoundError, GatedRepoError, NoGGUFError, HubOfflineError, HubServerError.
@@ -640,7 +727,7 @@ def list_repo_models(
     license_name = _license_from_tags(info.tags) or (
         str(card_data.get("license")) if card_data and card_data.get("license") else None
     )
-    return RepoFiles(
+    repo = RepoFiles(
         repo_id=repo_id,
         revision=revision,
         models=models,
@@ -648,6 +735,29 @@ def list_repo_models(
         gated=bool(info.gated),
         license=license_name,
     )
+    return with_header_estimates(repo, token, machine) if read_header else repo
+
+
+def with_header_estimates(
+    repo: RepoFiles, token: str | None = None, machine: hardware.MachineInfo | None = None
+) -> RepoFiles:
+    """A copy of ``repo`` whose estimates come from one file's GGUF header, read from the Hub.
+
+    The window shows a listing at once and calls this afterwards in the background: the models
+    it already shows are left untouched (a copy is returned), so no thread changes what another
+    reads. If the header cannot be read, the copy keeps the size-only estimates.
+    """
+    models = [dataclasses.replace(m, files=list(m.files)) for m in repo.models]
+    reference = _header_reference(models)
+    if reference is not None:
+        try:
+            header = read_remote_header(reference, token)
+        except SlmdeskError as exc:
+            log.info("estimates of %s from file sizes only: %s", repo.repo_id, exc)
+        else:
+            apply_header_estimates(models, reference, header)
+            judge_fit(models, machine or hardware.machine_info())
+    return dataclasses.replace(repo, models=models)
 
 
 def choose_model(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import signal
 import subprocess
 import sys
@@ -31,6 +32,7 @@ PROBE_MODULE = "slmdesk.llama.probe_child"
 FROZEN_FLAG = "--slmdesk-probe-model"
 PROBE_TIMEOUT_S = 300.0
 _LOCK = threading.Lock()
+log = logging.getLogger("slmdesk.llama.probe")
 
 
 def _verdicts_path() -> Path:
@@ -106,6 +108,7 @@ def ensure_loadable(model: Path, timeout: float = PROBE_TIMEOUT_S) -> None:
             break
     if proc.returncode < 0 or (proc.returncode != 0 and not answer):
         reason = _describe_death(proc.returncode)
+        log.error("%s crashed the load check: %s\n%s", model, reason, proc.stderr[-4000:])
         _update(key, {"state": "unsafe", "reason": reason, "path": str(model)})
         raise InvalidModelError(f"{model.name} crashes llama.cpp: {reason}.")
     if answer.get("ok"):

@@ -432,7 +432,7 @@ def _read_one(path: Path) -> GGUFInfo:
         buf.close()
 
 
-def _parse(buf: mmap.mmap, path: Path, size: int) -> GGUFInfo:
+def _parse(buf: mmap.mmap | bytes, path: Path, size: int) -> GGUFInfo:
     cur = _Cursor(buf, path)
     if size < 24 or bytes(buf[:4]) != GGUF_MAGIC:
         raise InvalidModelError(
@@ -529,3 +529,18 @@ def read_gguf_info(path: str | os.PathLike[str]) -> GGUFInfo:
     first.size_bytes = sum(i.size_bytes for i in infos)
     first.tensors = [t for i in infos for t in i.tensors]
     return first
+
+
+def read_gguf_header(data: bytes, name: str, size_bytes: int) -> GGUFInfo:
+    """Read the facts of a GGUF file that is elsewhere (on the Hub) from its first bytes.
+
+    Args:
+        data: the start of the file: the header, the metadata and the tensor table.
+        name: the file's name, for messages.
+        size_bytes: the whole file's size, to check the tensor table against.
+
+    Raises:
+        InvalidModelError: not GGUF, damaged, or ``data`` ends before the tensor table does
+            (then a longer start may succeed).
+    """
+    return _parse(data, Path(name), size_bytes)

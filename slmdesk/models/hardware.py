@@ -4,6 +4,11 @@ The estimate is what llama.cpp actually allocates: the weights (memory-mapped, b
 touched while generating), the KV cache for the chosen context (f16 keys and values for every
 layer; the chat engine keeps full-size caches on sliding-window layers too, which prompt reuse
 needs) and a compute/scratch overhead measured on real models (see `COMPUTE_OVERHEAD_BYTES`).
+
+There is one formula (`estimate_for`) behind every figure slmdesk shows: the Library and
+``slmdesk inspect`` feed it a local file's header, Discover and the welcome screen the header of
+a file on the Hub, and when only a file's size is known the same formula runs on typical values
+for the facts the header would have given (`ModelShape.typical`).
 """
 
 from __future__ import annotations
@@ -29,6 +34,11 @@ DEFAULT_CONTEXT = 4096
 COMFORT_SHARE = 0.7
 # Beyond this share of all memory the model does not fit, even after closing other apps.
 TOTAL_SHARE = 0.9
+# When only the file size is known: the f16 KV cache at DEFAULT_CONTEXT tokens as a share of the
+# weights (12% for Qwen2.5 0.5B, 17% for Llama 3.2 1B, 31% for Gemma 3 270M) and a vocabulary
+# of the usual size (128k-152k tokens for Llama 3 and Qwen; Gemma has 262k).
+TYPICAL_KV_SHARE = 0.15
+TYPICAL_VOCAB = 150_000
 
 
 @dataclass(frozen=True)
@@ -107,6 +117,70 @@ def kv_cache_bytes(
     return per_token * (full_layers * context_length + swa_layers * window)
 
 
+@dataclass(frozen=True)
+class ModelShape:
+    """What the estimate needs to know about a model besides the size of its weights.
+
+    Every quantization of one model has the same shape, so the header of one file of a Hub
+    repository gives the estimate for all of them.
+    """
+
+    n_layers: int
+    n_head_kv: int
+    key_length: int
+    value_length: int
+    vocab_size: int
+    context_length: int  # the longest context the model was trained for (0: unknown)
+    kv_share: float | None = None  # KV cache per weight byte at DEFAULT_CONTEXT, for `typical`
+
+    @classmethod
+    def of(cls, info: GGUFInfo) -> ModelShape:
+        """The shape read from a GGUF header."""
+        return cls(
+            n_layers=info.block_count,
+            n_head_kv=info.head_count_kv,
+            key_length=info.key_length,
+            value_length=info.value_length,
+            vocab_size=info.vocab_size,
+            context_length=info.context_length,
+        )
+
+    @classmethod
+    def typical(cls) -> ModelShape:
+        """The shape assumed for a model known only by its file size."""
+        return cls(0, 0, 0, 0, TYPICAL_VOCAB, 0, kv_share=TYPICAL_KV_SHARE)
+
+    def kv_bytes(self, weights_bytes: int, context_length: int) -> int:
+        """The KV cache at ``context_length`` tokens."""
+        if self.kv_share is not None:
+            return int(weights_bytes * self.kv_share * context_length / DEFAULT_CONTEXT)
+        return kv_cache_bytes(
+            self.n_layers, self.n_head_kv, self.key_length, self.value_length, context_length
+        )
+
+
+def estimate_for(
+    weights_bytes: int,
+    shape: ModelShape,
+    context_length: int | None = None,
+    machine: MachineInfo | None = None,
+) -> MemoryEstimate:
+    """The memory formula: weights + KV cache at the context + compute overhead.
+
+    Args:
+        weights_bytes: bytes of tensor data.
+        shape: the model's layers, heads and vocabulary (`ModelShape.of` a header, or
+            `ModelShape.typical` when only the file size is known).
+        context_length: tokens of context; None picks min(the model's, `DEFAULT_CONTEXT`).
+        machine: the machine to judge against; None reads this one.
+    """
+    ctx = context_length or min(shape.context_length or DEFAULT_CONTEXT, DEFAULT_CONTEXT)
+    kv = shape.kv_bytes(weights_bytes, ctx)
+    overhead = COMPUTE_OVERHEAD_BYTES + shape.vocab_size * 4 * OVERHEAD_LOGIT_ROWS
+    total = weights_bytes + kv + overhead
+    return MemoryEstimate(weights_bytes, kv, overhead, ctx, verdict_for(total, machine))
+
+
 def estimate_memory(
     info: GGUFInfo, context_length: int | None = None, machine: MachineInfo | None = None
 ) -> MemoryEstimate:
@@ -117,14 +191,18 @@ def estimate_memory(
         context_length: tokens of context; None picks the default.
         machine: the machine to judge against; None reads this one.
     """
-    ctx = context_length or min(info.context_length or DEFAULT_CONTEXT, DEFAULT_CONTEXT)
-    kv = kv_cache_bytes(
-        info.block_count, info.head_count_kv, info.key_length, info.value_length, ctx
-    )
-    overhead = COMPUTE_OVERHEAD_BYTES + info.vocab_size * 4 * OVERHEAD_LOGIT_ROWS
-    weights = info.weights_bytes
-    total = weights + kv + overhead
-    return MemoryEstimate(weights, kv, overhead, ctx, verdict_for(total, machine))
+    return estimate_for(info.weights_bytes, ModelShape.of(info), context_length, machine)
+
+
+def estimate_from_file_size(
+    size_bytes: int, context_length: int | None = None, machine: MachineInfo | None = None
+) -> MemoryEstimate:
+    """The same estimate for a model known only by its file size (a rougher figure).
+
+    The whole file counts as weights (the header is a few MB at most) and the model is assumed
+    to have a `ModelShape.typical` shape.
+    """
+    return estimate_for(size_bytes, ModelShape.typical(), context_length, machine)
 
 
 def max_context_that_fits(info: GGUFInfo, machine: MachineInfo | None = None) -> int:

@@ -8,6 +8,10 @@ model: small models usually lose more per bit, which is why slmdesk also measure
 
 Types that need an importance matrix (IQ1_*, IQ2_*, IQ3_XXS, Q2_K_S) are listed so a request
 for them gets a clear refusal instead of llama.cpp's "requires an imatrix" abort.
+
+This table is the one source of quality figures in slmdesk: the optimize wizard offers types in
+its order, and Discover ranks the Hub's files by it (`quality_rank`), so both agree on which of
+two files is the better one.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ class QuantType:
     ppl_increase: float | None  # llama.cpp's published perplexity increase (Llama-3-8B)
     description: str
     needs_imatrix: bool = False
+    run_only: bool = False  # llama.cpp runs such files, but slmdesk does not make them
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready form."""
@@ -40,6 +45,8 @@ class QuantType:
         }
 
 
+# Best first: by the published perplexity increase where there is one; the types without a figure
+# sit by their bits per weight among those with one. `quality_rank` is the position in this list.
 # name, llama_ftype code, nominal bits per weight, +ppl (llama-quantize QUANT_OPTIONS), description
 _TABLE: tuple[QuantType, ...] = (
     QuantType("F32", 0, 32.0, None, "full 32-bit floats (no loss, largest)"),
@@ -55,6 +62,7 @@ _TABLE: tuple[QuantType, ...] = (
     QuantType("Q4_K_S", 14, 4.58, 0.2689, "4-bit K-quant: smaller, a little more loss"),
     QuantType("IQ4_NL", 25, 4.5, None, "4.5-bit non-linear"),
     QuantType("IQ4_XS", 30, 4.25, None, "4.25-bit non-linear"),
+    QuantType("MXFP4", 38, 4.25, None, "4-bit microscaling floats (MoE models)", run_only=True),
     QuantType("Q4_1", 3, 5.0, 0.4511, "legacy 4-bit with offset"),
     QuantType("Q4_0", 2, 4.5, 0.4685, "legacy 4-bit"),
     QuantType("Q3_K_L", 13, 4.27, 0.5562, "3-bit K-quant, large mix"),
@@ -62,39 +70,87 @@ _TABLE: tuple[QuantType, ...] = (
     QuantType("IQ3_M", 27, 3.66, None, "3.66-bit non-linear mix"),
     QuantType("IQ3_S", 26, 3.44, None, "3.44-bit non-linear"),
     QuantType("Q3_K_S", 11, 3.5, 1.6321, "3-bit K-quant: large loss"),
-    QuantType("Q2_K", 10, 3.16, 3.5199, "2-bit K-quant: very large loss"),
     QuantType("IQ3_XS", 22, 3.3, None, "3.3-bit non-linear", needs_imatrix=True),
     QuantType("IQ3_XXS", 23, 3.06, None, "3.06-bit non-linear", needs_imatrix=True),
     QuantType("Q2_K_S", 21, 2.96, 3.1836, "2-bit K-quant, small mix", needs_imatrix=True),
+    QuantType("Q2_K", 10, 3.16, 3.5199, "2-bit K-quant: very large loss"),
     QuantType("IQ2_M", 29, 2.7, None, "2.7-bit non-linear", needs_imatrix=True),
     QuantType("IQ2_S", 28, 2.5, None, "2.5-bit non-linear", needs_imatrix=True),
     QuantType("IQ2_XS", 20, 2.31, None, "2.31-bit non-linear", needs_imatrix=True),
     QuantType("IQ2_XXS", 19, 2.06, None, "2.06-bit non-linear", needs_imatrix=True),
+    QuantType("TQ2_0", 37, 2.06, None, "ternary, 2 bits (ternary models)", run_only=True),
     QuantType("IQ1_M", 31, 1.75, None, "1.75-bit non-linear", needs_imatrix=True),
+    QuantType("TQ1_0", 36, 1.69, None, "ternary, 1.69 bits (ternary models)", run_only=True),
     QuantType("IQ1_S", 24, 1.56, None, "1.56-bit non-linear", needs_imatrix=True),
 )
 
 QUANT_TYPES: dict[str, QuantType] = {q.name: q for q in _TABLE}
 # Aliases llama-quantize accepts.
 _ALIASES = {"Q4_K": "Q4_K_M", "Q5_K": "Q5_K_M", "Q3_K": "Q3_K_M", "FP16": "F16"}
-# Offered in the wizard: everything that works without an importance matrix, best first.
+# Names uploaders give files that llama-quantize has no type for: the base type with a few
+# tensors (embeddings, output) kept at higher precision. Each ranks just above its base type.
+UPLOADER_VARIANTS: dict[str, str] = {
+    "Q2_K_L": "Q2_K",
+    "Q3_K_XL": "Q3_K_L",
+    "Q4_K_L": "Q4_K_M",
+    "Q4_K_XL": "Q4_K_M",
+    "Q5_K_L": "Q5_K_M",
+    "Q5_K_XL": "Q5_K_M",
+    "Q6_K_L": "Q6_K",
+    "Q6_K_XL": "Q6_K",
+    "Q8_K_XL": "Q8_0",
+}
+FULL_PRECISION = frozenset({"F32", "F16", "BF16"})
+# Offered in the wizard: everything slmdesk can make without an importance matrix, best first.
 OFFERED_TYPES: tuple[str, ...] = tuple(
-    q.name for q in _TABLE if not q.needs_imatrix and q.name != "F32"
+    q.name for q in _TABLE if not q.needs_imatrix and not q.run_only and q.name != "F32"
 )
+_RANK: dict[str, int] = {q.name: len(_TABLE) - i for i, q in enumerate(_TABLE)}
+# Every spelling a file name may use for a known type, for recognising it there.
+KNOWN_NAMES: frozenset[str] = frozenset((*QUANT_TYPES, *_ALIASES, *UPLOADER_VARIANTS))
+
+
+def canonical_name(name: str) -> str:
+    """The table name for ``name``: upper case, llama-quantize aliases resolved."""
+    key = name.strip().upper()
+    return _ALIASES.get(key, key)
+
+
+def quality_rank(name: str | None) -> float:
+    """How close to the original model a quantization is: higher is better, 0 when unknown.
+
+    The position in this module's table (best first); an uploader's variant such as ``Q4_K_L``
+    ranks half a step above its base type. Only the order means something.
+    """
+    if not name:
+        return 0.0
+    key = canonical_name(name)
+    if key in UPLOADER_VARIANTS:
+        return _RANK[UPLOADER_VARIANTS[key]] + 0.5
+    return float(_RANK.get(key, 0))
+
+
+def is_full_precision(name: str | None) -> bool:
+    """Whether ``name`` is an unquantized float type (F32, F16, BF16)."""
+    return bool(name) and canonical_name(name or "") in FULL_PRECISION
 
 
 def quant_type(name: str) -> QuantType:
     """The type called ``name`` (case-insensitive, llama-quantize aliases accepted).
 
     Raises:
-        SlmdeskError: unknown name, or a type that needs an importance matrix.
+        SlmdeskError: unknown name, a type that needs an importance matrix, or one slmdesk
+            only runs.
     """
-    key = name.strip().upper()
-    key = _ALIASES.get(key, key)
-    found = QUANT_TYPES.get(key)
+    found = QUANT_TYPES.get(canonical_name(name))
     if found is None:
         raise SlmdeskError(
             f"Unknown quantization type {name!r}; choose one of: {', '.join(OFFERED_TYPES)}."
+        )
+    if found.run_only:
+        raise SlmdeskError(
+            f"slmdesk can run {found.name} models but cannot make them; choose a type such as "
+            "Q4_K_M instead."
         )
     if found.needs_imatrix:
         raise SlmdeskError(
@@ -102,11 +158,3 @@ def quant_type(name: str) -> QuantType:
             "choose a type such as Q3_K_M, IQ4_XS or Q4_K_M instead."
         )
     return found
-
-
-def type_for_ftype(code: int | None) -> QuantType | None:
-    """The table entry for a ``general.file_type`` code, if known."""
-    for q in _TABLE:
-        if q.ftype == code:
-            return q
-    return None

@@ -9,7 +9,7 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from slmdesk.common.errors import SlmdeskError
+from slmdesk.common.errors import SlmdeskError, user_message
 from slmdesk.hub import listing as hub
 from slmdesk.ui.format import human_size
 from slmdesk.ui.runtime.tasks import TaskRunner
@@ -91,7 +91,7 @@ class WelcomeController(QObject):
         self._checked = True
 
         def job() -> hub.RemoteModel:
-            repo = hub.list_repo_models(STARTER_REPO, with_card=False)
+            repo = hub.list_repo_models(STARTER_REPO, with_card=False, read_header=True)
             try:
                 return hub.choose_model(repo, quant=STARTER_QUANT)
             except SlmdeskError:
@@ -112,10 +112,9 @@ class WelcomeController(QObject):
 
     def _on_starter_error(self, exc: BaseException) -> None:
         self._checked = False  # try again next time the screen is shown
-        reason = str(exc) if isinstance(exc, SlmdeskError) else f"{exc}"
         self.view.starter_detail.setText(
-            f"The starter model cannot be fetched right now: {reason} You can still import a "
-            "model file you already have."
+            f"The starter model cannot be fetched right now: {user_message(exc)} You can still "
+            "import a model file you already have."
         )
 
     @Slot()

@@ -127,6 +127,7 @@ class Faults:
     status_times: int = 1  # ...this many times
     status_skip: int = 0  # ...after letting this many CDN requests through first
     api_status: int | None = None  # answer this status to /api requests (until cleared)
+    api_body: bytes | None = None  # answer /api requests 200 with these bytes (broken JSON)
     delay: float = 0.0  # seconds to sleep between chunks of a CDN body
     chunk: int = _CHUNK  # chunk size when slow or faulty
 
@@ -321,6 +322,10 @@ class _Handler(BaseHTTPRequestHandler):
             if path.startswith("/api/") and self.hub.faults.api_status:
                 req.status = self.hub.faults.api_status
                 self._error(req.status, None, "Internal Error - We're working hard to fix this")
+                return
+            if path.startswith("/api/") and self.hub.faults.api_body is not None:
+                req.status = 200
+                self._send(200, self.hub.faults.api_body, {"Content-Type": "application/json"})
                 return
             if path == "/api/models":
                 req.status = 200

@@ -6,7 +6,11 @@ from pathlib import Path
 
 from slmdesk.models.gguf_info import read_gguf_info
 from slmdesk.models.hardware import (
+    DEFAULT_CONTEXT,
     MachineInfo,
+    ModelShape,
+    estimate_for,
+    estimate_from_file_size,
     estimate_memory,
     kv_cache_bytes,
     machine_info,
@@ -56,3 +60,19 @@ def test_max_context_shrinks_on_a_small_machine(tiny_model: Path) -> None:
         total_ram=2 * available, available_ram=available, physical_cores=1, logical_cores=1
     )
     assert max_context_that_fits(info, cramped) == 512
+
+
+def test_one_formula_for_a_header_and_for_a_file_size(tiny_model: Path) -> None:
+    info = read_gguf_info(tiny_model)
+    from_header = estimate_memory(info, 1024)
+    assert from_header == estimate_for(info.weights_bytes, ModelShape.of(info), 1024)
+    typical = ModelShape.typical()
+    from_size = estimate_from_file_size(info.size_bytes)
+    assert from_size == estimate_for(info.size_bytes, typical)
+    # The same context assumption (the default) and the same overhead rule (fixed + vocabulary).
+    assert from_size.context_length == DEFAULT_CONTEXT
+    assert from_size.overhead_bytes - from_header.overhead_bytes == (
+        (typical.vocab_size - info.vocab_size) * 4 * 32
+    )
+    half = estimate_from_file_size(info.size_bytes, DEFAULT_CONTEXT // 2)
+    assert abs(half.kv_cache_bytes * 2 - from_size.kv_cache_bytes) <= 2  # rounding

@@ -13,7 +13,7 @@ import re
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import QApplication, QLabel, QPushButton, QTableWidgetItem
 
-from slmdesk.common.errors import SlmdeskError
+from slmdesk.common.errors import SlmdeskError, user_message
 from slmdesk.hub import listing as hub
 from slmdesk.hub.downloads import DownloadManager, DownloadStatus, State
 from slmdesk.ui import dialogs
@@ -137,13 +137,27 @@ class DiscoverController(QObject):
         self.view.card.clear()
         self.tasks.run(
             lambda: hub.list_repo_models(repo_id),
-            self._show_repo,
+            self._on_repo_listed,
             self._on_repo_error,
             name="hub-files",
         )
 
+    def _on_repo_listed(self, repo: hub.RepoFiles) -> None:
+        """Show the files at once; sharpen the memory estimates once a header is read."""
+        self._show_repo(repo)
+        self.tasks.run(
+            lambda: hub.with_header_estimates(repo),
+            lambda refined: self._on_estimates(repo, refined),
+            lambda exc: log.info("no header estimates for %s: %s", repo.repo_id, exc),
+            name="hub-header",
+        )
+
+    def _on_estimates(self, shown: hub.RepoFiles, refined: hub.RepoFiles) -> None:
+        if self.repo is shown:  # still the repository on screen
+            self._show_repo(refined)
+
     def _on_repo_error(self, exc: BaseException) -> None:
-        self.view.repo_meta.setText(str(exc) if isinstance(exc, SlmdeskError) else f"{exc}")
+        self.view.repo_meta.setText(user_message(exc))
 
     def _show_repo(self, repo: hub.RepoFiles) -> None:
         self.repo = repo
@@ -270,8 +284,7 @@ class DiscoverController(QObject):
             self.chat_requested.emit(self._notice_name)
 
     def _on_error(self, exc: BaseException) -> None:
-        message = str(exc) if isinstance(exc, SlmdeskError) else f"Unexpected problem: {exc}"
-        self.view.status.setText(message)
+        self.view.status.setText(user_message(exc))
 
     def shutdown(self) -> None:
         """Pause running downloads (they resume next time) and join their threads."""
