@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -229,6 +230,14 @@ def test_side_by_side_chat_streams_both_and_shuts_down(
     with gui_guard.allowed():  # the test prepares the optimized model itself
         optimized = core_optimize.quantize(source, tmp_path / "tiny-q8.gguf", "Q8_0")
     ab = controller.ab
+    view = controller.view.ab_view
+    writers: set[str] = set()  # threads that appended streamed text to a transcript
+    for pane in (view.original, view.optimized):
+        append = pane.append_text
+        pane.append_text = lambda text, append=append: (  # type: ignore[method-assign]
+            writers.add(threading.current_thread().name),
+            append(text),
+        )
     ab.open(source, optimized, ("tiny-llama-F16", "tiny-q8"))
     controller.view.show_step(STEP_AB)
     qtbot.waitUntil(lambda: ab.ready, timeout=60_000)
@@ -237,7 +246,6 @@ def test_side_by_side_chat_streams_both_and_shuts_down(
         "slmdesk-ab-optimized",
         "slmdesk-ab-original",
     ]
-    view = controller.view.ab_view
     view.max_tokens.setValue(12)
     view.greedy.setChecked(True)
     view.prompt.setText("Hello, who are you?")
@@ -248,6 +256,7 @@ def test_side_by_side_chat_streams_both_and_shuts_down(
         assert "You: Hello, who are you?" in pane.transcript.toPlainText()
         assert "tokens/s" in pane.status.text()
     assert all(side.exchanges == 1 for side in ab.sides.values())
+    assert writers == {threading.current_thread().name}  # widgets touched on the GUI thread only
     # a second prompt, stopped at once
     view.max_tokens.setValue(2000)
     view.prompt.setText("Tell me a long story")

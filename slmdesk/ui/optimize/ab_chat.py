@@ -170,11 +170,12 @@ class ABChatController(QObject):
             client = InferenceClient(None, thread_name=f"slmdesk-ab-{key}")
             client.loaded.connect(lambda info, k=key: self._on_loaded(k, info))
             client.load_failed.connect(lambda msg, k=key: self._on_load_failed(k, msg))
-            client.worker.chunk.connect(lambda _mid, text, k=key: self._pane(k).append_text(text))
-            client.worker.reply_finished.connect(
+            # the client's signals: re-emitted on the GUI thread, so these may touch widgets
+            client.chunk.connect(lambda _mid, text, k=key: self._pane(k).append_text(text))
+            client.reply_finished.connect(
                 lambda _cid, payload, k=key: self._on_finished(k, payload)
             )
-            client.worker.reply_failed.connect(lambda _cid, msg, k=key: self._on_failed(k, msg))
+            client.reply_failed.connect(lambda _cid, msg, k=key: self._on_failed(k, msg))
             side = self.sides[key] = ABSide(client)
         return side
 

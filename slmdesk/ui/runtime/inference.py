@@ -42,9 +42,10 @@ from slmdesk.ui.runtime.jobs import (
 log = logging.getLogger("slmdesk.ui.inference")
 
 THREAD_NAME = "slmdesk-inference"
-# Threads that did not stop within the shutdown budget: a QThread object destroyed while its
-# thread runs aborts the process, so they are kept here until the process ends.
-_ABANDONED: list[QThread] = []
+# Clients whose thread did not stop within the shutdown budget: a QThread destroyed while it
+# runs aborts the process, and a worker deleted mid-call crashes it, so they are kept here until
+# the process ends.
+_ABANDONED: list[InferenceClient] = []
 
 
 @dataclass
@@ -209,6 +210,12 @@ class InferenceClient(QObject):
     load_progress = Signal(float)
     loaded = Signal(object)  # dict: path, context_length, n_threads, format, load_seconds, ...
     load_failed = Signal(str)
+    # The worker's reply signals, re-emitted on the GUI thread (a signal-to-signal connection to
+    # an object living there is queued), so plain functions connected here may touch widgets;
+    # a lambda connected to the worker's own signal would run on the inference thread.
+    chunk = Signal(int, str)
+    reply_finished = Signal(int, object)
+    reply_failed = Signal(int, str)
     _load = Signal(object)
     _unload = Signal()
     _reset = Signal()
@@ -227,6 +234,9 @@ class InferenceClient(QObject):
         self._generate.connect(self.worker.generate)
         self.worker.reply_finished.connect(self._on_reply_ended)
         self.worker.reply_failed.connect(self._on_reply_ended)
+        self.worker.chunk.connect(self.chunk)
+        self.worker.reply_finished.connect(self.reply_finished)
+        self.worker.reply_failed.connect(self.reply_failed)
         self._loads: list[Job] = []  # pending, oldest first; only the last may succeed
         self._replies: list[GenerateRequest] = []  # queued or being written
         self._stopped = False
@@ -333,7 +343,7 @@ class InferenceClient(QObject):
         (a long native call) is left to end with the process."""
         if not self.thread.wait(max(0, int(timeout * 1000))):
             log.error("the thread %s did not stop in time", self.name)
-            _ABANDONED.append(self.thread)
+            _ABANDONED.append(self)  # its thread and worker must outlive the call in progress
             return False
         self.worker.engine.unload()
         return True
