@@ -50,7 +50,7 @@ def test_newest_load_wins(qtbot, client: InferenceClient, tiny_model: Path, tmp_
     # the worker is idle now: its engine holds the last model and answers with it
     assert client.worker.engine.loaded is not None
     assert client.worker.engine.loaded.path == paths[2]
-    with qtbot.waitSignal(client.worker.reply_finished, timeout=TIMEOUT) as finished:
+    with qtbot.waitSignal(client.reply_finished, timeout=TIMEOUT) as finished:
         client.generate(GenerateRequest(0, "hello", {"seed": 1, "max_tokens": 4}))
     assert finished.args[1]["timings"]["generated_tokens"] >= 1
 
@@ -63,7 +63,7 @@ def test_cancelling_the_only_load_leaves_no_model(
         client.cancel_loading()
     assert failed.args == ["Loading was cancelled."]
     assert job.state is JobState.CANCELLED
-    with qtbot.waitSignal(client.worker.reply_failed, timeout=TIMEOUT) as reply:
+    with qtbot.waitSignal(client.reply_failed, timeout=TIMEOUT) as reply:
         client.generate(GenerateRequest(0, "hello", {"max_tokens": 4}))
     assert "No model is loaded" in reply.args[1]
 
@@ -74,9 +74,9 @@ def test_in_memory_conversation_keeps_its_turns(
     with qtbot.waitSignal(client.loaded, timeout=TIMEOUT):
         client.load(tiny_model, 512, 1)
     chunks: list[str] = []
-    client.worker.chunk.connect(lambda _mid, text: chunks.append(text))
+    client.chunk.connect(lambda _mid, text: chunks.append(text))
     for prompt in ("hello", "and then?"):
-        with qtbot.waitSignal(client.worker.reply_finished, timeout=TIMEOUT) as finished:
+        with qtbot.waitSignal(client.reply_finished, timeout=TIMEOUT) as finished:
             client.generate(GenerateRequest(0, prompt, {"seed": 1, "max_tokens": 8}))
         message = finished.args[1]["message"]
         assert message.id < 0 and message.finished  # not stored anywhere
@@ -94,7 +94,7 @@ def test_shutdown_mid_reply_is_bounded(qtbot, tiny_model: Path) -> None:
     with qtbot.waitSignal(client.loaded, timeout=TIMEOUT):
         client.load(tiny_model, 2048, 1)
     texts: list[str] = []
-    client.worker.chunk.connect(lambda _mid, text: texts.append(text))
+    client.chunk.connect(lambda _mid, text: texts.append(text))
     client.generate(
         GenerateRequest(0, "tell me everything", {"temperature": 1.5, "max_tokens": 4000})
     )
