@@ -457,18 +457,6 @@ class ChatEngine:
             fallback=family,
         )
 
-    def set_chat_format(self, family: str | None) -> ChatFormat:
-        """Switch the loaded model to a format family (None: back to automatic)."""
-        with self._busy:
-            loaded = self._require()
-            if family is not None and family not in FAMILIES:
-                raise EngineError(
-                    f"Unknown chat format {family!r}; choose from {', '.join(FAMILIES)}."
-                )
-            loaded.chat_format = self._make_format(loaded.info, family)
-            self._checkpoints = []
-            return loaded.chat_format
-
     def unload(self) -> None:
         """Free the model (no-op when none is loaded)."""
         with self._busy:
@@ -493,11 +481,6 @@ class ChatEngine:
         return self._loaded
 
     # -- tokens -------------------------------------------------------------------------------
-
-    def count_tokens(self, text: str) -> int:
-        """Tokens ``text`` takes with the loaded model (special markers count as one)."""
-        self._require()
-        return len(self._tokenize(text, add_bos=False))
 
     def _tokenize(self, text: str, add_bos: bool) -> list[int]:
         return list(self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True))
