@@ -334,7 +334,10 @@ class ChatEngine:
         if threads < 1:
             raise EngineError("The thread count must be at least 1.")
         if prove:
-            probe.ensure_loadable(info.path)
+            try:
+                probe.ensure_loadable(info.path, cancel=cancel)
+            except probe.ProbeCancelled:
+                raise LoadCancelled("Loading the model was cancelled.") from None
         self._unload()
         if cancel is not None and cancel.is_set():
             raise LoadCancelled("Loading the model was cancelled.")
