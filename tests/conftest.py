@@ -33,6 +33,31 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+_FAULT_OUTCOMES: dict[str, dict[str, object]] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Keep the outcome of each fault-class test for docs/RELIABILITY.md."""
+    from tests.reliability.faults import fault_class_of
+
+    fault = fault_class_of(report.nodeid.split("::")[0])
+    if fault is None or not (report.when == "call" or report.outcome != "passed"):
+        return
+    outcome = "skipped" if report.skipped else report.outcome
+    _FAULT_OUTCOMES[report.nodeid] = {
+        "class": fault,
+        "outcome": outcome,
+        "seconds": round(report.duration, 3),
+    }
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Write the fault-class outcomes of this run (merged with earlier runs' other tests)."""
+    from tests.reliability.faults import record
+
+    record(_FAULT_OUTCOMES)
+
+
 @pytest.fixture(scope="session")
 def long_run(request: pytest.FixtureRequest) -> bool:
     """Whether ``--long`` was given."""
