@@ -40,7 +40,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     """Keep the outcome of each fault-class test for docs/RELIABILITY.md."""
     from tests.reliability.faults import fault_class_of
 
-    fault = fault_class_of(report.nodeid.split("::")[0])
+    fault = fault_class_of(report.nodeid)
     if fault is None or not (report.when == "call" or report.outcome != "passed"):
         return
     outcome = "skipped" if report.skipped else report.outcome

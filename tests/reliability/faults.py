@@ -14,7 +14,7 @@ from tests.reliability.fuzz import results_dir
 
 RESULTS_NAME = "faults.json"
 
-# fault class -> test files (relative to the repository) that exercise it.
+# fault class -> test files (or ``file::test``, relative to the repository) that exercise it.
 FAULT_CLASSES: dict[str, tuple[str, ...]] = {
     "damaged or hostile GGUF files (reader, checks, escape codes)": (
         "tests/models/test_gguf_hostile.py",
@@ -43,6 +43,9 @@ FAULT_CLASSES: dict[str, tuple[str, ...]] = {
     "kill -9 mid-operation (reply, import, optimize, download)": (
         "tests/ui/test_killed_mid_reply.py",
         "tests/optimize/test_optimize_killed.py",
+        "tests/hub/test_hub_cli.py::test_killed_pull_resumes_on_rerun",
+        "tests/models/test_library_owns_index.py::test_a_killed_import_leaves_a_partial_that_the_next_start_removes",
+        "tests/chat/test_conversations.py::test_a_process_killed_mid_writing_keeps_everything_committed",
     ),
     "odd command lines, unusable data folders, full disks in the CLI": (
         "tests/cli/test_cli_arguments.py",
@@ -52,10 +55,15 @@ FAULT_CLASSES: dict[str, tuple[str, ...]] = {
 }
 
 
-def fault_class_of(path: str) -> str | None:
-    """The fault class a test file belongs to (None for other tests)."""
-    for name, files in FAULT_CLASSES.items():
-        if path in files:
+def fault_class_of(nodeid: str) -> str | None:
+    """The fault class of a test (a whole file, or ``file::test`` entries); None for others."""
+    path, _, rest = nodeid.partition("::")
+    test = rest.split("[")[0]
+    for name, places in FAULT_CLASSES.items():
+        if f"{path}::{test}" in places:
+            return name
+    for name, places in FAULT_CLASSES.items():
+        if path in places:
             return name
     return None
 
@@ -97,7 +105,7 @@ def table(outcomes: dict[str, dict[str, Any]]) -> list[str]:
             k: sum(1 for o in rows if o["outcome"] == k) for k in ("passed", "failed", "skipped")
         }
         slowest = max((o.get("seconds", 0.0) for o in rows), default=0.0)
-        shown = ", ".join(f"`{Path(f).name}`" for f in files)
+        shown = ", ".join(f"`{Path(f.split('::')[0]).name}`" for f in files)
         lines.append(
             f"| {name} | {len(rows)} | {count['passed']} | {count['failed']} | {count['skipped']} "
             f"| {slowest:.1f} | {shown} |"
