@@ -35,6 +35,7 @@ from slmdesk.ui.optimize.controller import OptimizeController
 from slmdesk.ui.optimize.view import OptimizeView
 from slmdesk.ui.placeholder import ComingPage
 from slmdesk.ui.runtime.inference import InferenceClient
+from slmdesk.ui.runtime.jobs import SHUTDOWN_BUDGET, Deadline, Stoppable, wait_all
 from slmdesk.ui.runtime.tasks import TaskRunner
 from slmdesk.ui.settings.page import SettingsPage
 from slmdesk.ui.theme import apply_theme, icon
@@ -57,19 +58,37 @@ class AppParts:
     welcome_controller: WelcomeController | None = None
     controllers: list[QObject] = field(default_factory=list)
     _done: bool = False
+    _stuck: list[str] = field(default_factory=list)
 
-    def shutdown(self) -> None:
-        """Stop every worker and wait for it: no thread outlives the window. Idempotent."""
+    def shutdown(self, budget: float = SHUTDOWN_BUDGET) -> list[str]:
+        """Stop every worker within ``budget`` seconds in total. Idempotent.
+
+        Parts that follow the job model's `Stoppable` protocol (the task pool, the chat's and
+        the optimizer's threads) are all asked to stop first and then waited for together;
+        other controllers' own ``shutdown()`` runs in between. Returns what was still running
+        when the budget ran out (the caller ends the process rather than wait); a second
+        call returns the same without waiting again.
+        """
         if self._done:
-            return
+            return list(self._stuck)
         self._done = True
+        deadline = Deadline(budget)
+        stoppable: list[Stoppable] = []
+        others = []
         for controller in self.controllers:
-            stop = getattr(controller, "shutdown", None)
-            if callable(stop):
-                stop()
-        self.tasks.shutdown()
-        if not self.settings.flush():
+            if hasattr(controller, "request_stop") and hasattr(controller, "wait_stopped"):
+                stoppable.append(controller)  # type: ignore[arg-type]
+            elif callable(getattr(controller, "shutdown", None)):
+                others.append(controller)
+        stoppable.append(self.tasks)
+        for part in stoppable:
+            part.request_stop()
+        for controller in others:
+            controller.shutdown()  # type: ignore[attr-defined]
+        if not self.settings.flush(deadline.remaining()):
             log.error("settings were not saved in time")
+        self._stuck = wait_all(stoppable, deadline)
+        return list(self._stuck)
 
 
 def build_window(
@@ -153,7 +172,7 @@ def build_window(
 
     library_controller.chat_requested.connect(chat_with)
     # a bound slot of a GUI-thread object: delivered queued, on the GUI thread
-    chat_controller.client.worker.loaded.connect(settings_page.on_model_loaded)
+    chat_controller.client.loaded.connect(settings_page.on_model_loaded)
     discover_controller.chat_requested.connect(chat_with)
     optimize_controller.chat_requested.connect(chat_with)
 
@@ -219,7 +238,14 @@ def run_app(install_starter: bool = True) -> int:
     if os.environ.get("SLMDESK_EXIT_WHEN_IDLE"):
         _exit_when_idle(app)
     code = app.exec()
-    parts.shutdown()
+    stuck = parts.shutdown()
+    if stuck:
+        # A thread stuck in a long native call cannot be interrupted; waiting for it would keep
+        # a closed window's process alive. Its work is abandoned (files are written to temporary
+        # names, so nothing half-written is left in place).
+        log.warning("exiting without waiting for: %s", ", ".join(stuck))
+        logging.shutdown()
+        os._exit(int(code))
     return int(code)
 
 

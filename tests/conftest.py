@@ -5,6 +5,7 @@
 - ``tiny_model``: a real, tiny llama GGUF synthesized once per session (llama.cpp loads it in
   milliseconds). ``gemma_model``: the real Gemma 3 270M Q4_K_M file from its PyPI package.
 - A test fails if it leaves a slmdesk thread running.
+- ``--long`` (fixture ``long_run``) runs the long fuzz: 10,000 GGUF cases instead of a few hundred.
 """
 
 from __future__ import annotations
@@ -23,6 +24,44 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ["HF_HUB_OFFLINE"] = "1"  # no test may reach a real Hub; hub tests use a local one
 
 from slmdesk.models.synth import TinyModelSpec, write_tiny_llama
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--long``: run the long versions of the fuzz tests (10,000 GGUF cases)."""
+    parser.addoption(
+        "--long", action="store_true", default=False, help="run the long fuzz (10,000 cases)"
+    )
+
+
+_FAULT_OUTCOMES: dict[str, dict[str, object]] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Keep the outcome of each fault-class test for docs/RELIABILITY.md."""
+    from tests.reliability.faults import fault_class_of
+
+    fault = fault_class_of(report.nodeid)
+    if fault is None or not (report.when == "call" or report.outcome != "passed"):
+        return
+    outcome = "skipped" if report.skipped else report.outcome
+    _FAULT_OUTCOMES[report.nodeid] = {
+        "class": fault,
+        "outcome": outcome,
+        "seconds": round(report.duration, 3),
+    }
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Write the fault-class outcomes of this run (merged with earlier runs' other tests)."""
+    from tests.reliability.faults import record
+
+    record(_FAULT_OUTCOMES)
+
+
+@pytest.fixture(scope="session")
+def long_run(request: pytest.FixtureRequest) -> bool:
+    """Whether ``--long`` was given."""
+    return bool(request.config.getoption("--long"))
 
 
 @pytest.fixture(autouse=True)

@@ -65,6 +65,7 @@ def _sampling(args: argparse.Namespace) -> Any:
 
 
 def _chat(args: argparse.Namespace) -> int:
+    from slmdesk.chat.session import ChatSession
     from slmdesk.llama.engine import ChatEngine, EngineError
     from slmdesk.models.library import Library
 
@@ -86,29 +87,44 @@ def _chat(args: argparse.Namespace) -> int:
     if bar:
         bar.finish(f"{loaded.context_length:,} tokens of context, {loaded.n_threads} threads")
         print(f"format: {loaded.chat_format.description}", file=sys.stderr)
+    session = ChatSession(engine, system_prompt=args.system)
     try:
         if args.prompt is not None:
-            return _one_reply(engine, args, sampling)
-        return _repl(engine, args, sampling)
+            return _one_reply(session, args, sampling)
+        return _repl(session, sampling)
     finally:
         engine.unload()
 
 
-def _run_reply(
-    engine: Any, messages: list[dict[str, str]], sampling: Any, stream: bool
-) -> tuple[Any, bool]:
-    """Generate on a worker thread; returns (result, interrupted twice)."""
-    stop = threading.Event()
-    box: dict[str, Any] = {}
+class _Printer:
+    """Session listener that writes the reply's text to the terminal as it comes."""
 
-    def on_token(piece: str) -> None:
-        if stream:
+    def __init__(self, stream: bool) -> None:
+        self.stream = stream
+
+    def messages_removed(self, ids: list[int]) -> None:
+        pass
+
+    def user_saved(self, message: Any) -> None:
+        pass
+
+    def reply_started(self, message: Any) -> None:
+        pass
+
+    def text(self, message_id: int, piece: str) -> None:
+        if self.stream:
             sys.stdout.write(piece)
             sys.stdout.flush()
 
+
+def _run_reply(session: Any, text: str, sampling: Any, stream: bool) -> tuple[Any, bool]:
+    """One turn of ``session`` on a worker thread; returns (reply, interrupted twice)."""
+    stop = threading.Event()
+    box: dict[str, Any] = {}
+
     def work() -> None:
         try:
-            box["result"] = engine.generate(messages, sampling, on_token=on_token, stop_event=stop)
+            box["reply"] = session.reply(text, sampling, _Printer(stream), stop)
         except BaseException as exc:  # handed to the main thread
             box["error"] = exc
 
@@ -123,53 +139,48 @@ def _run_reply(
             stop.set()
     if "error" in box:
         raise box["error"]
-    return box["result"], interrupts >= 2
+    return box["reply"], interrupts >= 2
 
 
-def _one_reply(engine: Any, args: argparse.Namespace, sampling: Any) -> int:
-    messages = [{"role": "system", "content": args.system}] if args.system else []
-    messages.append({"role": "user", "content": args.prompt})
-    result, _ = _run_reply(engine, messages, sampling, stream=not args.json)
+def _one_reply(session: Any, args: argparse.Namespace, sampling: Any) -> int:
+    reply, _ = _run_reply(session, args.prompt, sampling, stream=not args.json)
     if args.json:
         print_json(
             {
-                "reply": result.text,
-                "timings": result.timings.to_dict(),
-                "format": engine.chat_format.as_dict(),
+                "reply": reply.text,
+                "timings": reply.timings,
+                "format": session.engine.chat_format.as_dict(),
             }
         )
     else:
         sys.stdout.write("\n")
-        _print_timings(result)
-    return 130 if result.timings.finish_reason == "cancelled" else 0
+        _print_timings(reply)
+    return 130 if reply.timings["finish_reason"] == "cancelled" else 0
 
 
-def _print_timings(result: Any) -> None:
-    t = result.timings
+def _print_timings(reply: Any) -> None:
+    t = reply.timings
     note = {
         "cancelled": ", stopped",
         "length": ", reply length limit reached",
         "context": ", context full",
-    }.get(t.finish_reason, "")
+    }.get(t["finish_reason"], "")
     print(
-        f"[{t.generated_tokens} tokens, {t.tokens_per_second:.1f} tokens/s, first token after "
-        f"{t.time_to_first_token:.2f} s{note}]",
+        f"[{t['generated_tokens']} tokens, {t['tokens_per_second']:.1f} tokens/s, first token "
+        f"after {t['time_to_first_token']:.2f} s{note}]",
         file=sys.stderr,
     )
-    if result.dropped_messages:
+    if reply.dropped:
         print(
-            f"[{result.dropped_messages} older message(s) no longer fit in the context and were "
-            "left out]",
+            f"[{reply.dropped} older message(s) no longer fit in the context and were left out]",
             file=sys.stderr,
         )
 
 
-def _repl(engine: Any, args: argparse.Namespace, sampling: Any) -> int:
+def _repl(session: Any, sampling: Any) -> int:
     from slmdesk.common.errors import SlmdeskError
 
     print(REPL_HELP, file=sys.stderr)
-    system = [{"role": "system", "content": args.system}] if args.system else []
-    history: list[dict[str, str]] = []
     while True:
         try:
             line = input("> ")
@@ -182,19 +193,15 @@ def _repl(engine: Any, args: argparse.Namespace, sampling: Any) -> int:
         if text in ("/exit", "/quit"):
             return 0
         if text == "/reset":
-            history.clear()
-            engine.reset_cache()
+            session.reset()
             print("[conversation cleared]", file=sys.stderr)
             continue
-        history.append({"role": "user", "content": line})
         try:
-            result, leave = _run_reply(engine, system + history, sampling, stream=True)
-        except SlmdeskError as exc:
-            history.pop()
+            reply, leave = _run_reply(session, line, sampling, stream=True)
+        except SlmdeskError as exc:  # the session forgot the unanswered message
             print(f"error: {one_line(str(exc))}", file=sys.stderr)
             continue
         sys.stdout.write("\n")
-        _print_timings(result)
-        history.append({"role": "assistant", "content": result.text})
+        _print_timings(reply)
         if leave:
             return 130

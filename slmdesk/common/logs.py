@@ -8,6 +8,7 @@ file cannot even be opened records are discarded (never sent to the user's termi
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import logging.handlers
 import os
@@ -19,10 +20,12 @@ from typing import Any
 from slmdesk.common import paths
 
 LOG_NAME = "slmdesk.log"
+CRASH_LOG_NAME = "native-crash.log"
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 _configured: tuple[Path | None, bool] | None = None
 _file_handler: QuietRotatingFileHandler | None = None
+_crash_file: Any = None
 
 
 class QuietRotatingFileHandler(logging.handlers.RotatingFileHandler):
@@ -87,8 +90,30 @@ def setup_logging(verbose: bool = False) -> Path | None:
         stream.setFormatter(logging.Formatter(_FORMAT))
         stream._slmdesk = True  # type: ignore[attr-defined]
         logger.addHandler(stream)
+    _enable_native_crash_traces()
     _configured = (home, verbose)
     return _current_log_file()
+
+
+def _enable_native_crash_traces() -> None:
+    """Write the Python stack of every thread to ``logs/native-crash.log`` on a native crash.
+
+    A fatal signal in llama.cpp or Qt (SIGSEGV, SIGABRT, SIGBUS, SIGFPE, SIGILL) ends the process
+    before any Python handler runs; faulthandler still writes which code was running, so a
+    crash report says more than "the window vanished".
+    """
+    global _crash_file
+    import faulthandler
+
+    try:
+        handle = open(paths.logs_dir() / CRASH_LOG_NAME, "a", encoding="utf-8")  # noqa: SIM115
+    except OSError:
+        return
+    faulthandler.enable(file=handle, all_threads=True)
+    if _crash_file is not None:
+        with contextlib.suppress(OSError):
+            _crash_file.close()
+    _crash_file = handle  # kept open: faulthandler writes to its file descriptor
 
 
 def _current_log_file() -> Path | None:

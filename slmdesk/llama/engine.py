@@ -34,12 +34,7 @@ from slmdesk.common.errors import InvalidModelError, SlmdeskError
 from slmdesk.llama import probe
 from slmdesk.models.chat_format import FAMILIES, ChatFormat
 from slmdesk.models.gguf_info import GGUFInfo, read_gguf_info
-from slmdesk.models.hardware import (
-    DEFAULT_CONTEXT,
-    estimate_memory,
-    machine_info,
-    max_context_that_fits,
-)
+from slmdesk.models.hardware import context_for_load, estimate_memory, machine_info
 from slmdesk.models.template_sandbox import BoundedTemplate, Budget, Limits, TemplateLimitError
 
 log = logging.getLogger(__name__)
@@ -325,14 +320,9 @@ class ChatEngine:
         if info.architecture == "unknown":
             raise InvalidModelError(f"{path.name} does not say which model architecture it is.")
         machine = machine_info()
-        trained = info.context_length or DEFAULT_CONTEXT
-        if context_length is None:
-            ctx = min(trained, DEFAULT_CONTEXT, max_context_that_fits(info, machine))
-        else:
-            if context_length < MIN_CONTEXT:
-                raise EngineError(f"The context length must be at least {MIN_CONTEXT} tokens.")
-            ctx = min(context_length, trained)
-        ctx = max(ctx, MIN_CONTEXT)
+        if context_length is not None and context_length < MIN_CONTEXT:
+            raise EngineError(f"The context length must be at least {MIN_CONTEXT} tokens.")
+        ctx = context_for_load(info, context_length, machine, minimum=MIN_CONTEXT)
         estimate = estimate_memory(info, ctx, machine)
         if estimate.verdict == "too big":
             raise EngineError(
@@ -344,7 +334,10 @@ class ChatEngine:
         if threads < 1:
             raise EngineError("The thread count must be at least 1.")
         if prove:
-            probe.ensure_loadable(info.path)
+            try:
+                probe.ensure_loadable(info.path, cancel=cancel)
+            except probe.ProbeCancelled:
+                raise LoadCancelled("Loading the model was cancelled.") from None
         self._unload()
         if cancel is not None and cancel.is_set():
             raise LoadCancelled("Loading the model was cancelled.")
@@ -467,18 +460,6 @@ class ChatEngine:
             fallback=family,
         )
 
-    def set_chat_format(self, family: str | None) -> ChatFormat:
-        """Switch the loaded model to a format family (None: back to automatic)."""
-        with self._busy:
-            loaded = self._require()
-            if family is not None and family not in FAMILIES:
-                raise EngineError(
-                    f"Unknown chat format {family!r}; choose from {', '.join(FAMILIES)}."
-                )
-            loaded.chat_format = self._make_format(loaded.info, family)
-            self._checkpoints = []
-            return loaded.chat_format
-
     def unload(self) -> None:
         """Free the model (no-op when none is loaded)."""
         with self._busy:
@@ -503,11 +484,6 @@ class ChatEngine:
         return self._loaded
 
     # -- tokens -------------------------------------------------------------------------------
-
-    def count_tokens(self, text: str) -> int:
-        """Tokens ``text`` takes with the loaded model (special markers count as one)."""
-        self._require()
-        return len(self._tokenize(text, add_bos=False))
 
     def _tokenize(self, text: str, add_bos: bool) -> list[int]:
         return list(self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True))

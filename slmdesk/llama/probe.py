@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,7 @@ PROBE_MODULE = "slmdesk.llama.probe_child"
 FROZEN_FLAG = "--slmdesk-probe-model"
 PROBE_TIMEOUT_S = 300.0
 _LOCK = threading.Lock()
+log = logging.getLogger("slmdesk.llama.probe")
 
 
 def _verdicts_path() -> Path:
@@ -66,6 +70,43 @@ def probe_command(model: Path) -> list[str]:
     return [sys.executable, "-m", PROBE_MODULE, str(model)]
 
 
+class ProbeCancelled(SlmdeskError):
+    """The load check was cancelled (its child was killed)."""
+
+
+def _run_probe(model: Path, timeout: float, cancel: threading.Event | None) -> tuple[int, str, str]:
+    """Run the check's child; returns its exit code, stdout and stderr."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(
+            probe_command(model), stdout=out, stderr=err, stdin=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                try:
+                    code = proc.wait(timeout=0.1)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                if cancel is not None and cancel.is_set():
+                    raise ProbeCancelled("Loading the model was cancelled.")
+                if time.monotonic() > deadline:
+                    raise SlmdeskError(
+                        f"Checking {model.name} took longer than {timeout:.0f} s; try again."
+                    )
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        out.seek(0)
+        err.seek(0)
+        return (
+            code,
+            out.read().decode("utf-8", "replace"),
+            err.read().decode("utf-8", "replace"),
+        )
+
+
 def _describe_death(code: int) -> str:
     if code < 0:
         with contextlib.suppress(ValueError):
@@ -74,11 +115,16 @@ def _describe_death(code: int) -> str:
     return f"the check ended with exit code {code}"
 
 
-def ensure_loadable(model: Path, timeout: float = PROBE_TIMEOUT_S) -> None:
+def ensure_loadable(
+    model: Path, timeout: float = PROBE_TIMEOUT_S, cancel: threading.Event | None = None
+) -> None:
     """Prove ``model`` in a child process unless it already was; raise if it is unsafe.
+
+    ``cancel`` (set from any thread) kills the check's child and raises `ProbeCancelled`.
 
     Raises:
         InvalidModelError: the file crashes llama.cpp (now or when it was proved before).
+        ProbeCancelled: ``cancel`` was set.
     """
     key = _key(model)
     verdict = _read().get(key)
@@ -86,26 +132,15 @@ def ensure_loadable(model: Path, timeout: float = PROBE_TIMEOUT_S) -> None:
         return
     if isinstance(verdict, dict) and verdict.get("state") == "unsafe":
         raise InvalidModelError(f"{model.name} crashes llama.cpp: {verdict.get('reason')}.")
-    try:
-        proc = subprocess.run(
-            probe_command(model),
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-        )
-    except subprocess.TimeoutExpired:
-        raise SlmdeskError(
-            f"Checking {model.name} took longer than {timeout:.0f} s; try again."
-        ) from None
+    returncode, stdout, stderr = _run_probe(model, timeout, cancel)
     answer: dict[str, Any] = {}
-    for line in reversed(proc.stdout.splitlines()):
+    for line in reversed(stdout.splitlines()):
         with contextlib.suppress(ValueError):
             answer = json.loads(line)
             break
-    if proc.returncode < 0 or (proc.returncode != 0 and not answer):
-        reason = _describe_death(proc.returncode)
+    if returncode < 0 or (returncode != 0 and not answer):
+        reason = _describe_death(returncode)
+        log.error("%s crashed the load check: %s\n%s", model, reason, stderr[-4000:])
         _update(key, {"state": "unsafe", "reason": reason, "path": str(model)})
         raise InvalidModelError(f"{model.name} crashes llama.cpp: {reason}.")
     if answer.get("ok"):

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from slmdesk.common.errors import SlmdeskError
+from slmdesk.common.lifeline import watch_parent
 from slmdesk.llama.engine import MIN_CONTEXT, ChatEngine, SamplingSettings
 from slmdesk.llama.probe import FROZEN_FLAG
 
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         return 2
     faulthandler.enable()  # a native crash leaves its trace on stderr for the parent's log
+    watch_parent()  # a killed app does not leave its check running
     try:
         answer = probe(Path(args[0]))
     except SlmdeskError as exc:

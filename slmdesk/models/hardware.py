@@ -29,7 +29,13 @@ Verdict = Literal["fits", "tight", "too big"]
 COMPUTE_OVERHEAD_BYTES = 48 * 1024 * 1024
 OVERHEAD_LOGIT_ROWS = 32  # f32 vocabulary-sized rows of scratch
 KV_BYTES_PER_VALUE = 2  # f16 cache
+# llama.cpp also keeps about 4 bytes per position of the model's *trained* context once it decodes
+# (measured: 2^26 positions add 259 MB to a tiny model, 2^31 add 8.6 GB), whatever context it runs.
+TRAINED_CONTEXT_BYTES_PER_TOKEN = 4
 DEFAULT_CONTEXT = 4096
+# No context length above this is ever used or estimated (llama.cpp's own limit is far lower in
+# practice; a damaged file can claim up to 2^64).
+MAX_CONTEXT = 1 << 24
 # Share of the currently free memory a model may use and still "fit" comfortably.
 COMFORT_SHARE = 0.7
 # Beyond this share of all memory the model does not fit, even after closing other apps.
@@ -175,8 +181,9 @@ def estimate_for(
         machine: the machine to judge against; None reads this one.
     """
     ctx = context_length or min(shape.context_length or DEFAULT_CONTEXT, DEFAULT_CONTEXT)
+    ctx = min(max(ctx, 1), MAX_CONTEXT)
     kv = shape.kv_bytes(weights_bytes, ctx)
-    overhead = COMPUTE_OVERHEAD_BYTES + shape.vocab_size * 4 * OVERHEAD_LOGIT_ROWS
+    overhead = _shape_overhead_bytes(shape)
     total = weights_bytes + kv + overhead
     return MemoryEstimate(weights_bytes, kv, overhead, ctx, verdict_for(total, machine))
 
@@ -208,7 +215,68 @@ def estimate_from_file_size(
 def max_context_that_fits(info: GGUFInfo, machine: MachineInfo | None = None) -> int:
     """The largest power-of-two context (≤ the model's) whose estimate still ``fits``."""
     machine = machine or machine_info()
-    ctx = max(info.context_length, 512)
+    ctx = max(min(info.context_length, MAX_CONTEXT), 512)
     while ctx > 512 and estimate_memory(info, ctx, machine).verdict != "fits":
         ctx //= 2
     return ctx
+
+
+def context_within_memory(info: GGUFInfo, budget_bytes: float) -> int:
+    """The most tokens of context whose estimate stays within ``budget_bytes`` (0 if none).
+
+    Solved directly from the estimate's formula (weights and overhead are fixed, the KV cache
+    grows by the same bytes per token), so a damaged file claiming billions of tokens costs
+    nothing to answer.
+    """
+    fixed = info.weights_bytes + _overhead_bytes(info)
+    per_token = _kv_bytes_per_token(info)
+    room = int(budget_bytes) - fixed
+    if room <= 0:
+        return 0
+    return MAX_CONTEXT if per_token <= 0 else min(room // per_token, MAX_CONTEXT)
+
+
+def context_for_load(
+    info: GGUFInfo,
+    requested: int | None = None,
+    machine: MachineInfo | None = None,
+    minimum: int = 256,
+) -> int:
+    """Tokens of context to load ``info`` with, capped before anything is allocated.
+
+    The request (or, when None, the model's own length up to `DEFAULT_CONTEXT`) is capped at
+    the model's trained length and at what this machine's memory allows: a default must
+    ``fit`` comfortably, an explicit request may use memory up to the ``tight`` limit. A file
+    claiming 2^31 tokens of context is thus loaded with what the machine can hold, instead of
+    llama.cpp trying to allocate it.
+
+    Args:
+        info: the model's facts.
+        requested: tokens of context asked for; None picks the default.
+        machine: the machine to judge against; None reads this one.
+        minimum: never go below this (the engine's smallest usable context).
+    """
+    machine = machine or machine_info()
+    trained = min(info.context_length or DEFAULT_CONTEXT, MAX_CONTEXT)
+    if requested is None:
+        ctx = min(trained, DEFAULT_CONTEXT, max_context_that_fits(info, machine))
+    else:
+        budget = TOTAL_SHARE * machine.total_ram
+        ctx = min(requested, trained, max(context_within_memory(info, budget), minimum))
+    return max(ctx, minimum)
+
+
+def _kv_bytes_per_token(info: GGUFInfo) -> int:
+    return kv_cache_bytes(
+        info.block_count, info.head_count_kv, info.key_length, info.value_length, 1
+    )
+
+
+def _overhead_bytes(info: GGUFInfo) -> int:
+    return _shape_overhead_bytes(ModelShape.of(info))
+
+
+def _shape_overhead_bytes(shape: ModelShape) -> int:
+    """Compute buffers, logits scratch, and llama.cpp's ~4 bytes per trained context position."""
+    trained = min(shape.context_length or 0, MAX_CONTEXT) * TRAINED_CONTEXT_BYTES_PER_TOKEN
+    return COMPUTE_OVERHEAD_BYTES + shape.vocab_size * 4 * OVERHEAD_LOGIT_ROWS + trained

@@ -140,7 +140,8 @@ def test_list_is_newest_first_and_search_covers_titles_and_text(store: Conversat
     b = store.create(title="Physics")
     store.add_message(b.id, "user", "Explain the 100% efficient engine_x")
     c = store.create(title="Cooking")
-    time.sleep(0.01)
+    while time.time() <= c.updated_at:  # the clock must move on for "most recent" to differ
+        pass
     store.add_message(a.id, "user", "Tomatoes?")  # a is now the most recent
     assert [x.id for x in store.list_conversations()] == [a.id, c.id, b.id]
     assert [x.id for x in store.list_conversations("GARDEN")] == [a.id]

@@ -132,10 +132,16 @@ def test_follow_up_turn_evaluates_only_the_new_tokens(engine: ChatEngine) -> Non
     # The whole first turn (its prompt and reply) comes from the cache.
     assert t.reused_tokens >= first.timings.prompt_tokens + first.timings.generated_tokens - 1
     assert t.evaluated_tokens < t.prompt_tokens / 2
-    # Regenerating the same turn re-evaluates a single token.
+    # Regenerating the same turn re-evaluates a single token: everything else is reused.
     third = engine.generate(messages, SamplingSettings(seed=3, max_tokens=30))
     assert third.timings.evaluated_tokens == 1
-    assert third.text == second.text
+    assert third.timings.reused_tokens == third.timings.prompt_tokens - 1 == t.prompt_tokens - 1
+    # The second reply's prompt was evaluated in one batch, the third's last token alone; the two
+    # round differently on some CPUs, so their texts are not compared. Two regenerations from the
+    # same cache state evaluate identically and give the same reply.
+    fourth = engine.generate(messages, SamplingSettings(seed=3, max_tokens=30))
+    assert fourth.timings.evaluated_tokens == 1
+    assert fourth.text == third.text
 
 
 def test_history_beyond_the_context_drops_the_oldest_turns(engine: ChatEngine) -> None:
@@ -172,7 +178,7 @@ def test_bad_requests(engine: ChatEngine) -> None:
     with pytest.raises(EngineError, match="temperature"):
         engine.generate(HELLO, SamplingSettings(temperature=-1))
     with pytest.raises(EngineError, match="Unknown chat format"):
-        engine.set_chat_format("klingon")
+        engine.load(engine.loaded.path, chat_format="klingon")
 
 
 def test_no_model_loaded_is_a_clear_error() -> None:

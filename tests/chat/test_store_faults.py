@@ -28,6 +28,7 @@ from slmdesk.chat.store_errors import (
     DatabaseReadOnlyError,
     translate,
 )
+from tests import fault_tools
 
 
 def _one_sentence(message: str) -> None:
@@ -48,16 +49,6 @@ def _filled(path: Path, conversations_count: int = 3, messages: int = 20) -> lis
 
 
 # -- read-only ---------------------------------------------------------------------------------
-
-
-def _unprivileged_prefix() -> list[str]:
-    """A command prefix under which file permissions apply, even when tests run as root."""
-    if os.geteuid() != 0:
-        return []
-    if shutil.which("setpriv") is None:
-        pytest.skip("running as root without setpriv: cannot drop the file-override capability")
-    caps = "-dac_override,-dac_read_search"
-    return ["setpriv", f"--bounding-set={caps}", f"--inh-caps={caps}"]
 
 
 READ_ONLY_CHILD = """
@@ -83,7 +74,7 @@ print(json.dumps(out))
 
 def _run_unprivileged(path: Path) -> dict[str, list[str]]:
     out = subprocess.run(
-        [*_unprivileged_prefix(), sys.executable, "-c", READ_ONLY_CHILD, str(path)],
+        [*fault_tools.unprivileged_prefix(), sys.executable, "-c", READ_ONLY_CHILD, str(path)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -130,33 +121,8 @@ def test_a_read_only_folder_is_a_clear_error_at_open(tmp_path: Path) -> None:
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 2 MiB tmpfs mounted in the test's folder (skipped where mounting is not allowed)."""
-    mount_point = tmp_path / "small-disk"
-    mount_point.mkdir()
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a size-limited tmpfs needs root")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
+    with fault_tools.small_disk(tmp_path / "small-disk", "2m") as mount_point:
         yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
-
-
-def _fill(folder: Path) -> Path:
-    """Take all the free space of ``folder``'s file system; the filler file to delete later."""
-    filler = folder / "filler.bin"
-    with open(filler, "wb", buffering=0) as handle:
-        try:
-            while True:
-                handle.write(b"\0" * 4096)
-        except OSError:
-            pass
-    return filler
 
 
 def test_writing_to_a_full_disk_says_the_disk_is_full(small_disk: Path) -> None:
@@ -164,7 +130,7 @@ def test_writing_to_a_full_disk_says_the_disk_is_full(small_disk: Path) -> None:
     with ConversationStore(path) as store:
         cid = store.create(title="kept").id
         store.add_message(cid, "user", "saved before the disk filled")
-        filler = _fill(small_disk)
+        filler = fault_tools.fill(small_disk)
         with pytest.raises(DatabaseFullError) as caught:
             for i in range(200):  # far more than the log file's spare room
                 store.add_message(cid, "user", f"{i} " + "x" * 20_000)
@@ -183,7 +149,7 @@ def test_opening_on_a_full_disk_says_full_and_moves_nothing(small_disk: Path) ->
     path = small_disk / "full.sqlite3"
     _filled(path, conversations_count=1, messages=4)
     before = path.read_bytes()
-    filler = _fill(small_disk)
+    filler = fault_tools.fill(small_disk)
     with pytest.raises(DatabaseFullError, match="disk is full") as caught:
         ConversationStore(path)
     _one_sentence(str(caught.value))

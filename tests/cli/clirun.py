@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import unicodedata
 from collections.abc import Mapping
-
-import pytest
 
 # "A few hundred characters": what one error line may be at most.
 MAX_ERROR_LINE = 400
@@ -29,16 +26,6 @@ def run_cli(
         timeout=timeout,
         env=dict(os.environ if env is None else env),
     )
-
-
-def unprivileged_prefix() -> list[str]:
-    """A command prefix under which file permissions apply, even when tests run as root."""
-    if os.geteuid() != 0:
-        return []
-    if shutil.which("setpriv") is None:
-        pytest.skip("running as root without setpriv: cannot drop the file-override capability")
-    caps = "-dac_override,-dac_read_search,-fowner"
-    return ["setpriv", f"--bounding-set={caps}", f"--inh-caps={caps}"]
 
 
 def has_control(text: str) -> bool:

@@ -66,3 +66,21 @@ def test_the_crash_report_goes_to_the_log_file(slmdesk_home: Path, fresh_logging
         assert logs.save_crash_report(exc) == log_file
     assert log_file is not None
     assert "KeyError: 'missing'" in log_file.read_text(encoding="utf-8")
+
+
+def test_a_native_crash_leaves_its_trace_in_the_log_folder(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    code = (
+        "import faulthandler\n"
+        "from slmdesk.common.logs import setup_logging\n"
+        "setup_logging()\n"
+        "faulthandler._sigsegv()\n"
+    )
+    env = {**os.environ, "SLMDESK_HOME": str(home)}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert proc.returncode < 0
+    trace = (home / "logs" / "native-crash.log").read_text(encoding="utf-8")
+    assert "Segmentation fault" in trace and "<module>" in trace

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests import fault_tools
 
 
 def run_cli(*args: str, user: int | None = None) -> subprocess.CompletedProcess[str]:
@@ -127,20 +128,17 @@ def test_unknown_model_name() -> None:
     assert "No model named 'no-such-model'" in out.stderr
 
 
-def _unprivileged_prefix() -> list[str]:
-    """A command prefix under which file permissions apply, even when tests run as root."""
-    if os.geteuid() != 0:
-        return []
-    if shutil.which("setpriv") is None:
-        pytest.skip("running as root without setpriv: cannot drop the file-override capability")
-    caps = "-dac_override,-dac_read_search"
-    return ["setpriv", f"--bounding-set={caps}", f"--inh-caps={caps}"]
-
-
 def test_file_without_read_permission(tiny_model: Path) -> None:
     tiny_model.chmod(0)
     out = subprocess.run(
-        [*_unprivileged_prefix(), sys.executable, "-m", "slmdesk", "inspect", str(tiny_model)],
+        [
+            *fault_tools.unprivileged_prefix(),
+            sys.executable,
+            "-m",
+            "slmdesk",
+            "inspect",
+            str(tiny_model),
+        ],
         capture_output=True,
         text=True,
         timeout=120,

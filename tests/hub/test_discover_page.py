@@ -130,3 +130,30 @@ def test_welcome_downloads_the_starter_from_the_hub(qtbot, local_hub, tiny_model
     assert [e.name for e in Library().entries()] == [f"starter-{STARTER_QUANT}"]
     parts.window.close()
     parts.shutdown()
+
+
+def test_closing_during_a_download_takes_under_two_seconds(qtbot, local_hub) -> None:
+    import time
+
+    parts = build_window(autoload_model=False)
+    qtbot.addWidget(parts.window)
+    parts.window.show()
+    controller = parts.discover_controller
+    controller.open_repo("slmtest/popular-GGUF")
+    qtbot.waitUntil(lambda: controller.view.files.rowCount() == 1, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: parts.tasks.idle, timeout=TIMEOUT)  # the header estimate is in
+    local_hub.faults.delay = 0.05  # a slow CDN: the download is still running when we close
+    local_hub.faults.chunk = 4096
+    controller.view.files.cellWidget(0, 5).click()
+    qtbot.waitUntil(lambda: len(controller._rows) == 1, timeout=TIMEOUT)
+    (row,) = controller._rows.values()
+    qtbot.waitUntil(lambda: controller.manager.status(row.task_id).done_bytes > 0, timeout=TIMEOUT)
+    parts.window.close()
+    started = time.monotonic()
+    stuck = parts.shutdown()
+    assert stuck == []
+    assert time.monotonic() - started < 2.5
+    # Nothing half-written is in the library; the resume file stays hidden for next time.
+    models = Library().models_dir
+    assert Library().entries() == []
+    assert not list(models.glob("*.gguf"))

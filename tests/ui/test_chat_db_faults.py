@@ -5,8 +5,6 @@ typed is lost, and Send works again. Real window, real llama.cpp (tiny model), r
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,6 +17,7 @@ from slmdesk.app import AppParts, build_window
 from slmdesk.chat.conversations import ConversationStore
 from slmdesk.common import paths
 from slmdesk.models.library import Library
+from tests import fault_tools
 
 TIMEOUT = 60_000
 
@@ -87,16 +86,6 @@ parts.shutdown()
 """
 
 
-def _unprivileged_prefix() -> list[str]:
-    """A command prefix under which file permissions apply, even when tests run as root."""
-    if os.geteuid() != 0:
-        return []
-    if shutil.which("setpriv") is None:
-        pytest.skip("running as root without setpriv: cannot drop the file-override capability")
-    caps = "-dac_override,-dac_read_search"
-    return ["setpriv", f"--bounding-set={caps}", f"--inh-caps={caps}"]
-
-
 def test_sending_to_a_read_only_database_ends_the_reply_with_the_reason(
     tiny_model: Path,
 ) -> None:
@@ -108,7 +97,7 @@ def test_sending_to_a_read_only_database_ends_the_reply_with_the_reason(
     before = db_path.read_bytes()
     db_path.chmod(0o444)
     out = subprocess.run(
-        [*_unprivileged_prefix(), sys.executable, "-c", READ_ONLY_CHILD],
+        [*fault_tools.unprivileged_prefix(), sys.executable, "-c", READ_ONLY_CHILD],
         capture_output=True,
         text=True,
         timeout=600,
@@ -130,34 +119,9 @@ def test_sending_to_a_read_only_database_ends_the_reply_with_the_reason(
 @pytest.fixture
 def home_on_small_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """SLMDESK_HOME on a 4 MiB tmpfs (skipped where mounting is not allowed)."""
-    mount_point = tmp_path / "small-home"
-    mount_point.mkdir()
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a size-limited tmpfs needs root")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount_point)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    monkeypatch.setenv("SLMDESK_HOME", str(mount_point))
-    try:
+    with fault_tools.small_disk(tmp_path / "small-home", "4m") as mount_point:
+        monkeypatch.setenv("SLMDESK_HOME", str(mount_point))
         yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
-
-
-def _fill(folder: Path) -> Path:
-    """Take all the free space of ``folder``'s file system; the filler file to delete later."""
-    filler = folder / "filler.bin"
-    with open(filler, "wb", buffering=0) as handle:
-        try:
-            while True:
-                handle.write(b"\0" * 4096)
-        except OSError:
-            pass
-    return filler
 
 
 def _send(qtbot, parts: AppParts, text: str) -> None:
@@ -182,7 +146,7 @@ def test_sending_on_a_full_disk_ends_the_reply_and_send_works_after(
         lambda: not controller.generating and controller.current is not None, timeout=TIMEOUT
     )
     parts.tasks.wait()
-    filler = _fill(home_on_small_disk)
+    filler = fault_tools.fill(home_on_small_disk)
     big = "a long pasted text " * 20_000  # far more than the write-ahead log's spare room
     _send(qtbot, parts, big)
     qtbot.waitUntil(

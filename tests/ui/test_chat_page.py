@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -51,9 +52,7 @@ def _type_and_send(qtbot, controller: ChatController, text: str) -> None:
 
 def _wait_idle(qtbot, parts: AppParts, controller: ChatController) -> None:
     qtbot.waitUntil(lambda: not controller.generating, timeout=TIMEOUT)
-    parts.tasks.wait()
-    qtbot.wait(50)
-    parts.tasks.wait()
+    qtbot.waitUntil(lambda: parts.tasks.idle, timeout=TIMEOUT)
 
 
 def _set_sampling(controller: ChatController, max_tokens: int, seed: int = 7) -> None:
@@ -160,8 +159,7 @@ def test_no_model_gives_a_clear_notice(qtbot, gui_guard) -> None:
     parts = _open(qtbot)
     controller = parts.chat_controller
     assert controller is not None
-    parts.tasks.wait()
-    qtbot.wait(20)
+    qtbot.waitUntil(lambda: parts.tasks.idle, timeout=TIMEOUT)
     _type_and_send(qtbot, controller, "Hello?")
     assert "No model loaded" in controller.view.notice.text()
     with gui_guard.allowed():
@@ -175,7 +173,7 @@ def test_a_broken_model_file_fails_to_load_with_a_message(qtbot, tiny_model: Pat
     parts = _open(qtbot)
     controller = parts.chat_controller
     assert controller is not None
-    parts.tasks.wait()
+    qtbot.waitUntil(lambda: parts.tasks.idle, timeout=TIMEOUT)
     controller.load_model(entry.name)
     qtbot.waitUntil(lambda: "truncated" in controller.view.notice.text(), timeout=TIMEOUT)
     assert controller.loaded_name is None
@@ -192,8 +190,11 @@ def test_closing_mid_reply_saves_the_reply(qtbot, tiny_model: Path) -> None:
     controller.view.settings_panel.temperature.setValue(1.5)
     _type_and_send(qtbot, controller, "Tell me everything")
     qtbot.waitUntil(lambda: len(controller.view.messages.widgets()) == 2, timeout=TIMEOUT)
-    qtbot.wait(200)
+    reply = controller.view.messages.widgets()[1]
+    qtbot.waitUntil(lambda: len(reply.text) > 0, timeout=TIMEOUT)  # streaming tokens now
+    started = time.monotonic()
     _close(parts)
+    assert time.monotonic() - started < 3.0  # the 2 s shutdown budget, with slack for load
     assert not controller.client.thread.isRunning()
     store = ConversationStore()
     messages = store.get(store.list_conversations()[0].id).messages
@@ -249,8 +250,6 @@ def test_database_from_a_future_version_is_refused_untouched(qtbot) -> None:
 
 def test_empty_library_shows_the_welcome_screen(qtbot) -> None:
     parts = _open(qtbot)
-    parts.tasks.wait()
-    qtbot.wait(50)
     stack = parts.window.pages["Chat"]
     welcome = parts.welcome_controller
     assert welcome is not None
@@ -281,9 +280,9 @@ def test_chat_with_a_new_model_shows_it_in_the_picker(
         )
     parts.library_controller.chat_requested.emit(other.name)
     qtbot.waitUntil(lambda: controller.loaded_name == other.name, timeout=TIMEOUT)
-    parts.tasks.wait()
-    qtbot.wait(50)
-    assert controller.view.model_picker.currentData() == other.name
+    qtbot.waitUntil(
+        lambda: controller.view.model_picker.currentData() == other.name, timeout=TIMEOUT
+    )
     assert parts.window.current_page() == "Chat"
     _close(parts)
 

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 from slmdesk.chat.conversations import ConversationStore
@@ -15,8 +14,10 @@ from slmdesk.models.synth import TinyModelSpec, write_tiny_llama
 
 SCRIPT = textwrap.dedent(
     """
-    import sys, time
+    import sys, threading
+    from PySide6.QtCore import QTimer
     from slmdesk.app import build_window, make_application
+    from slmdesk.chat.conversations import ConversationStore
     from slmdesk.common import settings
     from slmdesk.models.library import Library
 
@@ -26,23 +27,31 @@ SCRIPT = textwrap.dedent(
     parts = build_window()
     parts.window.show()
     chat = parts.chat_controller
-    while chat.loaded_name is None:
-        app.processEvents(); time.sleep(0.01)
     panel = chat.view.settings_panel
     panel.max_tokens.setValue(30000)
     panel.temperature.setValue(0.0)  # this prompt never reaches an end token greedily
-    chat.view.composer.setPlainText("Write forever")
-    chat.send()
-    started = None
-    while True:
-        app.processEvents()
-        widgets = chat.view.messages.widgets()
-        if len(widgets) == 2 and widgets[1].text and started is None:
-            started = time.monotonic()
-        if started is not None and time.monotonic() - started > 1.6:
-            print("STREAMING", len(widgets[1].text), flush=True)
-            started = float("inf")
-        time.sleep(0.005)
+
+    def send_once_loaded():
+        if chat.loaded_name is not None and chat.current is None and not chat.generating:
+            chat.view.composer.setPlainText("Write forever")
+            chat.send()
+            watch.start()
+
+    def report_when_saved():
+        # a separate connection, as the next start would read it: the reply's text is on disk
+        store, done = ConversationStore(), threading.Event()
+        while not done.wait(0.05):
+            for conversation in store.list_conversations():
+                messages = store.get(conversation.id).messages
+                if len(messages) == 2 and messages[1].text and not messages[1].finished:
+                    print("STREAMING", len(messages[1].text), flush=True)
+                    done.set()
+
+    watch = threading.Thread(target=report_when_saved, name="watch", daemon=True)
+    timer = QTimer()
+    timer.timeout.connect(send_once_loaded)
+    timer.start(10)
+    app.exec()
     """
 )
 
@@ -64,7 +73,6 @@ def test_kill_during_a_reply_keeps_the_conversation(
     try:
         line = proc.stdout.readline() if proc.stdout else ""
         assert line.startswith("STREAMING"), proc.stderr.read() if proc.stderr else ""
-        time.sleep(0.3)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:

@@ -20,17 +20,14 @@ def app_parts(qtbot) -> AppParts:
     qtbot.addWidget(parts.window)
     parts.window.show()
     parts.window.show_page("Library")
-    parts.tasks.wait()
-    qtbot.wait(10)
+    qtbot.waitUntil(lambda: parts.tasks.idle, timeout=10_000)
     yield parts
     parts.window.close()
     parts.shutdown()
 
 
 def _settle(qtbot, parts: AppParts) -> None:
-    for _ in range(5):
-        parts.tasks.wait()
-        qtbot.wait(20)
+    qtbot.waitUntil(lambda: parts.tasks.idle, timeout=30_000)  # results shown, none pending
 
 
 def _names(parts: AppParts) -> list[str]:

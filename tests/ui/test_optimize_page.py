@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -92,7 +94,7 @@ def test_type_table_lists_every_offered_type(qtbot, page) -> None:
 def test_quantize_q8_0_adds_the_model_with_a_report(qtbot, page) -> None:
     parts, controller = page
     stages: list[str] = []
-    controller.runner.progress.connect(lambda p: stages.append(p.stage))
+    controller.job_progress.connect(lambda p: stages.append(p.stage))
     _to_run_step(qtbot, controller, "Q8_0", MODE_NONE)
     run = controller.view.run_step
     assert run.name.placeholderText() == "tiny-llama-Q8_0"
@@ -181,7 +183,7 @@ def test_cancel_mid_run_leaves_no_partial_file(qtbot, page) -> None:
         if len(seen) == 1:
             _click(qtbot, run.cancel_button)
 
-    controller.runner.progress.connect(cancel_on_first)
+    controller.job_progress.connect(cancel_on_first)
     _click(qtbot, run.start_button)
     _wait_idle(qtbot, controller)
     assert seen
@@ -228,15 +230,22 @@ def test_side_by_side_chat_streams_both_and_shuts_down(
     with gui_guard.allowed():  # the test prepares the optimized model itself
         optimized = core_optimize.quantize(source, tmp_path / "tiny-q8.gguf", "Q8_0")
     ab = controller.ab
+    view = controller.view.ab_view
+    writers: set[str] = set()  # threads that appended streamed text to a transcript
+    for pane in (view.original, view.optimized):
+        append = pane.append_text
+        pane.append_text = lambda text, append=append: (  # type: ignore[method-assign]
+            writers.add(threading.current_thread().name),
+            append(text),
+        )
     ab.open(source, optimized, ("tiny-llama-F16", "tiny-q8"))
     controller.view.show_step(STEP_AB)
     qtbot.waitUntil(lambda: ab.ready, timeout=60_000)
-    threads = [side.thread for side in ab.sides.values()]
+    threads = [side.client.thread for side in ab.sides.values()]
     assert sorted(t.objectName() for t in threads) == [
         "slmdesk-ab-optimized",
         "slmdesk-ab-original",
     ]
-    view = controller.view.ab_view
     view.max_tokens.setValue(12)
     view.greedy.setChecked(True)
     view.prompt.setText("Hello, who are you?")
@@ -246,7 +255,8 @@ def test_side_by_side_chat_streams_both_and_shuts_down(
     for pane in (view.original, view.optimized):
         assert "You: Hello, who are you?" in pane.transcript.toPlainText()
         assert "tokens/s" in pane.status.text()
-    assert all(len(side.history) == 2 for side in ab.sides.values())
+    assert all(side.exchanges == 1 for side in ab.sides.values())
+    assert writers == {threading.current_thread().name}  # widgets touched on the GUI thread only
     # a second prompt, stopped at once
     view.max_tokens.setValue(2000)
     view.prompt.setText("Tell me a long story")
@@ -257,3 +267,33 @@ def test_side_by_side_chat_streams_both_and_shuts_down(
     assert controller.step == STEP_REPORT
     assert all(t.isFinished() for t in threads)
     assert ab.sides == {}
+
+
+def test_closing_the_window_mid_run_is_bounded_and_leaves_no_partial_file(
+    qtbot, tiny_model: Path
+) -> None:
+    Library().import_model(tiny_model)
+    parts = build_window(autoload_model=False)
+    qtbot.addWidget(parts.window)
+    parts.window.show()
+    parts.window.show_page("Optimize")
+    controller = next(c for c in parts.controllers if isinstance(c, OptimizeController))
+    qtbot.waitUntil(lambda: controller.select_model("tiny-llama-F16"), timeout=10_000)
+    qtbot.waitUntil(lambda: controller.view.next_button.isEnabled(), timeout=10_000)
+    _to_run_step(qtbot, controller, "Q4_K_M", MODE_NONE)
+    models = Library().models_dir
+    before = sorted(p.name for p in models.iterdir())
+    seen: list[str] = []
+    controller.job_progress.connect(lambda p: seen.append(p.stage))
+    _click(qtbot, controller.view.run_step.start_button)
+    qtbot.waitUntil(lambda: bool(seen), timeout=TIMEOUT)  # a child process is working
+    job = controller.job
+    assert job is not None and job.running
+    started = time.monotonic()
+    parts.window.close()  # runs the shutdown: cancel, kill the child, remove partial output
+    elapsed = time.monotonic() - started
+    assert elapsed < 2.5  # the 2 s budget plus slack for a loaded machine
+    assert job.wait(0)  # the job's thread returned within the budget
+    assert sorted(p.name for p in models.iterdir()) == before  # no partial, no output
+    assert [e.name for e in Library().entries()] == ["tiny-llama-F16"]
+    parts.shutdown()

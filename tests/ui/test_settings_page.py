@@ -49,8 +49,7 @@ def test_building_the_window_does_no_blocking_work_on_the_gui_thread(qtbot, gui_
         assert chat is not None
         # the database is opened on the task pool; the chat page works once it is ready
         qtbot.waitUntil(lambda: chat.store.is_open, timeout=TIMEOUT)
-        parts.tasks.wait()
-        qtbot.wait(20)
+        qtbot.waitUntil(lambda: parts.tasks.idle, timeout=TIMEOUT)  # every result shown
         assert chat.view.conversations.count() == 0
     finally:
         gui_guard.window_shown = any_window_shown

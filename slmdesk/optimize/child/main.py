@@ -25,9 +25,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from slmdesk.common.errors import SlmdeskError
+from slmdesk.common.lifeline import watch_parent
 from slmdesk.llama import quantize as native
 from slmdesk.optimize.child.convert import dry_run_types, prune_and_fix
-from slmdesk.optimize.child.lifeline import watch_parent
 
 
 def emit(event: str, **fields: Any) -> None:

@@ -1,8 +1,10 @@
 """Wires the Chat page: conversations (task pool), the model and replies (inference thread).
 
 Where things run: opening the database, conversation listing, creation, renaming, deleting and
-settings writes go to the task pool (the list appears once the database is open); loading, generating and the chat's own message writes happen on the inference thread
-(`ui.runtime.inference`). Every handler here runs on the GUI thread and only updates widgets.
+settings writes go to the task pool (the list appears once the database is open); loading (a
+job), generating and the chat's own message writes (a `ChatSession`) happen on the inference
+thread (`ui.runtime.inference`). Every handler here runs on the GUI thread and only updates
+widgets.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from slmdesk.ui.chat.message_widget import MessageWidget
 from slmdesk.ui.chat.view import ChatView
 from slmdesk.ui.format import human_size
 from slmdesk.ui.runtime.inference import GenerateRequest, InferenceClient
+from slmdesk.ui.runtime.jobs import SHUTDOWN_BUDGET, Deadline, stop_all
 from slmdesk.ui.runtime.tasks import TaskRunner
 
 log = logging.getLogger("slmdesk.ui.chat")
@@ -119,9 +122,9 @@ class ChatController(QObject):
         v.cancel_edit_button.clicked.connect(self._cancel_edit)
         v.settings_panel.changed.connect(self._on_settings_edited)
         v.settings_panel.reset_button.clicked.connect(self._on_reset_settings)
-        w.load_progress.connect(self._on_load_progress)
-        w.loaded.connect(self._on_loaded)
-        w.load_failed.connect(self._on_load_failed)
+        self.client.load_progress.connect(self._on_load_progress)
+        self.client.loaded.connect(self._on_loaded)
+        self.client.load_failed.connect(self._on_load_failed)
         w.unloaded.connect(self._on_unloaded)
         w.user_saved.connect(self._on_user_saved)
         w.messages_removed.connect(self._on_messages_removed)
@@ -222,8 +225,7 @@ class ChatController(QObject):
 
     @Slot(object)
     def _on_loaded(self, info: dict[str, Any]) -> None:
-        if self.client.loading:
-            return  # a newer load is on its way
+        # only the newest load reports here (the client cancels superseded ones)
         self.loaded_name = self._pending_name
         self.loaded_info = info
         self.view.load_progress.setVisible(False)
@@ -239,8 +241,6 @@ class ChatController(QObject):
 
     @Slot(str)
     def _on_load_failed(self, message: str) -> None:
-        if self.client.loading:
-            return
         self.view.load_progress.setVisible(False)
         self.view.eject_button.setText("Unload")
         self.loaded_name = None
@@ -716,8 +716,8 @@ class ChatController(QObject):
         message = str(exc) if isinstance(exc, SlmdeskError) else f"Unexpected problem: {exc}"
         self.view.show_notice(message)
 
-    def shutdown(self) -> None:
-        """Save pending settings, stop the reply (it is saved) and end the inference thread."""
+    def request_stop(self) -> None:
+        """Save pending settings, then stop the reply (it is saved) and the inference thread."""
         self._undo_timer.stop()
         self._search_timer.stop()
         if self._save_timer.isActive():
@@ -731,4 +731,12 @@ class ChatController(QObject):
                     )
                 except SlmdeskError:
                     log.exception("could not save chat settings at shutdown")
-        self.client.shutdown()
+        self.client.request_stop()
+
+    def wait_stopped(self, timeout: float) -> bool:
+        """Wait at most ``timeout`` seconds for the inference thread to end."""
+        return self.client.wait_stopped(timeout)
+
+    def shutdown(self, budget: float = SHUTDOWN_BUDGET) -> bool:
+        """`request_stop` and `wait_stopped` within ``budget`` seconds. True when stopped."""
+        return not stop_all([self], Deadline(budget))

@@ -206,7 +206,3 @@ class MessageWidget(QFrame):
     def set_regenerate_visible(self, visible: bool) -> None:
         """Only the last reply offers Regenerate."""
         self.regenerate_button.setVisible(visible and self.role == "assistant")
-
-    def set_speaker(self, speaker: str) -> None:
-        """Change the name over the message."""
-        self.speaker.setText(f"<b>{speaker}</b>")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import threading
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import QApplication, QLabel, QPushButton, QTableWidgetItem
@@ -20,17 +21,12 @@ from slmdesk.hub.downloads import DownloadManager, DownloadStatus, State
 from slmdesk.ui import dialogs
 from slmdesk.ui.discover.view import DiscoverView, DownloadRow
 from slmdesk.ui.format import human_count, human_size
+from slmdesk.ui.runtime.jobs import SHUTDOWN_BUDGET, UpdateChannel
 from slmdesk.ui.runtime.tasks import TaskRunner
 from slmdesk.ui.theme import verdict_style
 
 log = logging.getLogger("slmdesk.ui.discover")
 REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
-
-
-class _Bridge(QObject):
-    """Carries download updates from download threads to the GUI thread (queued)."""
-
-    update = Signal(object)
 
 
 class _SortableItem(QTableWidgetItem):
@@ -60,9 +56,14 @@ class DiscoverController(QObject):
         self._results: list[hub.RepoSummary] = []
         self._rows: dict[str, DownloadRow] = {}
         self._announced: set[str] = set()
-        self._bridge = _Bridge()
-        self._bridge.update.connect(self._on_download_update)
-        self.manager = DownloadManager(on_update=self._bridge.update.emit)
+        # Download threads report through the job model's throttle, on the GUI thread.
+        self._updates = UpdateChannel(
+            key=lambda status: status.task_id,
+            urgent=lambda old, new: old is None or old.state != new.state,
+        )
+        self._updates.updated.connect(self._on_download_update)
+        self.manager = DownloadManager(on_update=self._updates.push)
+        self._stopper: threading.Thread | None = None
         view.search_button.clicked.connect(self.search)
         view.query.returnPressed.connect(self.search)
         view.results.itemSelectionChanged.connect(self._on_result_picked)
@@ -287,9 +288,29 @@ class DiscoverController(QObject):
     def _on_error(self, exc: BaseException) -> None:
         self.view.status.setText(user_message(exc))
 
+    def request_stop(self) -> None:
+        """Pause running downloads (they resume next time) without waiting for their threads."""
+        self._updates.close()
+        if self._stopper is None:
+            self._stopper = threading.Thread(
+                target=self.manager.shutdown,
+                args=(SHUTDOWN_BUDGET,),
+                name="slmdesk-download-stop",
+                daemon=True,
+            )
+            self._stopper.start()
+
+    def wait_stopped(self, timeout: float) -> bool:
+        """Wait at most ``timeout`` seconds for the download threads to end."""
+        if self._stopper is None:
+            return True
+        self._stopper.join(max(0.0, timeout))
+        return not self._stopper.is_alive()
+
     def shutdown(self) -> None:
-        """Pause running downloads (they resume next time) and join their threads."""
-        self.manager.shutdown()
+        """Stop within the shutdown budget (for callers outside the app's shutdown)."""
+        self.request_stop()
+        self.wait_stopped(SHUTDOWN_BUDGET)
 
 
 def _timestamp(iso: str | None) -> float:

@@ -1,11 +1,11 @@
 """Side-by-side (A/B) chat: one prompt, the original and the optimized model answering together.
 
-Each side owns a `ChatEngine` on its own named QThread (``slmdesk-ab-original``,
-``slmdesk-ab-optimized``), like the chat page's inference thread but without a conversation
-store: a comparison is scratch work and must not appear among the user's conversations.
-Requests arrive as queued signals; text leaves as signals coalesced to at most 40 a second.
-Stop is a `threading.Event` set from the GUI thread (the worker's event loop is busy while it
-generates). `ABChatController.shutdown` stops both threads and frees both models.
+Each side is an `InferenceClient` — the same inference worker as the chat page, on its own named
+thread (``slmdesk-ab-original``, ``slmdesk-ab-optimized``) — but without a conversation store:
+a comparison is scratch work and must not appear among the user's conversations, so each
+worker's `ChatSession` keeps its conversation in memory. Loads are jobs, text arrives coalesced
+to at most 40 updates a second, Stop is each reply's event. `ABChatController.request_stop` /
+`wait_stopped` stop both threads within the window's shutdown budget and free both models.
 """
 
 from __future__ import annotations
@@ -13,12 +13,11 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import threading
-import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -33,131 +32,25 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from slmdesk.common.errors import SlmdeskError
-from slmdesk.llama.engine import ChatEngine, SamplingSettings
-from slmdesk.ui.runtime.inference import stop_engine_thread
+from slmdesk.llama.engine import SamplingSettings
+from slmdesk.ui.runtime.inference import GenerateRequest, InferenceClient
+from slmdesk.ui.runtime.jobs import SHUTDOWN_BUDGET, Deadline, stop_all
 from slmdesk.ui.theme import icon
 
 log = logging.getLogger("slmdesk.ui.ab_chat")
 
-CHUNK_INTERVAL = 1 / 40
 AB_CONTEXT = 2048
 
 
-class ABWorker(QObject):
-    """Lives on one side's thread; owns that side's engine."""
+@dataclass
+class ABSide:
+    """The GUI thread's state of one side: its client (thread + worker) and what it is doing."""
 
-    loaded = Signal(str)  # chat format description
-    load_failed = Signal(str)
-    chunk = Signal(str)
-    finished = Signal(object)  # dict: text, timings
-    failed = Signal(str)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.engine = ChatEngine()
-        self.stop_event = threading.Event()
-        self.cancel_load = threading.Event()
-
-    @Slot(str, int)
-    def load(self, path: str, n_threads: int) -> None:
-        """Load ``path`` (replacing this side's model)."""
-        try:
-            loaded = self.engine.load(
-                path, context_length=AB_CONTEXT, n_threads=n_threads, cancel=self.cancel_load
-            )
-        except SlmdeskError as exc:
-            self.load_failed.emit(str(exc))
-            return
-        except Exception as exc:  # llama.cpp can raise anything; the window lives on
-            log.exception("A/B load of %s failed", path)
-            self.load_failed.emit(f"The model could not be loaded: {exc}")
-            return
-        self.loaded.emit(loaded.chat_format.description)
-
-    @Slot(object, object)
-    def generate(self, messages: list[dict[str, str]], sampling: dict[str, Any]) -> None:
-        """Stream a reply to ``messages``."""
-        self.stop_event.clear()
-        pending: list[str] = []
-        last = time.monotonic()
-
-        def on_token(piece: str) -> None:
-            nonlocal last
-            pending.append(piece)
-            now = time.monotonic()
-            if now - last >= CHUNK_INTERVAL:
-                self.chunk.emit("".join(pending))
-                pending.clear()
-                last = now
-
-        try:
-            result = self.engine.generate(
-                messages, SamplingSettings.from_dict(sampling), on_token, self.stop_event
-            )
-        except SlmdeskError as exc:
-            self.failed.emit(str(exc))
-            return
-        except Exception as exc:
-            log.exception("A/B generation failed")
-            self.failed.emit(f"Generation failed: {exc}")
-            return
-        if pending:
-            self.chunk.emit("".join(pending))
-        self.finished.emit({"text": result.text, "timings": result.timings.to_dict()})
-
-
-class ABSide(QObject):
-    """The GUI thread's handle on one side: its thread, its worker, its history."""
-
-    # The worker's signals, re-emitted on the GUI thread (signal-to-signal connections to an
-    # object living there are queued), so handlers connected here may touch widgets.
-    loaded = Signal(str)
-    load_failed = Signal(str)
-    chunk = Signal(str)
-    finished = Signal(object)
-    failed = Signal(str)
-    _load = Signal(str, int)
-    _generate = Signal(object, object)
-
-    def __init__(self, thread_name: str) -> None:
-        super().__init__()
-        self.thread = QThread()
-        self.thread.setObjectName(thread_name)
-        self.worker = ABWorker()
-        self.worker.moveToThread(self.thread)
-        self._load.connect(self.worker.load)
-        self._generate.connect(self.worker.generate)
-        for name in ("loaded", "load_failed", "chunk", "finished", "failed"):
-            getattr(self.worker, name).connect(getattr(self, name))
-        self.thread.start()
-        self.path: Path | None = None
-        self.ready = False
-        self.generating = False
-        self.history: list[dict[str, str]] = []
-        self._stopped = False
-
-    def load(self, path: Path, n_threads: int) -> None:
-        """Queue a load."""
-        self.path = path
-        self.ready = False
-        self._load.emit(str(path), n_threads)
-
-    def generate(self, sampling: dict[str, Any]) -> None:
-        """Queue a reply to the history."""
-        self.generating = True
-        self._generate.emit(list(self.history), dict(sampling))
-
-    def stop(self) -> None:
-        """Stop the reply being written (within one token)."""
-        self.worker.stop_event.set()
-
-    def shutdown(self, timeout_ms: int = 30000) -> None:
-        """Stop, end the thread, free the model. Idempotent."""
-        if self._stopped:
-            return
-        self._stopped = True
-        stop_engine_thread(self.thread, self.worker, timeout_ms)
+    client: InferenceClient
+    path: Path | None = None
+    ready: bool = False
+    generating: bool = False
+    exchanges: int = 0  # prompts answered (finished or stopped) since the last clear
 
 
 class ABPane(QFrame):
@@ -199,14 +92,6 @@ class ABPane(QFrame):
         cursor.insertText(text)
         self.transcript.setTextCursor(cursor)
         self.transcript.ensureCursorVisible()
-
-    def reply_text(self) -> str:
-        """Everything after the last prompt (for tests)."""
-        text = self.transcript.toPlainText()
-        marker = text.rfind("You: ")
-        if marker < 0:
-            return ""
-        return text[marker:].split("\n", 2)[-1] if text[marker:].count("\n") >= 2 else ""
 
 
 class ABChatView(QWidget):
@@ -279,6 +164,21 @@ class ABChatController(QObject):
     def _pane(self, key: str) -> ABPane:
         return self.view.original if key == "original" else self.view.optimized
 
+    def _side(self, key: str) -> ABSide:
+        side = self.sides.get(key)
+        if side is None:
+            client = InferenceClient(None, thread_name=f"slmdesk-ab-{key}")
+            client.loaded.connect(lambda info, k=key: self._on_loaded(k, info))
+            client.load_failed.connect(lambda msg, k=key: self._on_load_failed(k, msg))
+            # the client's signals: re-emitted on the GUI thread, so these may touch widgets
+            client.chunk.connect(lambda _mid, text, k=key: self._pane(k).append_text(text))
+            client.reply_finished.connect(
+                lambda _cid, payload, k=key: self._on_finished(k, payload)
+            )
+            client.reply_failed.connect(lambda _cid, msg, k=key: self._on_failed(k, msg))
+            side = self.sides[key] = ABSide(client)
+        return side
+
     def open(self, original: Path, optimized: Path, names: tuple[str, str]) -> None:
         """Load both models (each side keeps its model when it is already the one asked for)."""
         threads = max(1, (os.cpu_count() or 2) // 2)
@@ -286,22 +186,15 @@ class ABChatController(QObject):
             ("original", original, names[0]),
             ("optimized", optimized, names[1]),
         ):
-            side = self.sides.get(key)
-            if side is None:
-                side = ABSide(f"slmdesk-ab-{key}")
-                side.loaded.connect(lambda fmt, k=key: self._on_loaded(k, fmt))
-                side.load_failed.connect(lambda msg, k=key: self._on_load_failed(k, msg))
-                side.chunk.connect(lambda text, k=key: self._pane(k).append_text(text))
-                side.finished.connect(lambda result, k=key: self._on_finished(k, result))
-                side.failed.connect(lambda msg, k=key: self._on_failed(k, msg))
-                self.sides[key] = side
+            side = self._side(key)
             pane = self._pane(key)
             pane.model_label.setText(name)
             if side.path != path:
                 pane.transcript.clear()
-                side.history.clear()
+                side.exchanges = 0
                 pane.status.setText("Loading…")
-                side.load(path, threads)
+                side.path, side.ready = path, False
+                side.client.load(path, AB_CONTEXT, threads)  # a new model starts a new chat
         self._update_buttons()
 
     @property
@@ -332,38 +225,38 @@ class ABChatController(QObject):
         ).to_dict()
         self.view.prompt.clear()
         for key, side in self.sides.items():
-            side.history.append({"role": "user", "content": text})
             pane = self._pane(key)
             pane.append_prompt(text)
             pane.status.setText("Writing…")
-            side.generate(sampling)
+            side.generating = True
+            side.client.generate(GenerateRequest(0, text, dict(sampling)))
         self._update_buttons()
 
     @Slot()
     def stop(self) -> None:
         """Stop both replies."""
         for side in self.sides.values():
-            side.stop()
+            side.client.stop()
 
-    def _on_loaded(self, key: str, fmt: str) -> None:
+    def _on_loaded(self, key: str, info: dict[str, Any]) -> None:
         side = self.sides.get(key)
         if side is None:
             return  # shut down meanwhile
         side.ready = True
-        self._pane(key).status.setText(f"Ready · {fmt}")
+        self._pane(key).status.setText(f"Ready · {info['format']}")
         self._update_buttons()
 
     def _on_load_failed(self, key: str, message: str) -> None:
         self._pane(key).status.setText(f"Could not load: {message}")
         self._update_buttons()
 
-    def _on_finished(self, key: str, result: dict[str, Any]) -> None:
+    def _on_finished(self, key: str, payload: dict[str, Any]) -> None:
         side = self.sides.get(key)
         if side is None:
             return
         side.generating = False
-        side.history.append({"role": "assistant", "content": str(result["text"])})
-        timings = result["timings"]
+        side.exchanges += 1
+        timings = payload["timings"]
         reason = " (stopped)" if timings.get("finish_reason") == "cancelled" else ""
         self._pane(key).status.setText(
             f"{timings.get('generated_tokens', 0)} tokens · "
@@ -375,9 +268,7 @@ class ABChatController(QObject):
         side = self.sides.get(key)
         if side is None:
             return
-        side.generating = False
-        if side.history and side.history[-1]["role"] == "user":
-            side.history.pop()
+        side.generating = False  # the session forgot the unanswered prompt
         self._pane(key).status.setText(message)
         self._update_buttons()
 
@@ -386,7 +277,8 @@ class ABChatController(QObject):
         if self.generating:
             return
         for key, side in self.sides.items():
-            side.history.clear()
+            side.client.reset_conversation()
+            side.exchanges = 0
             self._pane(key).transcript.clear()
 
     @Slot()
@@ -394,9 +286,21 @@ class ABChatController(QObject):
         self.shutdown()
         self.closed.emit()
 
-    def shutdown(self) -> None:
-        """Stop both sides, end their threads and free both models."""
+    # -- shutdown (the `Stoppable` protocol) -----------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Stop both replies and ask both threads to end."""
         for side in self.sides.values():
-            side.shutdown()
+            side.client.request_stop()
+
+    def wait_stopped(self, timeout: float) -> bool:
+        """Wait at most ``timeout`` seconds for both threads; free both models; forget them."""
+        deadline = Deadline(timeout)
+        stopped = all([s.client.wait_stopped(deadline.remaining()) for s in self.sides.values()])
         self.sides.clear()
         self._update_buttons()
+        return stopped
+
+    def shutdown(self, budget: float = SHUTDOWN_BUDGET) -> bool:
+        """Stop both sides within ``budget`` seconds. Idempotent; True when both stopped."""
+        return not stop_all([self], Deadline(budget))

@@ -1,9 +1,10 @@
 """Wires the Optimize wizard to `slmdesk.optimize.pipeline`.
 
 Short jobs (header reads, the size preview) run on the task pool. The long ones (measuring block
-importance, the whole optimize pipeline) run one at a time on the ``slmdesk-optimize`` thread of
-a `JobRunner`; their progress, results and errors come back as queued signals handled here on
-the GUI thread. Cancel sets the runner's event: the core kills its child process and removes
+importance, the whole optimize pipeline) are jobs of the same pool on their own dedicated
+``slmdesk-optimize`` thread, one at a time; their progress (throttled, stage changes at once),
+results and errors come back as the job's signals, handled here on the GUI thread. Cancel (and
+closing the window) sets the job's cancel event: the core kills its child process and removes
 partial files.
 """
 
@@ -11,8 +12,8 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,8 @@ from slmdesk.ui import dialogs
 from slmdesk.ui.format import human_duration, human_size
 from slmdesk.ui.optimize.ab_chat import ABChatController
 from slmdesk.ui.optimize.report import fill_report
-from slmdesk.ui.optimize.runner import JobRunner
 from slmdesk.ui.optimize.view import OptimizeView
+from slmdesk.ui.runtime.jobs import SHUTDOWN_BUDGET, Deadline, Job, JobContext, stop_all
 from slmdesk.ui.runtime.tasks import TaskRunner
 from slmdesk.ui.theme import verdict_style
 
@@ -112,19 +113,20 @@ class OptimizeController(QObject):
     """The Optimize page's behaviour."""
 
     chat_requested = Signal(str)  # library name of the new model
+    job_progress = Signal(object)  # Progress of the running measurement or run, as shown
 
     def __init__(self, view: OptimizeView, library: Library, tasks: TaskRunner) -> None:
         super().__init__()
         self.view = view
         self.library = library
         self.tasks = tasks
-        self.runner = JobRunner()
+        self.job: Job | None = None  # the measurement or optimize run in progress
         self.ab = ABChatController(view.ab_view)
         self._entries: list[ModelEntry] = []
         self.facts: SourceFacts | None = None
         self.options: list[Any] = []  # TypeOption of the current source
         self._previews: dict[str, list[Any]] = {}
-        self._preview_cancel: threading.Event | None = None
+        self._preview_job: Job | None = None
         self.importance: list[float] | None = None
         self.calibration: Path | None = None
         self.result: Any = None  # OptimizeResult
@@ -140,9 +142,6 @@ class OptimizeController(QObject):
         self._timer.setInterval(500)
         self._timer.timeout.connect(self._on_tick)
 
-        self.runner.progress.connect(self._on_progress)
-        self.runner.finished.connect(self._on_job_finished)
-        self.runner.failed.connect(self._on_job_failed)
         view.next_button.clicked.connect(self._on_next)
         view.back_button.clicked.connect(self._on_back)
         view.model_step.table.itemSelectionChanged.connect(self._on_model_selected)
@@ -154,7 +153,7 @@ class OptimizeController(QObject):
         prune.count.valueChanged.connect(self._on_prune_changed)
         prune.chart.toggled.connect(self._on_block_toggled)
         prune.measure_button.clicked.connect(self._on_measure)
-        prune.measure_cancel.clicked.connect(self.runner.cancel)
+        prune.measure_cancel.clicked.connect(self._cancel_job)
         prune.calibration_button.clicked.connect(self._on_pick_calibration)
         prune.calibration_reset.clicked.connect(lambda: self.set_calibration(None))
         run = view.run_step
@@ -195,13 +194,13 @@ class OptimizeController(QObject):
 
     @Slot()
     def _on_back(self) -> None:
-        if self.step > STEP_MODEL and not self.runner.running:
+        if self.step > STEP_MODEL and not self.running:
             self.go(self.step - 1)
 
     @Slot()
     def _update_nav(self) -> None:
         step = self.step
-        busy = self.runner.running
+        busy = self.running
         nav_visible = step <= STEP_RUN
         self.view.back_button.setVisible(nav_visible)
         self.view.next_button.setVisible(step < STEP_RUN)
@@ -245,7 +244,7 @@ class OptimizeController(QObject):
             table.selectRow(names.index(current))
         elif current is None and names and not table.selectionModel().selectedRows():
             table.selectRow(0)  # one click less: most people have one or two models
-        elif self.facts is not None and not self.runner.running:
+        elif self.facts is not None and not self.running:
             self.facts = None
         self._update_nav()
 
@@ -296,15 +295,13 @@ class OptimizeController(QObject):
         key = str(facts.info.path)
         if key in self._previews:
             return
-        if self._preview_cancel is not None:
-            self._preview_cancel.set()
-        cancel = threading.Event()
-        self._preview_cancel = cancel
+        if self._preview_job is not None:
+            self._preview_job.cancel()
 
-        def job() -> list[Any]:
+        def work(context: JobContext) -> list[Any]:
             from slmdesk.optimize.pipeline import size_preview
 
-            return size_preview(facts.info.path, cancel=cancel.is_set)
+            return size_preview(facts.info.path, cancel=context.cancelled)
 
         def done(options: list[Any]) -> None:
             self._previews[key] = options
@@ -312,13 +309,13 @@ class OptimizeController(QObject):
                 self._fill_types(options)
 
         def failed(exc: BaseException) -> None:
-            if isinstance(exc, OptimizeCancelled):
-                return
             if self.facts is not None and str(self.facts.info.path) == key:
                 self.view.type_step.status.setText("")
                 self._show_failure(exc)
 
-        self.tasks.run(job, done, failed, name="optimize-preview")
+        self._preview_job = self.tasks.start(work, "optimize-preview")
+        self._preview_job.succeeded.connect(done)
+        self._preview_job.failed.connect(failed)
 
     def _show_type_step(self) -> None:
         step = self.view.type_step
@@ -422,7 +419,7 @@ class OptimizeController(QObject):
                 "into the new file, so removing a block does not shift the pattern."
             )
         step.arch_note.setText(" ".join(notes))
-        step.measure_button.setEnabled(facts.prunable and not self.runner.running)
+        step.measure_button.setEnabled(facts.prunable and not self.running)
         step.chart.set_blocks(n, self.importance, facts.global_flags)
         self._on_mode_changed(step.mode_group.checkedId())
 
@@ -559,11 +556,11 @@ class OptimizeController(QObject):
     @Slot()
     def _on_measure(self) -> None:
         facts = self.facts
-        if facts is None or self.runner.running:
+        if facts is None or self.running:
             return
         source, calibration = facts.info.path, self.calibration
 
-        def job(progress: Any, cancel: Any) -> Any:
+        def run(progress: Any, cancel: Any) -> Any:
             from slmdesk.optimize.pipeline import plan_pruning
 
             return plan_pruning(
@@ -579,7 +576,7 @@ class OptimizeController(QObject):
         step.measure_progress.setRange(0, 0)
         step.measure_status.setText("Starting…")
         self.view.show_error("")
-        self.runner.start(job)
+        self._start_job(run)
         self._update_nav()
 
     # -- step 4: run -----------------------------------------------------------------------------
@@ -615,7 +612,7 @@ class OptimizeController(QObject):
         )
         step.name.setPlaceholderText(self._default_name())
         step.compare.setVisible(mode != MODE_NONE)
-        if not self.runner.running:
+        if not self.running:
             step.progress_card.setVisible(False)
         self._on_name_changed()
 
@@ -632,7 +629,7 @@ class OptimizeController(QObject):
             ):
                 problem = f"A model named {name} is already in your library: choose another name."
         step.name_hint.setText(problem or "Leave empty to use the suggested name.")
-        step.start_button.setEnabled(not problem and not self.runner.running)
+        step.start_button.setEnabled(not problem and not self.running)
 
     def request(self) -> Any:
         """The `OptimizeRequest` the current choices describe."""
@@ -664,7 +661,7 @@ class OptimizeController(QObject):
     @Slot()
     def start(self) -> None:
         """Run the whole pipeline on the optimize thread."""
-        if self.runner.running:
+        if self.running:
             return
         try:
             request = self.request()
@@ -682,7 +679,7 @@ class OptimizeController(QObject):
             + (["compare"] if pruning and request.compare else [])
         )
 
-        def job(progress: Any, cancel: Any) -> Any:
+        def run(progress: Any, cancel: Any) -> Any:
             from slmdesk.optimize.pipeline import optimize
 
             return optimize(request, progress, cancel)
@@ -703,15 +700,49 @@ class OptimizeController(QObject):
         step.progress.setRange(0, 0)
         self._begin_progress()
         self._render_stages()
-        self.runner.start(job)
+        self._start_job(run)
         self._update_nav()
+
+    @property
+    def running(self) -> bool:
+        """Whether a measurement or an optimize run is in progress (False once it reports)."""
+        return self.job is not None and self.job.running
+
+    def _start_job(
+        self, run: Callable[[Callable[[Progress], None], Callable[[], bool]], Any]
+    ) -> None:
+        """Run ``run(progress, cancel)`` on the dedicated ``slmdesk-optimize`` thread."""
+
+        def work(context: JobContext) -> Any:
+            stage = ""
+
+            def report(p: Progress) -> None:
+                nonlocal stage
+                context.report(p, urgent=p.stage != stage or p.done >= p.total)
+                stage = p.stage
+
+            return run(report, context.cancelled)
+
+        job = self.tasks.start(work, "optimize", dedicated=True)
+        job.progress.connect(self._on_progress)
+        job.succeeded.connect(self._on_job_finished)
+        job.failed.connect(self._on_job_failed)
+        job.cancelled.connect(
+            lambda: self._on_job_failed(OptimizeCancelled("Cancelled; partial output removed."))
+        )
+        self.job = job
+
+    @Slot()
+    def _cancel_job(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
 
     @Slot()
     def cancel(self) -> None:
         """Cancel the running job (partial files are removed by the core)."""
-        if not self.runner.running:
+        if not self.running:
             return
-        self.runner.cancel()
+        self._cancel_job()
         self.view.run_step.cancel_button.setEnabled(False)
         self.view.run_step.stage.setText("Cancelling…")
 
@@ -745,6 +776,7 @@ class OptimizeController(QObject):
     def _on_progress(self, p: Progress) -> None:
         if self._closed:
             return
+        self.job_progress.emit(p)
         key = self._stage_key_for(p)
         if key not in self._stages_seen:
             self._stages_seen.append(key)
@@ -890,7 +922,7 @@ class OptimizeController(QObject):
     @property
     def busy(self) -> bool:
         """Whether a measurement or an optimize run is in progress."""
-        return self.runner.running or bool(self._job)
+        return self.running or bool(self._job)
 
     # -- step 5: the report ----------------------------------------------------------------------
 
@@ -927,11 +959,22 @@ class OptimizeController(QObject):
 
     # -- shutdown --------------------------------------------------------------------------------
 
-    def shutdown(self) -> None:
-        """Cancel a running job and join its thread; stop the A/B threads. Idempotent."""
+    def request_stop(self) -> None:
+        """Cancel the running job (the core kills its child) and stop the A/B threads."""
         self._closed = True
         self._timer.stop()
-        if self._preview_cancel is not None:
-            self._preview_cancel.set()
-        self.runner.shutdown()
-        self.ab.shutdown()
+        for job in (self._preview_job, self.job):
+            if job is not None:
+                job.close()
+        self.ab.request_stop()
+
+    def wait_stopped(self, timeout: float) -> bool:
+        """Wait at most ``timeout`` seconds for the job's thread (its child killed, partial
+        output removed) and the A/B threads."""
+        deadline = Deadline(timeout)
+        stopped = self.job is None or self.job.wait(deadline.remaining())
+        return self.ab.wait_stopped(deadline.remaining()) and stopped
+
+    def shutdown(self, budget: float = SHUTDOWN_BUDGET) -> bool:
+        """`request_stop` and `wait_stopped` within ``budget`` seconds. Idempotent."""
+        return not stop_all([self], Deadline(budget))

@@ -1,38 +1,51 @@
-"""The inference thread: one named QThread that owns the model and writes replies.
+"""The inference worker: one named QThread that owns a model and writes replies.
 
-`InferenceWorker` lives on the "slmdesk-inference" thread and owns the `ChatEngine`. Requests
-arrive as queued signals from `InferenceClient` (on the GUI thread); results leave as signals and
-are delivered back on the GUI thread. Stop and load-cancel are `threading.Event` objects set
-directly from the GUI thread, because the worker's event loop is busy while it generates.
+`InferenceWorker` lives on its own thread ("slmdesk-inference" for the chat; the side-by-side
+view runs two more, "slmdesk-ab-original" and "slmdesk-ab-optimized") and owns a `ChatEngine`.
+Requests arrive as queued signals from an `InferenceClient` on the GUI thread.
 
-The worker also does the chat's database writes — the user's message (committed before generation
-starts), the reply saved as it streams (at least every second) and when it ends — so a killed
-process loses at most the last second of a reply, and the GUI thread never waits on the disk.
-
-Streamed text is coalesced on the worker: at most one ``chunk`` signal every `CHUNK_INTERVAL`
-seconds, so the GUI appends tens of times a second however fast tokens come.
+- A model load is a `Job` (`slmdesk.ui.runtime.jobs`): progress, cancel, result and error come
+  back like any other job's. The newest load wins: a new load cancels the ones still pending, and
+  those report ``cancelled`` (never ``succeeded``), so only the last one ends loaded.
+- A reply is a `ChatSession` turn (`slmdesk.chat.session`): the user's message is saved before
+  generation, the reply at least once a second while it streams and when it ends — a killed
+  process loses at most the last second. Without a store (the A/B view) the session keeps the
+  conversation in memory. Streamed text goes through the job model's `Throttle`: at most one
+  ``chunk`` signal every `UPDATE_INTERVAL`, however fast tokens come.
+- Stop is a `threading.Event` per reply, set directly from the GUI thread: the worker's event
+  loop is busy while it generates, so a queued signal would arrive after the reply.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from slmdesk.chat.conversations import ConversationStore
+from slmdesk.chat.conversations import ConversationStore, Message
+from slmdesk.chat.session import ChatSession
 from slmdesk.common.errors import SlmdeskError
-from slmdesk.llama.engine import ChatEngine, LoadCancelled, SamplingSettings
+from slmdesk.llama.engine import ChatEngine, LoadCancelled
+from slmdesk.ui.runtime.jobs import (
+    SHUTDOWN_BUDGET,
+    Deadline,
+    Job,
+    JobContext,
+    Throttle,
+    stop_all,
+)
 
 log = logging.getLogger("slmdesk.ui.inference")
 
-CHUNK_INTERVAL = 1 / 40
-SAVE_INTERVAL = 1.0
 THREAD_NAME = "slmdesk-inference"
+# Clients whose thread did not stop within the shutdown budget: a QThread destroyed while it
+# runs aborts the process, and a worker deleted mid-call crashes it, so they are kept here until
+# the process ends.
+_ABANDONED: list[InferenceClient] = []
 
 
 @dataclass
@@ -41,21 +54,52 @@ class GenerateRequest:
 
     ``user_text`` is a new user message (None to answer the conversation as it is, e.g. to
     regenerate). ``replace_from`` deletes that message and everything after it first (edit and
-    resend, or regenerate the last reply).
+    resend, or regenerate the last reply). ``conversation_id`` is ignored by a worker without a
+    store (its one conversation is in memory).
     """
 
     conversation_id: int
     user_text: str | None
     sampling: dict[str, Any] = field(default_factory=dict)
     replace_from: int | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
+class LoadRequest:
+    """A model load and the `Job` that reports it."""
+
+    job: Job
+    path: str
+    context_length: int
+    n_threads: int
+
+
+class _Signals:
+    """`SessionListener` that turns a session's events into the worker's signals."""
+
+    def __init__(self, worker: InferenceWorker, cid: int) -> None:
+        self.worker, self.cid = worker, cid
+        self.chunks: Throttle[tuple[int, str]] = Throttle(
+            lambda item: worker.chunk.emit(*item), combine=lambda a, b: (b[0], a[1] + b[1])
+        )
+
+    def messages_removed(self, ids: list[int]) -> None:
+        self.worker.messages_removed.emit(self.cid, ids)
+
+    def user_saved(self, message: Message) -> None:
+        self.worker.user_saved.emit(self.cid, message)
+
+    def reply_started(self, message: Message) -> None:
+        self.worker.reply_started.emit(self.cid, message)
+
+    def text(self, message_id: int, piece: str) -> None:
+        self.chunks.push((message_id, piece))
 
 
 class InferenceWorker(QObject):
-    """Runs on the inference thread. Only `stop_event` and `cancel_load` are touched from outside."""
+    """Runs on its inference thread; only the events in requests are touched from outside."""
 
-    load_progress = Signal(float)
-    loaded = Signal(object)  # dict: path, context_length, n_threads, format, load_seconds
-    load_failed = Signal(str)
     unloaded = Signal()
     messages_removed = Signal(int, list)  # conversation id, removed message ids
     user_saved = Signal(int, object)  # conversation id, Message
@@ -64,49 +108,45 @@ class InferenceWorker(QObject):
     reply_finished = Signal(int, object)  # conversation id, dict: message, timings, notes
     reply_failed = Signal(int, str)  # conversation id, message
 
-    def __init__(self, store: ConversationStore) -> None:
+    def __init__(self, store: ConversationStore | None) -> None:
         super().__init__()
         self.store = store
         self.engine = ChatEngine()
-        self.stop_event = threading.Event()
-        self.cancel_load = threading.Event()
+        self.closing = threading.Event()  # set at shutdown: queued requests are skipped
+        # without a store: the one in-memory conversation (the A/B view)
+        self.scratch = ChatSession(self.engine) if store is None else None
 
-    @Slot(str, int, int)
-    def load(self, path: str, context_length: int, n_threads: int) -> None:
-        """Load a model (replacing the current one)."""
-        self.cancel_load.clear()
+    @Slot(object)
+    def load(self, request: LoadRequest) -> None:
+        """Load a model (replacing the current one), reporting through ``request.job``."""
+        request.job.execute(lambda context: self._load(context, request))
+
+    def _load(self, context: JobContext, request: LoadRequest) -> dict[str, Any]:
+        if self.closing.is_set():
+            raise LoadCancelled("Loading was cancelled.")
         try:
             loaded = self.engine.load(
-                path,
-                context_length=context_length or None,
-                n_threads=n_threads or None,
-                progress=self._on_load_progress,
-                cancel=self.cancel_load,
+                request.path,
+                context_length=request.context_length or None,
+                n_threads=request.n_threads or None,
+                progress=lambda fraction: context.report(float(fraction), urgent=fraction >= 1),
+                cancel=context.cancel_event,
             )
-        except LoadCancelled:
-            self.load_failed.emit("Loading was cancelled.")
-            return
-        except SlmdeskError as exc:
-            self.load_failed.emit(str(exc))
-            return
+        except SlmdeskError:
+            raise
         except Exception as exc:  # llama.cpp can raise anything; the app must live on
-            log.exception("loading %s failed", path)
-            self.load_failed.emit(f"The model could not be loaded: {exc}")
-            return
-        self.loaded.emit(
-            {
-                "path": str(loaded.path),
-                "context_length": loaded.context_length,
-                "n_threads": loaded.n_threads,
-                "format": loaded.chat_format.description,
-                "load_seconds": loaded.load_seconds,
-                "cpu_variant": loaded.cpu_variant,
-            }
-        )
-
-    def _on_load_progress(self, fraction: float) -> bool:
-        self.load_progress.emit(float(fraction))
-        return not self.cancel_load.is_set()
+            log.exception("loading %s failed", request.path)
+            raise SlmdeskError(f"The model could not be loaded: {exc}") from exc
+        if self.scratch is not None:
+            self.scratch.reset()
+        return {
+            "path": str(loaded.path),
+            "context_length": loaded.context_length,
+            "n_threads": loaded.n_threads,
+            "format": loaded.chat_format.description,
+            "load_seconds": loaded.load_seconds,
+            "cpu_variant": loaded.cpu_variant,
+        }
 
     @Slot()
     def unload(self) -> None:
@@ -114,170 +154,200 @@ class InferenceWorker(QObject):
         self.engine.unload()
         self.unloaded.emit()
 
+    @Slot()
+    def reset_conversation(self) -> None:
+        """Start the in-memory conversation over (workers without a store)."""
+        if self.scratch is not None:
+            self.scratch.reset()
+
     @Slot(object)
     def generate(self, request: GenerateRequest) -> None:
-        """Save the user's message, stream the reply, save it; see the module docstring."""
-        self.stop_event.clear()
+        """One reply through a `ChatSession`; see the module docstring."""
         cid = request.conversation_id
+        if self.closing.is_set():
+            return  # queued before the window closed: the window is gone
+        if self.scratch is not None:
+            session = self.scratch
+        else:
+            session = ChatSession(self.engine, self.store, cid)
+        listener = _Signals(self, cid)
         try:
-            if request.replace_from is not None:
-                removed = self.store.truncate_after(request.replace_from, inclusive=True)
-                self.messages_removed.emit(cid, [m.id for m in removed])
-            if request.user_text is not None:
-                user = self.store.add_message(cid, "user", request.user_text)
-                self.user_saved.emit(cid, user)
-            if not self.engine.is_loaded:
-                self.reply_failed.emit(cid, "No model is loaded: pick one above the chat.")
-                return
-            conversation = self.store.get(cid)
-            sampling = SamplingSettings.from_dict(request.sampling or conversation.settings)
-            reply = self.store.add_message(cid, "assistant", "", finished=False)
+            reply = session.reply(
+                request.user_text,
+                request.sampling,
+                listener,
+                request.stop,
+                request.replace_from,
+            )
         except SlmdeskError as exc:
+            listener.chunks.flush()
             self.reply_failed.emit(cid, str(exc))
             return
-        except Exception as exc:  # never leave the window waiting for a reply that cannot come
-            log.exception("the reply could not be started")
-            self.reply_failed.emit(cid, f"The reply could not be started: {exc}")
+        except Exception as exc:  # e.g. the database went away: report, never crash the thread
+            log.exception("reply failed")
+            listener.chunks.flush()
+            self.reply_failed.emit(cid, f"Generation failed: {exc}")
             return
-        self.reply_started.emit(cid, reply)
-        self._stream(cid, reply.id, conversation.chat_messages(), sampling)
-
-    def _stream(
-        self, cid: int, message_id: int, messages: list[dict[str, str]], sampling: SamplingSettings
-    ) -> None:
-        text_parts: list[str] = []
-        pending: list[str] = []
-        last_emit = last_save = time.monotonic()
-
-        def on_token(piece: str) -> None:
-            nonlocal last_emit, last_save
-            text_parts.append(piece)
-            pending.append(piece)
-            now = time.monotonic()
-            if now - last_emit >= CHUNK_INTERVAL:
-                self.chunk.emit(message_id, "".join(pending))
-                pending.clear()
-                last_emit = now
-            if now - last_save >= SAVE_INTERVAL:
-                self.store.update_message_text(message_id, "".join(text_parts))
-                last_save = now
-
-        try:
-            result = self.engine.generate(messages, sampling, on_token, self.stop_event)
-        except SlmdeskError as exc:
-            self._finish_failed(cid, message_id, "".join(text_parts), str(exc))
-            return
-        except Exception as exc:
-            log.exception("generation failed")
-            self._finish_failed(cid, message_id, "".join(text_parts), f"Generation failed: {exc}")
-            return
-        if pending:
-            self.chunk.emit(message_id, "".join(pending))
-        timings = result.timings.to_dict()
-        try:
-            message = self.store.finish_message(message_id, result.text, timings)
-        except SlmdeskError as exc:
-            self.reply_failed.emit(cid, str(exc))
-            return
-        except Exception as exc:
-            log.exception("the reply could not be saved")
-            self.reply_failed.emit(cid, f"The reply could not be saved: {exc}")
-            return
+        listener.chunks.flush()
         self.reply_finished.emit(
             cid,
             {
-                "message": message,
-                "timings": timings,
-                "dropped": result.dropped_messages,
-                "format": result.format_description,
+                "message": reply.message,
+                "timings": reply.timings,
+                "dropped": reply.dropped,
+                "format": reply.format_description,
             },
         )
 
-    def _finish_failed(self, cid: int, message_id: int, text: str, error: str) -> None:
-        try:
-            if text:
-                self.store.finish_message(message_id, text, {"finish_reason": "error"})
-            else:
-                self.store.truncate_after(message_id, inclusive=True)
-        except Exception:  # the failure is reported below either way
-            log.exception("could not save the failed reply")
-        self.reply_failed.emit(cid, error)
-
 
 class InferenceClient(QObject):
-    """The GUI thread's handle on the inference thread: starts it, sends requests, stops it."""
+    """The GUI thread's handle on one inference thread: starts it, sends requests, stops it.
 
-    _load = Signal(str, int, int)
+    ``load_progress``, ``loaded`` and ``load_failed`` speak for the newest load only; a load
+    superseded by a newer one reports ``cancelled`` on its own `Job` and nothing here.
+    """
+
+    load_progress = Signal(float)
+    loaded = Signal(object)  # dict: path, context_length, n_threads, format, load_seconds, ...
+    load_failed = Signal(str)
+    # The worker's reply signals, re-emitted on the GUI thread (a signal-to-signal connection to
+    # an object living there is queued), so plain functions connected here may touch widgets;
+    # a lambda connected to the worker's own signal would run on the inference thread.
+    chunk = Signal(int, str)
+    reply_finished = Signal(int, object)
+    reply_failed = Signal(int, str)
+    _load = Signal(object)
     _unload = Signal()
+    _reset = Signal()
     _generate = Signal(object)
 
-    def __init__(self, store: ConversationStore) -> None:
+    def __init__(self, store: ConversationStore | None, thread_name: str = THREAD_NAME) -> None:
         super().__init__()
+        self.name = thread_name
         self.thread = QThread()
-        self.thread.setObjectName(THREAD_NAME)
+        self.thread.setObjectName(thread_name)
         self.worker = InferenceWorker(store)
         self.worker.moveToThread(self.thread)
         self._load.connect(self.worker.load)
         self._unload.connect(self.worker.unload)
+        self._reset.connect(self.worker.reset_conversation)
         self._generate.connect(self.worker.generate)
-        self.worker.loaded.connect(self._on_load_ended)
-        self.worker.load_failed.connect(self._on_load_ended)
-        self.thread.start()  # Qt names the OS thread after objectName
+        self.worker.reply_finished.connect(self._on_reply_ended)
+        self.worker.reply_failed.connect(self._on_reply_ended)
+        self.worker.chunk.connect(self.chunk)
+        self.worker.reply_finished.connect(self.reply_finished)
+        self.worker.reply_failed.connect(self.reply_failed)
+        self._loads: list[Job] = []  # pending, oldest first; only the last may succeed
+        self._replies: list[GenerateRequest] = []  # queued or being written
         self._stopped = False
-        self._loads_pending = 0
+        self.thread.start()  # Qt names the OS thread after objectName
 
-    def load(self, path: Path, context_length: int = 0, n_threads: int = 0) -> None:
-        """Ask the worker to load ``path`` (0 picks the defaults).
+    # -- loading -----------------------------------------------------------------------------
 
-        A load still in progress is cancelled: the newest request wins. The worker clears the
-        cancel flag when it starts the next load.
-        """
-        if self._loads_pending:
-            self.worker.cancel_load.set()
-        self._loads_pending += 1
-        self._load.emit(str(path), int(context_length), int(n_threads))
-
-    @Slot()
-    def _on_load_ended(self, *_args: object) -> None:
-        self._loads_pending = max(0, self._loads_pending - 1)
+    def load(self, path: Path | str, context_length: int = 0, n_threads: int = 0) -> Job:
+        """Load ``path`` on the worker (0 picks the defaults); the newest load wins."""
+        for older in self._loads:
+            older.cancel()
+        job = Job(f"load-{Path(path).name}", discard_on_cancel=True)
+        self._loads.append(job)
+        job.progress.connect(lambda fraction: self._on_load_progress(job, fraction))
+        job.succeeded.connect(lambda info: self._on_load_succeeded(job, info))
+        job.failed.connect(lambda exc: self._on_load_failed(job, exc))
+        job.cancelled.connect(lambda: self._on_load_cancelled(job))
+        if self._stopped:
+            job.abandon()
+        else:
+            self._load.emit(LoadRequest(job, str(path), int(context_length), int(n_threads)))
+        return job
 
     @property
     def loading(self) -> bool:
         """Whether a load is queued or running."""
-        return self._loads_pending > 0
+        return bool(self._loads)
 
     def cancel_loading(self) -> None:
-        """Cancel a load in progress (the worker reports ``load_failed``)."""
-        self.worker.cancel_load.set()
+        """Cancel the loads in progress (``load_failed`` says so)."""
+        for job in self._loads:
+            job.cancel()
+
+    def _newest(self, job: Job) -> bool:
+        """Forget ``job`` (it ended); True when it was the newest load."""
+        newest = bool(self._loads) and self._loads[-1] is job
+        if job in self._loads:
+            self._loads.remove(job)
+        return newest
+
+    def _on_load_progress(self, job: Job, fraction: float) -> None:
+        if self._loads and self._loads[-1] is job:
+            self.load_progress.emit(fraction)
+
+    def _on_load_succeeded(self, job: Job, info: dict[str, Any]) -> None:
+        if self._newest(job):
+            self.loaded.emit(info)
+
+    def _on_load_failed(self, job: Job, exc: BaseException) -> None:
+        if self._newest(job):
+            message = str(exc) if isinstance(exc, SlmdeskError) else f"Unexpected problem: {exc}"
+            self.load_failed.emit(message)
+
+    def _on_load_cancelled(self, job: Job) -> None:
+        if self._newest(job):
+            # A load cancelled just as it finished leaves the model in memory: free it so the
+            # window's "no model loaded" is true.
+            self.unload()
+            self.load_failed.emit("Loading was cancelled.")
+
+    # -- replies -----------------------------------------------------------------------------
 
     def unload(self) -> None:
         """Ask the worker to free the model."""
-        self._unload.emit()
+        if not self._stopped:
+            self._unload.emit()
+
+    def reset_conversation(self) -> None:
+        """Forget the in-memory conversation (a worker without a store)."""
+        if not self._stopped:
+            self._reset.emit()
 
     def generate(self, request: GenerateRequest) -> None:
         """Queue a reply."""
+        if self._stopped:
+            return
+        self._replies.append(request)
         self._generate.emit(request)
 
     def stop(self) -> None:
-        """Stop the reply being written (within one token)."""
-        self.worker.stop_event.set()
+        """Stop the reply being written (within one token), and any queued one."""
+        for request in self._replies:
+            request.stop.set()
 
-    def shutdown(self, timeout_ms: int = 30000) -> None:
-        """Stop generating, finish the thread and free the model. Idempotent."""
-        if self._stopped:
-            return
+    @Slot()
+    def _on_reply_ended(self, *_args: object) -> None:
+        if self._replies:
+            self._replies.pop(0)
+
+    # -- shutdown (the `Stoppable` protocol) -------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Stop the reply, cancel loads, end the thread's loop; nothing more is reported."""
         self._stopped = True
-        stop_engine_thread(self.thread, self.worker, timeout_ms)
+        self.worker.closing.set()
+        self.stop()
+        for job in self._loads:
+            job.close()
+        self._loads.clear()
+        self.thread.quit()
 
+    def wait_stopped(self, timeout: float) -> bool:
+        """Wait for the thread, then free the model. A thread still busy after ``timeout``
+        (a long native call) is left to end with the process."""
+        if not self.thread.wait(max(0, int(timeout * 1000))):
+            log.error("the thread %s did not stop in time", self.name)
+            _ABANDONED.append(self)  # its thread and worker must outlive the call in progress
+            return False
+        self.worker.engine.unload()
+        return True
 
-def stop_engine_thread(thread: QThread, worker: Any, timeout_ms: int = 30000) -> bool:
-    """Stop a worker that owns a `ChatEngine` on ``thread``: set its stop and cancel events,
-    end the thread's loop, wait, then free the model. Returns False if the thread hung."""
-    worker.stop_event.set()
-    worker.cancel_load.set()
-    thread.quit()
-    if not thread.wait(timeout_ms):
-        log.error("the thread %s did not stop in time", thread.objectName())
-        return False
-    worker.engine.unload()
-    return True
+    def shutdown(self, budget: float = SHUTDOWN_BUDGET) -> bool:
+        """Stop within ``budget`` seconds and free the model. Idempotent; True when stopped."""
+        return not stop_all([self], Deadline(budget))

@@ -1,4 +1,4 @@
-"""Ties the optimizer child to its parent's life.
+"""Ties a child process (the optimizer worker, the model load check) to its parent's life.
 
 When the app is killed (``kill -9``, a crash, a power-off of the window), nothing tells its
 children: without this, a quantization or evaluation would run on for minutes, holding memory and
@@ -51,6 +51,6 @@ def watch_parent(partial_outputs: Iterable[str | os.PathLike[str]] = ()) -> thre
         _remove(outputs)
         os._exit(EXIT_PARENT_GONE)
 
-    thread = threading.Thread(target=watch, name="slmdesk-worker-lifeline", daemon=True)
+    thread = threading.Thread(target=watch, name="slmdesk-lifeline", daemon=True)
     thread.start()
     return thread
