@@ -7,6 +7,7 @@ from pathlib import Path
 from slmdesk.models.gguf_info import read_gguf_info
 from slmdesk.models.hardware import (
     DEFAULT_CONTEXT,
+    TRAINED_CONTEXT_BYTES_PER_TOKEN,
     MachineInfo,
     ModelShape,
     estimate_for,
@@ -69,10 +70,12 @@ def test_one_formula_for_a_header_and_for_a_file_size(tiny_model: Path) -> None:
     typical = ModelShape.typical()
     from_size = estimate_from_file_size(info.size_bytes)
     assert from_size == estimate_for(info.size_bytes, typical)
-    # The same context assumption (the default) and the same overhead rule (fixed + vocabulary).
+    # The same context assumption (the default) and the same overhead rule (fixed + vocabulary
+    # + the trained context, unknown for a file known by its size).
     assert from_size.context_length == DEFAULT_CONTEXT
     assert from_size.overhead_bytes - from_header.overhead_bytes == (
         (typical.vocab_size - info.vocab_size) * 4 * 32
+        - info.context_length * TRAINED_CONTEXT_BYTES_PER_TOKEN
     )
     half = estimate_from_file_size(info.size_bytes, DEFAULT_CONTEXT // 2)
     assert abs(half.kv_cache_bytes * 2 - from_size.kv_cache_bytes) <= 2  # rounding

@@ -172,7 +172,7 @@ def test_a_damaged_file_shows_its_reason_and_can_be_removed(
     assert view.table_model.index(row, 0).data() == "bad  (damaged)"
     view.select_name("bad")
     _settle(qtbot, app_parts)
-    assert "damaged metadata" in view.details.memory.text()
+    assert "block_count" in view.details.memory.text()
     assert not view.details.chat_button.isEnabled()
     assert view.details.remove_button.isEnabled()
     dialog_script.answers["confirm"] = True
