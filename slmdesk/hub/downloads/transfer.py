@@ -29,7 +29,18 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
 
-from slmdesk.hub.downloads import refusals
+from slmdesk.hub.downloads.refusals import (
+    SizeMismatch,
+    check_declared_size,
+    content_range_total,
+    is_rate_limit,
+    is_refusal,
+    is_server_failure,
+    rate_limit_error,
+    refusal_error,
+    server_failure_error,
+    size_mismatch_error,
+)
 from slmdesk.hub.downloads.status import (
     DiskFullError,
     DownloadError,
@@ -341,10 +352,10 @@ class FileTransfer:
             got_before = offset
             try:
                 offset = self._attempt(offset, hasher)
-            except refusals.SizeMismatch as exc:
+            except SizeMismatch as exc:
                 self._discard(hasher)
                 if fresh_retry_used:
-                    raise refusals.size_mismatch_error(self.file, exc.sent) from None
+                    raise size_mismatch_error(self.file, exc.sent) from None
                 fresh_retry_used = True
                 log.info("%s: %s; starting over once", self.file.filename, exc)
                 offset = 0
@@ -396,18 +407,18 @@ class FileTransfer:
                 too often.
         """
         file = self.file
-        if refusals.is_refusal(exc):
+        if is_refusal(exc):
             self.meter.add(-self._on_disk())  # nothing can complete it: do not leave it
             self.partial.unlink(missing_ok=True)
-            raise refusals.refusal_error(file, exc.status or 0) from None
-        if refusals.is_rate_limit(exc):
+            raise refusal_error(file, exc.status or 0) from None
+        if is_rate_limit(exc):
             wait = exc.retry_after if exc.retry_after is not None else self._backoff(failures)
             if wait > self.options.max_retry_after or failures > self.options.server_retries:
-                raise refusals.rate_limit_error(file, exc.retry_after) from None
+                raise rate_limit_error(file, exc.retry_after) from None
             return wait
-        if refusals.is_server_failure(exc):
+        if is_server_failure(exc):
             if failures > self.options.server_retries:
-                raise refusals.server_failure_error(file, exc.status, failures) from None
+                raise server_failure_error(file, exc.status, failures) from None
         elif failures > self.options.retries:  # a timeout (408) or an unreadable answer
             raise DownloadError(
                 f"The Hub kept failing for {file.filename} ({exc}): the download was stopped; "
@@ -446,7 +457,7 @@ class FileTransfer:
             # Same checksum, another size: the Hub contradicts itself; no retry can settle it.
             self.meter.add(-self._on_disk())
             self.partial.unlink(missing_ok=True)
-            raise refusals.size_mismatch_error(file, f"{meta.size:,}")
+            raise size_mismatch_error(file, f"{meta.size:,}")
         return str(meta.location or url)
 
     def _attempt(self, offset: int, hasher: _Hasher) -> int:
@@ -473,15 +484,13 @@ class FileTransfer:
                 )
                 if resp.status_code == 416 and offset:
                     # The range starts past the end: the file is shorter than the listing says.
-                    total = refusals.content_range_total(resp.headers.get("Content-Range"))
-                    raise refusals.SizeMismatch(f"{total:,}" if total is not None else "fewer")
+                    total = content_range_total(resp.headers.get("Content-Range"))
+                    raise SizeMismatch(f"{total:,}" if total is not None else "fewer")
                 if resp.status_code >= 400:
                     resp.read()
                     hf_raise_for_status(resp)
             resumed = bool(offset) and resp.status_code == 206
-            refusals.check_declared_size(
-                file, resp.status_code, offset if resumed else 0, resp.headers
-            )
+            check_declared_size(file, resp.status_code, offset if resumed else 0, resp.headers)
             if offset and not resumed:
                 # The server ignored Range: restart this file from zero.
                 self.meter.add(-offset)
@@ -503,11 +512,11 @@ class FileTransfer:
                     if too_long or self.stop.is_set() or self.cancel.is_set():
                         break
         if too_long:
-            raise refusals.SizeMismatch("more")
+            raise SizeMismatch("more")
         check_stop(self.stop, self.cancel)
         if offset < file.size_bytes:
             if resumed:
                 # A clean end short of the listed size, again: the file really ends here.
-                raise refusals.SizeMismatch(f"{offset:,}")
+                raise SizeMismatch(f"{offset:,}")
             raise _Transient("the connection closed early")
         return offset
