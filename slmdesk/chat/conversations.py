@@ -69,6 +69,7 @@ DEFAULT_TITLE = "New chat"
 TITLE_LENGTH = 60
 ROLES = ("system", "user", "assistant")
 DEFAULT_BUSY_TIMEOUT = 10.0
+SNIPPET_HITS = 100  # search hits that get a snippet (the newest; the list shows them first)
 
 
 class _Damaged(Exception):
@@ -603,29 +604,27 @@ class ConversationStore:
             where.append(sql)
             params += values
         found = self._listed(where, params)
-        snippets = self._snippets([c.id for c in found], terms, indexed) if terms else {}
+        snippets = self._snippets([c.id for c in found], terms) if terms else {}
         return [SearchHit(c, snippets.get(c.id)) for c in found]
 
-    def _snippets(self, ids: list[int], terms: list[str], indexed: bool) -> dict[int, str]:
-        """A line of the first message of each conversation that contains any of ``terms``."""
-        if not ids:
-            return {}
-        conditions, params = [], []
-        for term in terms:
-            sql, values = search_index.message_condition(term, indexed)
-            conditions.append(sql)
-            params += values
-        sql = (
-            "SELECT conversation_id, text FROM (SELECT m.conversation_id, m.text, ROW_NUMBER() "
-            "OVER (PARTITION BY m.conversation_id ORDER BY m.position) AS n FROM messages m "
-            "WHERE m.conversation_id IN (SELECT value FROM json_each(?)) AND ("
-            + " OR ".join(conditions)
-            + ")) WHERE n = 1"
-        )
+    def _snippets(self, ids: list[int], terms: list[str]) -> dict[int, str]:
+        """A line of the first message that contains a term, for the newest `SNIPPET_HITS` hits.
+
+        Each conversation's messages are read in order only up to the first match: a common
+        word then costs one message per conversation, and a rare word only a few conversations.
+        """
+        lines: dict[int, str] = {}
         with self._read() as db:
-            rows = db.execute(sql, [json.dumps(ids), *params]).fetchall()
-        lines = {int(cid): snippet(str(text), terms) for cid, text in rows}
-        return {cid: line for cid, line in lines.items() if line}
+            for cid in ids[:SNIPPET_HITS]:
+                rows = db.execute(
+                    "SELECT text FROM messages WHERE conversation_id = ? ORDER BY position", (cid,)
+                )
+                for (text,) in rows:
+                    line = snippet(str(text), terms)
+                    if line:
+                        lines[cid] = line
+                        break
+        return lines
 
     def get(self, conversation_id: int, with_messages: bool = True) -> Conversation:
         """One conversation with its messages in order.

@@ -34,7 +34,6 @@ __all__ = [
     "fts5_available",
     "install",
     "is_installed",
-    "message_condition",
     "term_condition",
 ]
 
@@ -159,13 +158,3 @@ def term_condition(term: str, use_index: bool) -> tuple[str, list[str]]:
         "m.conversation_id = c.id AND m.text LIKE ? ESCAPE '\\'))",
         [pattern, pattern],
     )
-
-
-def message_condition(term: str, use_index: bool) -> tuple[str, list[str]]:
-    """SQL (about message ``m``) true when ``term`` is in its text (rules of `term_condition`)."""
-    if use_index and len(term) >= TRIGRAM_LENGTH:
-        return (
-            f"m.id IN (SELECT rowid FROM {MESSAGE_INDEX} WHERE {MESSAGE_INDEX} MATCH ?)",
-            [fts_string(term)],
-        )
-    return "m.text LIKE ? ESCAPE '\\'", [like_pattern(term)]

@@ -15,6 +15,7 @@ ignoring case; a term is a substring, so "garden" finds "Gardening".
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -71,16 +72,26 @@ def like_pattern(term: str) -> str:
     return f"%{escaped}%"
 
 
+@functools.lru_cache(maxsize=32)
+def _finder(terms: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One pattern finding any term, ignoring case; a space in a term matches any white space."""
+    parts = [re.escape(t).replace("\\ ", r"\s+") for t in sorted(terms, key=len, reverse=True)]
+    return re.compile("|".join(p for p in parts if p), re.IGNORECASE) if any(parts) else None
+
+
 def snippet(text: str, terms: list[str], width: int = SNIPPET_CHARS) -> str | None:
     """One line of ``text`` around the first term found in it (ignoring case), or None.
 
-    Cut at word boundaries where possible and marked with "…" where text was left out.
+    Cut at word boundaries where possible and marked with "…" where text was left out. Only a
+    window around the match is processed, however long the message.
     """
-    flat = " ".join(text.split())
-    pattern = "|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True) if t)
-    if not flat or not pattern:
+    finder = _finder(tuple(terms))
+    raw = finder.search(text) if finder is not None else None
+    if finder is None or raw is None:
         return None
-    found = re.search(pattern, flat, re.IGNORECASE)
+    before, after = raw.start() - 2 * width, raw.end() + 2 * width
+    flat = " ".join(text[max(0, before) : after].split())
+    found = finder.search(flat)
     if found is None:
         return None
     start = max(0, found.start() - width // 3)
@@ -92,4 +103,6 @@ def snippet(text: str, terms: list[str], width: int = SNIPPET_CHARS) -> str | No
     if end < len(flat):
         space = flat.rfind(" ", found.end(), end)
         end = space if space >= 0 else end
-    return ("…" if start > 0 else "") + flat[start:end] + ("…" if end < len(flat) else "")
+    cut_before = start > 0 or before > 0
+    cut_after = end < len(flat) or after < len(text)
+    return ("…" if cut_before else "") + flat[start:end] + ("…" if cut_after else "")
