@@ -15,6 +15,11 @@ renamed aside with a timestamp, never deleted, and a new one is started; `Conver
 says where the old one went, for the window to show once. Before any migration a consistent backup
 copy is kept beside the database (`store_files`).
 
+Search: `ConversationStore.search_conversations` looks terms up in an FTS5 trigram index over
+message text and titles (`search_index`, kept in step by triggers; built by migration 2 or when
+it is missing) and scans with ``LIKE`` when this SQLite has no FTS5. The user's text is split
+into terms and quoted by `search_text`, never parsed as FTS5 syntax.
+
 Threads: one store may be shared by the GUI thread and the inference worker (which saves the
 reply as it streams). It holds one connection guarded by a lock, so calls from any thread are
 serialised; each call is short (one small transaction). Separate stores (or processes) on the
