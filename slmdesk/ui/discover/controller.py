@@ -253,8 +253,13 @@ class DiscoverController(QObject):
             if task_id is None
             else []
         )
+        resize = False
         for model, cell in cells:
+            before = cell.sizeHint().width()
             cell.show_state(self.file_state(model))
+            resize = resize or cell.sizeHint().width() != before
+        if resize:  # "In library as NAME" is wider than "Download": keep every word visible
+            self.view.files.resizeColumnToContents(5)
 
     @Slot(list)
     def set_models(self, entries: list[ModelEntry]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QWidget
 
 from slmdesk.common.format import printable
@@ -21,12 +22,17 @@ class FileActions(QWidget):
         super().__init__()
         self.downloadable = downloadable  # vision projectors are listed, not downloaded
         self.state = FileState("", DOWNLOAD)
+        # Its own background: the words stay readable on a selected (highlighted) row.
+        self.setAutoFillBackground(True)
+        self.setBackgroundRole(QPalette.ColorRole.Base)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(4, 0, 4, 0)
         layout.setSpacing(6)
         self.label = QLabel()
         self.label.setProperty("role", "muted")
         self.label.setTextFormat(Qt.TextFormat.PlainText)  # library names are user text
+        # as wide as the longest progress text, so the column does not jump while it counts
+        self.label.setMinimumWidth(self.label.fontMetrics().horizontalAdvance("Downloading 100 %"))
         self.primary = QPushButton()
         self.secondary = QPushButton()
         if recommended:
