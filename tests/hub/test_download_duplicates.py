@@ -125,3 +125,22 @@ def test_pull_and_import_say_the_same_and_exit_1(
     same = run("pull", "slmtest/popular-GGUF", "--json")
     assert same.returncode == 0, same.stderr
     assert json.loads(same.stdout)["library_name"] == "popular-Q4_K_M"
+
+
+def test_the_starter_is_not_downloaded_a_second_time(
+    local_hub: LocalHub, gemma_model: Path
+) -> None:
+    """The issue's case: the 253 MB Gemma starter, offered again by a repository on the Hub."""
+    local_hub.add_repo("ggml-org/gemma-3-270m-GGUF").add(
+        HubFile.lfs("gemma-3-270m-Q4_K_M.gguf", gemma_model)
+    )
+    starter = Library().import_model(gemma_model, copy=False, name="gemma-3-270m-Q4_K_M")
+    assert starter.sha256 is None  # linked in place: never read in full
+    model = _model("ggml-org/gemma-3-270m-GGUF")
+    local_hub.reset_log()
+    with pytest.raises(DuplicateModelError, match="as 'gemma-3-270m-Q4_K_M'"):
+        download_model(model, options=FAST)
+    assert local_hub.bytes_served() == 0
+    assert _gguf_files() == []
+    # the hash read once is kept: the library answers the next question from its index
+    assert Library().get(starter.name).sha256 == model.sha256
