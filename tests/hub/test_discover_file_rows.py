@@ -125,3 +125,14 @@ def test_bytes_already_in_the_library_are_offered_not_downloaded(
     finally:
         parts.window.close()
         parts.shutdown()
+
+
+def test_a_failed_download_offers_retry(qtbot, parts, local_hub: LocalHub) -> None:
+    _open(qtbot, parts, "slmtest/popular-GGUF", 1)
+    local_hub.faults.corrupt = True
+    _cell(parts, "popular").primary.click()
+    qtbot.waitUntil(lambda: _shows(parts, "popular", "Failed", "Retry"), timeout=TIMEOUT)
+    assert "verification" in _cell(parts, "popular").toolTip()
+    local_hub.faults.corrupt = False
+    _cell(parts, "popular").primary.click()
+    qtbot.waitUntil(lambda: _shows(parts, "popular", "In library", "Open in chat"), timeout=TIMEOUT)

@@ -431,8 +431,10 @@ class Library:
             path: its first file, hashed when ``sha256`` is not given and a size matches.
         """
         models = self._snapshot()
-        name = self._same_content_name(models, Content(size, sha256), path)
-        self._keep_fresh_hashes()
+        try:
+            name = self._same_content_name(models, Content(size, sha256), path)
+        finally:
+            self._keep_fresh_hashes()
         return self._entry(name, models[name]) if name else None
 
     def sha256_of(self, entry: ModelEntry) -> str | None:
@@ -491,8 +493,10 @@ class Library:
         facts = summarize(info)  # a header with nonsense values is refused here too
         first = info.path
         content = Content(int(file_stamp(first)[0]))
-        self._refuse_duplicate(self._snapshot(), content, first)  # early, before a long copy
-        self._keep_fresh_hashes()
+        try:
+            self._refuse_duplicate(self._snapshot(), content, first)  # early, before a long copy
+        finally:
+            self._keep_fresh_hashes()  # hashes read for the check are kept, refused or not
         provenance = {"imported_from": str(first.resolve())}
         if not copy or _is_within(first, self.models_dir):
             with self._update() as locked:

@@ -246,13 +246,10 @@ class DiscoverController(QObject):
         return fs.file_state(self._statuses.get(task_id_for(model)), self._library_match(model))
 
     def _refresh_file_cells(self, task_id: str | None = None) -> None:
-        cells = (
-            [self._file_cells[task_id]]
-            if task_id is not None and task_id in self._file_cells
-            else list(self._file_cells.values())
-            if task_id is None
-            else []
-        )
+        if task_id is None:
+            cells = list(self._file_cells.values())
+        else:
+            cells = [self._file_cells[task_id]] if task_id in self._file_cells else []
         resize = False
         for model, cell in cells:
             before = cell.sizeHint().width()
@@ -304,12 +301,18 @@ class DiscoverController(QObject):
             self.download(model)
         elif action == fs.CANCEL:
             self._guard(self.manager.cancel)(task_id)
-        elif action in (fs.RESUME, fs.RETRY):
+        elif action == fs.RESUME or (action == fs.RETRY and self._retryable(task_id)):
             self._guard(self.manager.resume)(task_id)
+        elif action == fs.RETRY:  # a retry cannot help: start again from today's listing
+            self.download(model)
         elif action in (fs.CHAT, fs.USE) and match is not None:
             self.chat_requested.emit(match.name)
         elif action == fs.SHOW and match is not None:
             self.library_requested.emit(match.name)
+
+    def _retryable(self, task_id: str) -> bool:
+        status = self._statuses.get(task_id)
+        return status is not None and status.retryable
 
     # -- downloads -----------------------------------------------------------------------------
 
@@ -360,6 +363,8 @@ class DiscoverController(QObject):
             row = self._rows.pop(task_id, None)
             if row is not None:
                 self.view.remove_download_row(row)
+            self._statuses.pop(task_id, None)
+            self._refresh_file_cells(task_id)
 
         self.tasks.run(
             lambda: self.manager.forget(task_id),
