@@ -227,10 +227,11 @@ class MessageWidget(QFrame):
                     self._segments[index] = (segment, widget)
                     continue
                 self._drop_from(index)
-            if segment.kind == "code":
-                widget: QWidget = CodeBlock(segment, complete=self._finished)
-            else:
-                widget = _prose_label()
+            widget = (
+                CodeBlock(segment, complete=self._finished)
+                if segment.kind == "code"
+                else _prose_label()
+            )
             if segment.kind == "text":
                 self._fill(widget, segment)
             self.body.addWidget(widget)

@@ -38,7 +38,7 @@ def _image_alt(image: QTextCharFormat) -> str:
 
 def _neutralize(document: QTextDocument) -> None:
     """Images become ``[image: alt]`` text; links outside `LINK_SCHEMES` become plain text."""
-    edits: list[tuple[int, int, QTextCharFormat, str | None]] = []
+    edits: list[tuple[int, int, QTextCharFormat, str | None]] = []  # (at, length, format, text)
     block = document.begin()
     while block.isValid():
         iterator = block.begin()
@@ -62,13 +62,13 @@ def _neutralize(document: QTextDocument) -> None:
             iterator += 1
         block = block.next()
     cursor = QTextCursor(document)
-    for position, length, fmt, text in reversed(edits):  # from the end: positions stay valid
+    for position, length, fmt, replacement in reversed(edits):  # from the end: positions hold
         cursor.setPosition(position)
         cursor.setPosition(position + length, QTextCursor.MoveMode.KeepAnchor)
-        if text is None:
+        if replacement is None:
             cursor.setCharFormat(fmt)
         else:
-            cursor.insertText(text, fmt)
+            cursor.insertText(replacement, fmt)
 
 
 def markdown_document(markdown: str, font: QFont | None = None) -> InertDocument:
