@@ -137,7 +137,8 @@ def test_images_in_a_reply_load_no_local_file(qtbot, tmp_path: Path, gui_guard) 
     uri = picture.as_uri()
     text = (
         f"Markdown: ![a secret]({uri})\n\nA path: ![x]({picture})\n\n"
-        f'HTML: <img src="{picture}"> <img src="{uri}">\n\n[![nested]({uri})](https://example.org)'
+        f'HTML: <img src="{picture}"> <img src="{uri}">\n\n[![nested]({uri})](https://example.org)\n\n'
+        f"A reference: ![ref][pic] and ![pic]\n\n[pic]: {uri}"
     )
     widget = _reply(qtbot, text)
     assert _red_pixels(widget) == 0
@@ -184,13 +185,13 @@ def test_images_in_a_reply_fetch_nothing_from_the_network(qtbot, http_server) ->
 def test_links_open_only_web_addresses(qtbot) -> None:
     text = (
         "[web](https://example.org) [mail](mailto:a@example.org) [file](file:///etc/passwd) "
-        "[script](javascript:alert(1)) [relative](notes.txt)"
+        "[script](javascript:alert(1)) [relative](notes.txt) <javascript:alert(2)>"
     )
     widget = _reply(qtbot, text)
     (label,) = _prose(widget)
     links = [f.charFormat().anchorHref() for f in _fragments(label) if f.charFormat().isAnchor()]
     assert links == ["https://example.org", "mailto:a@example.org"]
-    assert _shown(widget) == "web mail file script relative"
+    assert _shown(widget) == "web mail file script relative javascript:alert(2)"
 
 
 # -- the side-by-side view ----------------------------------------------------------------------

@@ -9,6 +9,7 @@ that names no resource, so the label showing it has nothing to load either.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from PySide6.QtCore import QUrl
@@ -21,6 +22,9 @@ _MARKDOWN_ONLY = (
     QTextDocument.MarkdownFeature.MarkdownDialectGitHub
     | QTextDocument.MarkdownFeature.MarkdownNoHTML
 )
+
+# Text that could hold a link or an image: inline, reference, autolink, bare URL or e-mail address.
+_MAYBE_LINK = re.compile(r"\]\(|\]\[|\]:|<[A-Za-z][A-Za-z0-9+.-]{1,31}:|://|www\.|@")
 
 
 class InertDocument(QTextDocument):
@@ -79,8 +83,10 @@ def markdown_document(markdown: str, font: QFont | None = None) -> InertDocument
     document = InertDocument()
     if font is not None:
         document.setDefaultFont(font)
-    document.setMarkdown(strip_control_tokens(markdown), _MARKDOWN_ONLY)
-    _neutralize(document)
+    text = strip_control_tokens(markdown)
+    document.setMarkdown(text, _MARKDOWN_ONLY)
+    if _MAYBE_LINK.search(text):  # the walk costs about as much as parsing: skip it for prose
+        _neutralize(document)
     return document
 
 
