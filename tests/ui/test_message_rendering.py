@@ -354,3 +354,16 @@ def test_messages_keep_a_reading_width_in_a_wide_window(qtbot) -> None:
     from slmdesk.ui.chat.message_widget import reading_width
 
     assert reply.width() <= reading_width(reply)
+
+
+def test_a_streaming_block_loads_its_lexer_off_the_gui_thread(qtbot) -> None:
+    import sys
+
+    assert "pygments.lexers.fortran" not in sys.modules  # no other test colours Fortran
+    widget = _reply(qtbot, "", finished=False)
+    widget.append("```fortran\nprogram hello\n")
+    (block,) = _code(widget)
+    assert not block.highlighted
+    qtbot.waitUntil(lambda: "pygments.lexers.fortran" in sys.modules, timeout=30_000)
+    widget.append("  print *, 'hi'\nend program hello\n```")
+    assert block.highlighted and len(_colours(block)) >= 2

@@ -4,7 +4,9 @@ Pygments is pure Python (about 100 KB of code a second on a busy machine), and i
 thread, so colouring stops at a deadline (`HIGHLIGHT_BUDGET`): the rest of a huge block is shown
 plain. Only a block that names its language is coloured (guessing a lexer runs every lexer on
 the text). The caller colours a block once, when it is complete; a block still streaming stays
-plain text, which costs nothing per update.
+plain text, which costs nothing per update. Loading a language's lexer the first time costs 10 to
+300 ms (import and regex compilation), so `warm_up` does it on a pool thread as soon as a block
+names its language, while the block is still streaming.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pygments.lexer import Lexer
 from pygments.lexers import get_lexer_by_name
 from pygments.token import Token, _TokenType
 from pygments.util import ClassNotFound
+from PySide6.QtCore import QThreadPool
 
 HIGHLIGHT_BUDGET = 0.03  # seconds of lexing and formatting per block
 _CHECK_EVERY = 32  # tokens between looks at the clock
@@ -56,6 +59,17 @@ def plain_html(code: str) -> str:
 def lexer_for(language: str) -> Lexer | None:
     """The lexer of a fence's language name (``py``, ``Python``, ``c++``), None when unknown."""
     return _lexer(language.strip().lower()) if language.strip() else None
+
+
+def warm_up(language: str) -> None:
+    """Load ``language``'s lexer on a pool thread, so colouring the finished block does not."""
+    key = language.strip().lower()
+    if key and key not in _warming:
+        _warming.add(key)
+        QThreadPool.globalInstance().start(lambda: _lexer(key))
+
+
+_warming: set[str] = set()  # languages whose lexer is loaded or being loaded (GUI thread only)
 
 
 def _until(lexer: Lexer, code: str, deadline: float) -> Iterator[tuple[_TokenType, str]]:

@@ -16,7 +16,7 @@ from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QFontDatabase, QGuiApplication, QPalette
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from slmdesk.ui.chat.highlight import highlighted_html
+from slmdesk.ui.chat.highlight import highlighted_html, warm_up
 from slmdesk.ui.chat.markdown import Segment, split_segments
 from slmdesk.ui.chat.rich_text import markdown_html
 from slmdesk.ui.theme import icon
@@ -82,6 +82,7 @@ class CodeBlock(QFrame):
         if complete or segment.closed:
             self._colour()
         else:
+            warm_up(segment.language)  # the lexer loads off the GUI thread while the block grows
             self._coloured_dark = None
             self.code.setTextFormat(Qt.TextFormat.PlainText)
             self.code.setText(segment.text)
