@@ -50,11 +50,10 @@ def test_an_unclosed_backtick_does_not_protect_the_rest() -> None:
     assert strip_control_tokens("a ` b<|im_end|>") == "a ` b"
 
 
-def test_the_vocabulary_adds_exact_markers() -> None:
-    extra = ["[control_8]", "<s>", "</s>", ""]
-    assert strip_control_tokens("x[control_8]y</s>", extra) == "xy"
-    assert strip_control_tokens("keep `</s>` here", extra) == "keep `</s>` here"
-    assert strip_control_tokens("<s>struck</s>") == "<s>struck</s>"  # not without the vocabulary
+def test_html_tags_a_vocabulary_also_holds_stay() -> None:
+    # Gemma 3 types <b>, <code> and <table> like <start_of_image>: only the marker goes
+    text = "<table><tr><td><b>Paris</b></td></tr></table><start_of_image><end_of_image>"
+    assert strip_control_tokens(text) == "<table><tr><td><b>Paris</b></td></tr></table>"
 
 
 def test_long_text_with_many_backticks_is_linear_enough() -> None:
