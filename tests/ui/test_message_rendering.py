@@ -367,3 +367,14 @@ def test_a_streaming_block_loads_its_lexer_off_the_gui_thread(qtbot) -> None:
     qtbot.waitUntil(lambda: "pygments.lexers.fortran" in sys.modules, timeout=30_000)
     widget.append("  print *, 'hi'\nend program hello\n```")
     assert block.highlighted and len(_colours(block)) >= 2
+
+
+def test_side_by_side_labels_show_names_as_text(qtbot) -> None:
+    from slmdesk.ui.optimize.ab_chat import ABPane
+
+    pane = ABPane("Original")
+    qtbot.addWidget(pane)
+    pane.model_label.setText("<b>bold</b>-model")
+    pane.status.setText("Could not load: <i>x</i>")
+    for label in (pane.model_label, pane.status):
+        assert _document(label).toPlainText() == label.text()

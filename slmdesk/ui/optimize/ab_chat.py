@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import (
     QCheckBox,
     QFrame,
@@ -64,9 +64,11 @@ class ABPane(QFrame):
         font.setBold(True)
         self.heading.setFont(font)
         self.model_label = QLabel("")
+        self.model_label.setTextFormat(Qt.TextFormat.PlainText)  # a file name, never markup
         self.model_label.setProperty("role", "muted")
         self.model_label.setWordWrap(True)
         self.status = QLabel("")
+        self.status.setTextFormat(Qt.TextFormat.PlainText)  # messages may quote a model's text
         self.status.setProperty("role", "muted")
         self.status.setWordWrap(True)
         self.transcript = ABTranscript()
