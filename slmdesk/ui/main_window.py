@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from slmdesk.common import settings
 from slmdesk.common.settings import SettingsStore
+from slmdesk.ui.accessibility import focus_main_field, named
 from slmdesk.ui.theme import icon
 
 PAGES = ("Chat", "Library", "Discover", "Optimize", "Settings")
@@ -46,6 +47,7 @@ class MainWindow(QMainWindow):
         self.navigation.setObjectName("navigation")
         self.navigation.setFixedWidth(170)
         self.navigation.setIconSize(QSize(20, 20))
+        named(self.navigation, "Pages", "Chat, Library, Discover, Optimize, Settings (Ctrl+1 to 5)")
         self.stack = QStackedWidget()
         self.pages = pages
         for name in PAGES:
@@ -63,11 +65,14 @@ class MainWindow(QMainWindow):
         for index, name in enumerate(PAGES, start=1):
             shortcut = QShortcut(QKeySequence(f"Ctrl+{index}"), self)
             shortcut.activated.connect(lambda page=name: self.show_page(page))
+        quit_shortcut = QShortcut(QKeySequence("Ctrl+Q"), self)
+        quit_shortcut.activated.connect(self.close)  # closeEvent runs the normal shutdown
         self._restore_geometry()
 
     def show_page(self, name: str) -> None:
-        """Switch to the page called ``name``."""
+        """Switch to the page called ``name`` and put the keyboard focus in its main field."""
         self.navigation.setCurrentRow(PAGES.index(name))
+        focus_main_field(self.stack.currentWidget())
 
     def current_page(self) -> str:
         """Name of the page on show."""

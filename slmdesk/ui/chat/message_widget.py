@@ -12,6 +12,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFontDatabase, QGuiApplication
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from slmdesk.ui.accessibility import named
 from slmdesk.ui.chat.markdown import Segment, split_segments
 from slmdesk.ui.theme import icon
 
@@ -31,6 +32,7 @@ class CodeBlock(QFrame):
         self.copy_button.setFlat(True)
         self.copy_button.setCursor(Qt.CursorShape.PointingHandCursor)
         self.copy_button.clicked.connect(self._copy)
+        named(self.copy_button, "Copy code")
         header.addWidget(self.language)
         header.addStretch(1)
         header.addWidget(self.copy_button)
@@ -131,6 +133,9 @@ class MessageWidget(QFrame):
         )
         for button in (self.copy_button, self.edit_button, self.regenerate_button):
             footer.addWidget(button)
+        named(self.copy_button, "Copy message")
+        named(self.edit_button, "Edit message", "Sending the edit replaces it and what follows")
+        named(self.regenerate_button, "Regenerate reply")
         layout.addLayout(footer)
         self.edit_button.setVisible(role == "user")
         self.regenerate_button.setVisible(False)

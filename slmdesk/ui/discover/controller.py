@@ -19,6 +19,7 @@ from slmdesk.common.format import printable
 from slmdesk.hub import listing as hub
 from slmdesk.hub.downloads import DownloadManager, DownloadStatus, State
 from slmdesk.ui import dialogs
+from slmdesk.ui.accessibility import named
 from slmdesk.ui.discover.view import DiscoverView, DownloadRow
 from slmdesk.ui.format import human_count, human_size
 from slmdesk.ui.runtime.jobs import SHUTDOWN_BUDGET, UpdateChannel
@@ -195,6 +196,7 @@ class DiscoverController(QObject):
             table.setCellWidget(row, 4, badge)
             button = QPushButton("Download")
             button.setEnabled(not model.is_projector)
+            named(button, f"Download {printable(model.name)}")
             if model.recommended:
                 button.setProperty("role", "primary")
             button.clicked.connect(lambda _=False, m=model: self.download(m))
