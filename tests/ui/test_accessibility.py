@@ -13,23 +13,22 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from focus_walk import (
+    describe,
+    first_focus_widget,
+    focus_and_wait,
+    interactive_widgets,
+    label_buddies,
+    page_problems,
+    tab_walk,
+)
 from PySide6.QtCore import QPoint, Qt, QTimer
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import (
-    QAbstractButton,
     QAbstractItemView,
-    QAbstractSlider,
-    QAbstractSpinBox,
     QApplication,
-    QComboBox,
-    QHeaderView,
-    QLabel,
     QLineEdit,
     QMenu,
-    QPlainTextEdit,
-    QRadioButton,
-    QScrollBar,
-    QTextEdit,
     QWidget,
 )
 
@@ -39,134 +38,7 @@ from slmdesk.models.library import Library
 from slmdesk.ui import dialogs
 from slmdesk.ui.main_window import PAGES
 
-INTERACTIVE = (
-    QAbstractButton,
-    QLineEdit,
-    QTextEdit,
-    QPlainTextEdit,
-    QComboBox,
-    QAbstractSpinBox,
-    QAbstractItemView,
-    QAbstractSlider,
-)
-TAB_LIMIT = 400
 WAIT = 30_000
-
-
-# -- helpers ----------------------------------------------------------------------------------
-
-
-def _is_part_of_another(widget: QWidget) -> bool:
-    """Sub-controls Qt builds inside a composite widget (a spin box's editor, a line edit's clear
-    button, scroll bars, table headers): the composite widget is the one users meet."""
-    if isinstance(widget, QScrollBar | QHeaderView):
-        return True
-    if widget.metaObject().className() == "QTableCornerButton":
-        return True
-    parent = widget.parentWidget()
-    return isinstance(parent, QAbstractSpinBox | QComboBox | QLineEdit)
-
-
-def _interactive(page: QWidget) -> list[QWidget]:
-    return [
-        w
-        for w in page.findChildren(QWidget)
-        if isinstance(w, INTERACTIVE)
-        and w.isVisible()
-        and w.isEnabled()
-        and not _is_part_of_another(w)
-    ]
-
-
-def _takes_tab(widget: QWidget) -> bool:
-    policy = widget.focusPolicy().value
-    return bool(policy & Qt.FocusPolicy.TabFocus.value)
-
-
-def _first_focus_widget(page: QWidget) -> QWidget:
-    """The first widget of ``page`` in the window's focus chain that Tab can stop at."""
-    widget = page.nextInFocusChain()
-    while widget is not page:
-        if (
-            page.isAncestorOf(widget)
-            and widget.isVisible()
-            and widget.isEnabled()
-            and _takes_tab(widget)
-            and widget.focusProxy() is None
-        ):
-            return widget
-        widget = widget.nextInFocusChain()
-    raise AssertionError(f"{type(page).__name__} has no widget that takes keyboard focus")
-
-
-def _label_buddies(root: QWidget) -> set[int]:
-    return {id(label.buddy()) for label in root.findChildren(QLabel) if label.buddy() is not None}
-
-
-def _describe(widget: QWidget) -> str:
-    text = ""
-    if isinstance(widget, QAbstractButton | QLineEdit):
-        text = widget.text()
-    elif isinstance(widget, QPlainTextEdit | QTextEdit):
-        text = widget.placeholderText()
-    tip = widget.toolTip()
-    return f"{type(widget).__name__}({text!r}{', tip ' + repr(tip) if tip else ''})"
-
-
-def _focused(qtbot, widget: QWidget) -> None:
-    window = widget.window()
-    if QApplication.activeWindow() is not window:  # a closed popup may leave none active
-        window.activateWindow()
-        qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=5000)
-    widget.setFocus(Qt.FocusReason.TabFocusReason)
-    qtbot.waitUntil(lambda: QApplication.focusWidget() is widget, timeout=5000)
-
-
-def tab_walk(qtbot, start: QWidget) -> tuple[list[QWidget], str]:
-    """Press Tab from ``start`` until focus comes back to it; returns what got focus, and a
-    problem ("" when none): Tab stuck in one widget, or never coming back."""
-    _focused(qtbot, start)
-    reached = [start]
-    for _ in range(TAB_LIMIT):
-        current = QApplication.focusWidget()
-        QTest.keyClick(current, Qt.Key.Key_Tab)
-        following = QApplication.focusWidget()
-        if following is start:
-            return reached, ""
-        if following is current or following is None:
-            return reached, f"Tab does not leave {_describe(current)}"
-        reached.append(following)
-    return reached, f"Tab never comes back to {_describe(start)} after {TAB_LIMIT} presses"
-
-
-def _group_reached(radio: QRadioButton, reached: list[QWidget]) -> bool:
-    """Tab stops at one radio button of an exclusive group; the arrows move within it."""
-    group = radio.group()
-    members = (
-        group.buttons() if group is not None else radio.parentWidget().findChildren(QRadioButton)
-    )
-    return any(member in reached for member in members)
-
-
-def page_problems(qtbot, window: QWidget, page: QWidget, where: str) -> list[str]:
-    """Unnamed or unreachable interactive widgets of ``page`` (and Tab traps), as sentences."""
-    problems: list[str] = []
-    reached, trap = tab_walk(qtbot, _first_focus_widget(page))
-    if trap:
-        problems.append(f"{where}: {trap}")
-    buddies = _label_buddies(window)
-    candidates = _interactive(page)
-    for widget in reached:
-        if page.isAncestorOf(widget) and widget not in candidates:
-            candidates.append(widget)  # anything Tab stops at is announced: it needs a name too
-    for widget in candidates:
-        if not widget.accessibleName().strip() and id(widget) not in buddies:
-            problems.append(f"{where}: {_describe(widget)} has no accessible name")
-        if not any(f is widget or widget.isAncestorOf(f) for f in reached) and not (
-            isinstance(widget, QRadioButton) and _group_reached(widget, reached)
-        ):
-            problems.append(f"{where}: Tab never reaches {_describe(widget)}")
-    return problems
 
 
 def _window(qtbot, parts: AppParts) -> None:
@@ -249,7 +121,7 @@ def test_welcome_screen_is_named_and_reachable_by_tab(qtbot, empty: AppParts) ->
 def test_library_tab_leaves_the_table_for_the_buttons(qtbot, stocked: AppParts) -> None:
     view = stocked.library_controller.view
     stocked.window.show_page("Library")
-    _focused(qtbot, view.table)
+    focus_and_wait(qtbot, view.table)
     QTest.keyClick(view.table, Qt.Key.Key_Tab)
     after = QApplication.focusWidget()
     assert after is not view.table
@@ -273,7 +145,7 @@ def test_page_shortcuts_focus_each_pages_main_field(qtbot, stocked: AppParts) ->
         "Optimize": window.pages["Optimize"].model_step.table,
         "Settings": window.pages["Settings"].theme,
     }
-    _focused(qtbot, window.navigation)
+    focus_and_wait(qtbot, window.navigation)
     for index, name in reversed(list(enumerate(PAGES, start=1))):
         key = Qt.Key(Qt.Key.Key_0.value + index)
         QTest.keyClick(QApplication.focusWidget(), key, Qt.KeyboardModifier.ControlModifier)
@@ -322,7 +194,7 @@ def test_f2_renames_the_selected_model(qtbot, stocked: AppParts, answers, gui_gu
     view = stocked.library_controller.view
     stocked.window.show_page("Library")
     view.table.selectRow(0)
-    _focused(qtbot, view.table)
+    focus_and_wait(qtbot, view.table)
     answers["text"] = "renamed-tiny"
     QTest.keyClick(view.table, Qt.Key.Key_F2)
     assert answers["asked"] == [("Rename model", "tiny-llama-F16")]
@@ -337,7 +209,7 @@ def test_delete_removes_the_selected_model_after_asking(
     view = stocked.library_controller.view
     stocked.window.show_page("Library")
     view.table.selectRow(0)
-    _focused(qtbot, view.table)
+    focus_and_wait(qtbot, view.table)
     QTest.keyClick(view.table, Qt.Key.Key_Delete)  # the user cancels: nothing changes
     assert answers["asked"] == [("Remove model", "tiny-llama-F16")]
     qtbot.waitUntil(lambda: stocked.tasks.idle, timeout=WAIT)
@@ -355,13 +227,13 @@ def test_f2_and_delete_on_the_chat_list(qtbot, stocked: AppParts, answers, gui_g
     conversations = chat.view.conversations
     stocked.window.show_page("Chat")
     conversations.setCurrentRow(0)
-    _focused(qtbot, conversations)
+    focus_and_wait(qtbot, conversations)
     answers["text"] = "Renamed chat"
     QTest.keyClick(conversations, Qt.Key.Key_F2)
     assert answers["asked"] == [("Rename chat", "First chat")]
     qtbot.waitUntil(lambda: conversations.item(0).text() == "Renamed chat", timeout=WAIT)
     conversations.setCurrentRow(0)
-    _focused(qtbot, conversations)
+    focus_and_wait(qtbot, conversations)
     QTest.keyClick(conversations, Qt.Key.Key_Delete)
     qtbot.waitUntil(lambda: conversations.count() == 0, timeout=WAIT)
     assert chat.view.undo_bar.isVisible()  # the usual way back
@@ -413,7 +285,7 @@ def test_context_menu_keys_open_the_menu_at_the_selected_item(
     for page, view, select in lists:
         stocked.window.show_page(page)
         select()
-        _focused(qtbot, view)
+        focus_and_wait(qtbot, view)
         actions, pos = _menu_from_key(qtbot, view, key, modifier)
         assert any(text.startswith("Rename") for text in actions), (page, actions)
         assert any(text.startswith(("Delete", "Remove")) for text in actions), (page, actions)
@@ -445,10 +317,10 @@ def test_importance_chart_works_from_the_keyboard(qtbot, stocked: AppParts) -> N
     chart = optimize.prune_step.chart
     chart.set_blocks(4, [0.1, 0.5, 0.25, 0.05])
     chart.set_interactive(True)
-    reached, trap = tab_walk(qtbot, _first_focus_widget(optimize))
+    reached, trap = tab_walk(qtbot, first_focus_widget(optimize))
     assert not trap
     assert chart in reached, "Tab never reaches the importance chart"
-    _focused(qtbot, chart)
+    focus_and_wait(qtbot, chart)
     assert "block 0" in chart.accessibleName().lower()
     QTest.keyClick(chart, Qt.Key.Key_Right)
     name = chart.accessibleName()
@@ -461,3 +333,41 @@ def test_importance_chart_works_from_the_keyboard(qtbot, stocked: AppParts) -> N
     assert toggled.args == [2]
     chart.set_selected({2})
     assert "marked for removal" in chart.accessibleName()
+
+
+# -- dialogs ----------------------------------------------------------------------------------
+
+
+def _answer_modal(qtbot, answer: Callable[[QWidget], None]) -> list[str]:
+    """When a modal dialog opens, list its unnamed controls, then let ``answer`` close it."""
+    problems: list[str] = []
+
+    def look() -> None:
+        dialog = QApplication.activeModalWidget()
+        if dialog is None:
+            QTimer.singleShot(20, look)
+            return
+        buddies = label_buddies(dialog)
+        for widget in interactive_widgets(dialog):
+            if not widget.accessibleName().strip() and id(widget) not in buddies:
+                problems.append(f"{describe(widget)} has no accessible name")
+        answer(dialog)
+
+    QTimer.singleShot(0, look)
+    return problems
+
+
+def test_dialog_controls_are_named(qtbot) -> None:
+    def type_and_accept(dialog: QWidget) -> None:
+        field = dialog.findChild(QLineEdit)
+        assert field is not None
+        field.setText("A new title")
+        dialog.accept()  # type: ignore[attr-defined]
+
+    problems = _answer_modal(qtbot, type_and_accept)
+    assert dialogs.ask_text(None, "Rename chat", "Title:", "Old title") == "A new title"
+    problems += _answer_modal(qtbot, lambda dialog: dialog.reject())  # type: ignore[attr-defined]
+    assert dialogs.confirm(None, "Remove model", "Delete it?", "Delete") is False
+    problems += _answer_modal(qtbot, lambda dialog: dialog.reject())  # type: ignore[attr-defined]
+    assert dialogs.ask_import_mode(None, Path("model.gguf")) is None
+    assert not problems, "\n".join(problems)
