@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from PySide6.QtCore import QByteArray, QSize, Signal, Slot
-from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
+from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QListWidget,
@@ -43,6 +43,7 @@ class MainWindow(QMainWindow):
         self.setWindowIcon(icon("app"))
         self.setMinimumSize(QSize(900, 600))
         self._shutdown_hooks: list[Callable[[], None]] = []
+        self._focused_once = False
         self.navigation = QListWidget()
         self.navigation.setObjectName("navigation")
         self.navigation.setFixedWidth(170)
@@ -99,6 +100,12 @@ class MainWindow(QMainWindow):
         else:
             self.resize(1200, 780)
             self.show_page("Chat")
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """The first time the window appears, typing goes to the page's main field."""
+        super().showEvent(event)
+        if not self._focused_once:
+            self._focused_once = focus_main_field(self.stack.currentWidget())
 
     def closeEvent(self, event: QCloseEvent) -> None:
         geometry = bytes(self.saveGeometry().toBase64().data()).decode("ascii")

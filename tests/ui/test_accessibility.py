@@ -371,3 +371,9 @@ def test_dialog_controls_are_named(qtbot) -> None:
     problems += _answer_modal(qtbot, lambda dialog: dialog.reject())  # type: ignore[attr-defined]
     assert dialogs.ask_import_mode(None, Path("model.gguf")) is None
     assert not problems, "\n".join(problems)
+
+
+def test_window_opens_with_the_focus_in_the_chat_composer(qtbot, stocked: AppParts) -> None:
+    chat = stocked.chat_controller
+    assert chat is not None
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is chat.view.composer, timeout=5000)
