@@ -23,7 +23,8 @@ REMOVE_COLOR = "#d04242"
 CHOSEN_COLOR = "#d08a00"
 UNMEASURED_COLOR = "#9a9ea8"
 CHART_NAME = "Block importance"
-CHART_KEYS = "Left and Right arrows move between blocks; Space marks a block for removal."
+CHART_KEYS = "Left and Right arrows move between blocks."
+CHART_TOGGLE = " Space marks the block for removal or keeps it."
 TOGGLE_KEYS = (Qt.Key.Key_Space, Qt.Key.Key_Return, Qt.Key.Key_Enter)
 
 
@@ -53,7 +54,6 @@ class ImportanceChart(QWidget):
         self._interactive = False
         self._current = 0
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        self.setAccessibleDescription(CHART_KEYS)
         self._announce()
 
     # -- state ----------------------------------------------------------------------------------
@@ -198,8 +198,8 @@ class ImportanceChart(QWidget):
             self.toggled.emit(block)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
-        key = Qt.Key(event.key())
-        steps = {
+        key = event.key()  # an int; Qt.Key members are IntEnum, so they compare and hash alike
+        steps: dict[int, int] = {
             Qt.Key.Key_Left: -1,
             Qt.Key.Key_Up: -1,
             Qt.Key.Key_Right: 1,
@@ -233,6 +233,7 @@ class ImportanceChart(QWidget):
 
     def _announce(self) -> None:
         """Put the cursor's bar into the accessible name (screen readers read name changes)."""
+        self.setAccessibleDescription(CHART_KEYS + (CHART_TOGGLE if self._interactive else ""))
         if self._n == 0:
             self.setAccessibleName(f"{CHART_NAME}: no model chosen")
             return
