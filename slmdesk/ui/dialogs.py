@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtWidgets import QFileDialog, QInputDialog, QLineEdit, QMessageBox, QWidget
+from PySide6.QtWidgets import (
+    QAbstractButton,
+    QFileDialog,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QWidget,
+)
+
+from slmdesk.ui.accessibility import named
 
 
 def show_error(parent: QWidget | None, title: str, message: str) -> None:
@@ -27,6 +37,7 @@ def confirm(parent: QWidget | None, title: str, message: str, action: str) -> bo
     go = box.addButton(action, QMessageBox.ButtonRole.DestructiveRole)
     box.addButton(QMessageBox.StandardButton.Cancel)
     box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+    _name_buttons(box)
     box.exec()
     return box.clickedButton() is go
 
@@ -43,6 +54,7 @@ def ask_remove_linked(parent: QWidget | None, name: str, path: Path) -> str | No
     forget = box.addButton("Remove from library", QMessageBox.ButtonRole.AcceptRole)
     delete = box.addButton("Delete file too", QMessageBox.ButtonRole.DestructiveRole)
     box.addButton(QMessageBox.StandardButton.Cancel)
+    _name_buttons(box)
     box.exec()
     clicked = box.clickedButton()
     if clicked is forget:
@@ -65,6 +77,7 @@ def ask_import_mode(parent: QWidget | None, path: Path) -> str | None:
     link = box.addButton("Use in place", QMessageBox.ButtonRole.AcceptRole)
     box.addButton(QMessageBox.StandardButton.Cancel)
     box.setDefaultButton(copy)
+    _name_buttons(box)
     box.exec()
     clicked = box.clickedButton()
     if clicked is copy:
@@ -84,8 +97,28 @@ def pick_model_file(parent: QWidget | None) -> Path | None:
 
 def ask_text(parent: QWidget | None, title: str, label: str, text: str = "") -> str | None:
     """A one-line text answer (for example a new title), or None when cancelled."""
-    value, ok = QInputDialog.getText(parent, title, label, QLineEdit.EchoMode.Normal, text)
-    return value if ok else None
+    dialog = QInputDialog(parent)
+    dialog.setWindowTitle(title)
+    dialog.setInputMode(QInputDialog.InputMode.TextInput)
+    dialog.setTextEchoMode(QLineEdit.EchoMode.Normal)
+    dialog.setLabelText(label)
+    dialog.setTextValue(text)
+    dialog.sizeHint()  # builds the dialog's widgets, buttons included, so they can be named
+    field = dialog.findChild(QLineEdit)
+    if field is not None:  # the label is not tied to the field: name it for screen readers
+        named(field, label.rstrip(" :") or title)
+        for caption in dialog.findChildren(QLabel):
+            caption.setBuddy(field)
+    _name_buttons(dialog)
+    accepted = dialog.exec() == QInputDialog.DialogCode.Accepted
+    return dialog.textValue() if accepted else None
+
+
+def _name_buttons(dialog: QWidget) -> None:
+    """Name a dialog's buttons by their text (without the & of a mnemonic)."""
+    for button in dialog.findChildren(QAbstractButton):
+        if not button.accessibleName() and button.text():
+            named(button, button.text().replace("&", ""))
 
 
 def ask_save_path(parent: QWidget | None, title: str, suggested: str) -> Path | None:

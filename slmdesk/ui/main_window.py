@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from PySide6.QtCore import QByteArray, QSize, Signal, Slot
-from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
+from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QListWidget,
@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from slmdesk.common import settings
 from slmdesk.common.settings import SettingsStore
+from slmdesk.ui.accessibility import focus_main_field, named
 from slmdesk.ui.theme import icon
 
 PAGES = ("Chat", "Library", "Discover", "Optimize", "Settings")
@@ -42,10 +43,12 @@ class MainWindow(QMainWindow):
         self.setWindowIcon(icon("app"))
         self.setMinimumSize(QSize(900, 600))
         self._shutdown_hooks: list[Callable[[], None]] = []
+        self._focused_once = False
         self.navigation = QListWidget()
         self.navigation.setObjectName("navigation")
         self.navigation.setFixedWidth(170)
         self.navigation.setIconSize(QSize(20, 20))
+        named(self.navigation, "Pages", "Chat, Library, Discover, Optimize, Settings (Ctrl+1 to 5)")
         self.stack = QStackedWidget()
         self.pages = pages
         for name in PAGES:
@@ -63,11 +66,14 @@ class MainWindow(QMainWindow):
         for index, name in enumerate(PAGES, start=1):
             shortcut = QShortcut(QKeySequence(f"Ctrl+{index}"), self)
             shortcut.activated.connect(lambda page=name: self.show_page(page))
+        quit_shortcut = QShortcut(QKeySequence("Ctrl+Q"), self)
+        quit_shortcut.activated.connect(self.close)  # closeEvent runs the normal shutdown
         self._restore_geometry()
 
     def show_page(self, name: str) -> None:
-        """Switch to the page called ``name``."""
+        """Switch to the page called ``name`` and put the keyboard focus in its main field."""
         self.navigation.setCurrentRow(PAGES.index(name))
+        focus_main_field(self.stack.currentWidget())
 
     def current_page(self) -> str:
         """Name of the page on show."""
@@ -94,6 +100,12 @@ class MainWindow(QMainWindow):
         else:
             self.resize(1200, 780)
             self.show_page("Chat")
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """The first time the window appears, typing goes to the page's main field."""
+        super().showEvent(event)
+        if not self._focused_once:
+            self._focused_once = focus_main_field(self.stack.currentWidget())
 
     def closeEvent(self, event: QCloseEvent) -> None:
         geometry = bytes(self.saveGeometry().toBase64().data()).decode("ascii")

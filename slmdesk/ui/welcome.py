@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLay
 
 from slmdesk.common.errors import SlmdeskError, user_message
 from slmdesk.hub import listing as hub
+from slmdesk.ui.accessibility import named
 from slmdesk.ui.format import human_size
 from slmdesk.ui.runtime.tasks import TaskRunner
 from slmdesk.ui.theme import icon, verdict_style
@@ -50,11 +51,14 @@ class WelcomeView(QWidget):
         self.download_button = QPushButton(icon("download"), "Download")
         self.download_button.setProperty("role", "primary")
         self.download_button.setEnabled(False)
+        named(self.download_button, f"Download {STARTER_TITLE}")
         card_layout.addWidget(self.starter_title)
         card_layout.addLayout(row)
         card_layout.addWidget(self.download_button, 0, Qt.AlignmentFlag.AlignLeft)
         self.import_button = QPushButton(icon("import"), "Import a GGUF file…")
         self.browse_button = QPushButton(icon("discover"), "Browse models on the Hub")
+        named(self.import_button, "Import a GGUF file")
+        named(self.browse_button, "Browse models on the Hub")
         buttons = QHBoxLayout()
         buttons.addWidget(self.import_button)
         buttons.addWidget(self.browse_button)
@@ -65,6 +69,10 @@ class WelcomeView(QWidget):
         layout.addWidget(card)
         layout.addLayout(buttons)
         layout.addStretch(1)
+
+    def main_field(self) -> QWidget:
+        """Where the keyboard focus goes: the starter's Download once it can be pressed."""
+        return self.download_button if self.download_button.isEnabled() else self.import_button
 
 
 class WelcomeController(QObject):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from slmdesk.ui.chat.empty_state import chat_body_text, list_text
 from slmdesk.ui.chat.message_widget import MessageWidget
 from slmdesk.ui.chat.view import ChatView
 from slmdesk.ui.format import human_size
+from slmdesk.ui.keyboard import item_shortcuts
 from slmdesk.ui.runtime.inference import GenerateRequest, InferenceClient
 from slmdesk.ui.runtime.jobs import SHUTDOWN_BUDGET, Deadline, stop_all
 from slmdesk.ui.runtime.tasks import TaskRunner
@@ -122,6 +124,11 @@ class ChatController(QObject):
         v.search.textChanged.connect(lambda _t: self._search_timer.start())
         v.conversations.currentItemChanged.connect(self._on_conversation_picked)
         v.conversations.customContextMenuRequested.connect(self._on_conversation_menu)
+        item_shortcuts(
+            v.conversations,
+            rename=lambda: self._with_selected(self.rename_conversation),
+            delete=lambda: self._with_selected(self.delete_conversation),
+        )
         v.undo_button.clicked.connect(self._on_undo_delete)
         v.model_picker.activated.connect(self._on_model_picked)
         v.messages.earlier_button.clicked.connect(self._on_show_earlier)
@@ -436,6 +443,12 @@ class ChatController(QObject):
             menu.addSeparator()
         menu.addAction("Export all chats…", lambda: self.export_conversations(None))
         menu.exec(self.view.conversations.mapToGlobal(pos))
+
+    def _with_selected(self, action: Callable[[int], None]) -> None:
+        """Run ``action`` on the conversation selected in the list (F2, Delete)."""
+        item = self.view.conversations.currentItem()
+        if item is not None and item.isSelected():
+            action(int(item.data(ID_ROLE)))
 
     def rename_conversation(self, conversation_id: int) -> None:
         """Ask for a new title and store it."""

@@ -16,6 +16,7 @@ from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QFontDatabase, QGuiApplication, QPalette
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from slmdesk.ui.accessibility import named
 from slmdesk.ui.chat.highlight import highlighted_html, warm_up
 from slmdesk.ui.chat.markdown import Segment, split_segments
 from slmdesk.ui.chat.rich_text import markdown_html
@@ -48,6 +49,7 @@ class CodeBlock(QFrame):
         self.copy_button.setFlat(True)
         self.copy_button.setCursor(Qt.CursorShape.PointingHandCursor)
         self.copy_button.clicked.connect(self._copy)
+        named(self.copy_button, "Copy code")
         header.addWidget(self.language)
         header.addStretch(1)
         header.addWidget(self.copy_button)
@@ -188,6 +190,9 @@ class MessageWidget(QFrame):
         )
         for button in (self.copy_button, self.edit_button, self.regenerate_button):
             footer.addWidget(button)
+        named(self.copy_button, "Copy message")
+        named(self.edit_button, "Edit message", "Sending the edit replaces it and what follows")
+        named(self.regenerate_button, "Regenerate reply")
         layout.addLayout(footer)
         self.edit_button.setVisible(role == "user")
         self.regenerate_button.setVisible(False)

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from slmdesk.ui.accessibility import named
 from slmdesk.ui.chat.empty_state import EmptyState, list_text
 from slmdesk.ui.chat.message_widget import MessageWidget
 from slmdesk.ui.theme import icon
@@ -42,6 +43,7 @@ class Composer(QPlainTextEdit):
         self.setTabChangesFocus(True)
         self.setMaximumHeight(140)
         self.setMinimumHeight(64)
+        named(self, "Message", "Enter sends, Shift+Enter adds a line, Esc stops the reply")
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
@@ -69,6 +71,7 @@ class MessageList(QScrollArea):
         self.setWidgetResizable(True)
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        named(self, "Conversation", "The messages; arrow keys scroll")
         self.container = QWidget()
         self.column = QVBoxLayout(self.container)
         self.column.setContentsMargins(16, 8, 16, 8)
@@ -84,6 +87,7 @@ class MessageList(QScrollArea):
         self.earlier_button = QPushButton("Show earlier messages")
         self.earlier_button.setFlat(True)
         self.earlier_button.setVisible(False)
+        named(self.earlier_button, "Show earlier messages")
         self.empty = EmptyState()  # shown while there is no message: what to do first
         self.column.addWidget(self.empty, 1)
         self.column.addWidget(self.earlier_button, 0, Qt.AlignmentFlag.AlignHCenter)
@@ -166,6 +170,7 @@ class SettingsPanel(QScrollArea):
         self.setWidgetResizable(True)
         self.setMinimumWidth(250)
         self.setMaximumWidth(320)
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # its fields take focus and scroll it
         body = QWidget()
         layout = QVBoxLayout(body)
         title = QLabel("<b>Chat settings</b>")
@@ -174,6 +179,8 @@ class SettingsPanel(QScrollArea):
         self.system_prompt = QPlainTextEdit()
         self.system_prompt.setPlaceholderText("System prompt (optional)")
         self.system_prompt.setMaximumHeight(120)
+        self.system_prompt.setTabChangesFocus(True)
+        named(self.system_prompt, "System prompt", "Instructions the model gets before the chat")
         form = QFormLayout()
         self.temperature = self._double(0.0, 2.0, 0.05, "0 gives the most likely words every time")
         self.top_p = self._double(0.01, 1.0, 0.01, "keep the smallest set of words adding up to p")
@@ -195,6 +202,7 @@ class SettingsPanel(QScrollArea):
         self.context.setSpecialValueText("automatic")
         form.addRow("Context length", self.context)
         self.reset_button = QPushButton("Reset to defaults")
+        named(self.reset_button, "Reset chat settings to defaults")
         layout.addWidget(title)
         layout.addWidget(hint)
         layout.addWidget(QLabel("System prompt"))
@@ -211,6 +219,7 @@ class SettingsPanel(QScrollArea):
         box.setSingleStep(step)
         box.setDecimals(2)
         box.setToolTip(tip)
+        box.setAccessibleDescription(tip)  # named by its form label
         box.valueChanged.connect(self.changed)
         return box
 
@@ -218,6 +227,7 @@ class SettingsPanel(QScrollArea):
         box = QSpinBox()
         box.setRange(low, high)
         box.setToolTip(tip)
+        box.setAccessibleDescription(tip)  # named by its form label
         box.valueChanged.connect(self.changed)
         return box
 
@@ -231,13 +241,16 @@ class ChatView(QWidget):
         self.search = QLineEdit()
         self.search.setPlaceholderText("Search chats…")
         self.search.setClearButtonEnabled(True)
+        named(self.search, "Search chats")
         self.new_button = QPushButton(icon("new"), "New chat")
         self.new_button.setProperty("role", "primary")
         self.new_button.setToolTip("New chat (Ctrl+N)")
+        named(self.new_button, "New chat")
         self.conversations = QListWidget()
         self.conversations.setObjectName("conversations")
         self.conversations.setWordWrap(True)
         self.conversations.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        named(self.conversations, "Chats", "F2 renames, Delete deletes, Shift+F10 opens the menu")
         # replaces the list while it is empty: no chats yet, or no search match
         self.conversations_empty = EmptyState(list_text(""))
         self.conversations_empty.setVisible(False)
@@ -246,6 +259,7 @@ class ChatView(QWidget):
         undo_layout.setContentsMargins(4, 2, 4, 2)
         self.undo_label = QLabel("Chat deleted.")
         self.undo_button = QPushButton("Undo")
+        named(self.undo_button, "Undo delete")
         undo_layout.addWidget(self.undo_label, 1)
         undo_layout.addWidget(self.undo_button)
         self.undo_bar.setVisible(False)
@@ -264,16 +278,20 @@ class ChatView(QWidget):
         self.model_picker = QComboBox()
         self.model_picker.setMinimumWidth(240)
         self.model_picker.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        named(self.model_picker, "Model")
         self.model_state = QLabel("No model loaded")
         self.model_state.setProperty("role", "muted")
         self.load_progress = QProgressBar()
         self.load_progress.setRange(0, 100)
         self.load_progress.setMaximumWidth(160)
         self.load_progress.setVisible(False)
+        named(self.load_progress, "Loading the model")
         self.eject_button = QPushButton("Unload")
         self.eject_button.setToolTip("Free the model's memory")
+        named(self.eject_button, "Unload the model")
         self.settings_button = QPushButton(icon("settings"), "Settings")
         self.settings_button.setCheckable(True)
+        named(self.settings_button, "Chat settings", "Show or hide the chat's settings panel")
         header = QHBoxLayout()
         header.addWidget(QLabel("Model:"))
         header.addWidget(self.model_picker)
@@ -299,13 +317,16 @@ class ChatView(QWidget):
             QLabel("Editing a message: sending replaces it and everything after it."), 1
         )
         self.cancel_edit_button = QPushButton("Cancel edit")
+        named(self.cancel_edit_button, "Cancel edit")
         banner_layout.addWidget(self.cancel_edit_button)
         self.edit_banner.setVisible(False)
         self.composer = Composer()
         self.send_button = QPushButton(icon("send"), "Send")
         self.send_button.setProperty("role", "primary")
+        named(self.send_button, "Send", "Send the message (Enter)")
         self.stop_button = QPushButton(icon("stop"), "Stop")
         self.stop_button.setToolTip("Stop the reply (Esc)")
+        named(self.stop_button, "Stop the reply")
         self.stop_button.setVisible(False)
         composer_row = QHBoxLayout()
         composer_row.addWidget(self.composer, 1)
@@ -340,6 +361,10 @@ class ChatView(QWidget):
         layout.addWidget(splitter)
         self.middle = middle
         self.model_picker.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+
+    def main_field(self) -> QWidget:
+        """Where the keyboard focus goes when the page opens."""
+        return self.composer
 
     def show_notice(self, text: str, kind: str = "warning") -> None:
         """A one-line note above the composer; empty hides it.

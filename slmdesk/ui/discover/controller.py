@@ -221,7 +221,11 @@ class DiscoverController(QObject):
     # -- file rows: download state and library ------------------------------------------------
 
     def _file_cell(self, model: hub.RemoteModel) -> FileActions:
-        cell = FileActions(downloadable=not model.is_projector, recommended=model.recommended)
+        cell = FileActions(
+            downloadable=not model.is_projector,
+            recommended=model.recommended,
+            subject=printable(model.name),
+        )
         cell.triggered.connect(lambda action, m=model: self._on_file_action(m, action))
         self._file_cells[task_id_for(model)] = (model, cell)
         return cell

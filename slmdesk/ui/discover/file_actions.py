@@ -7,6 +7,7 @@ from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QWidget
 
 from slmdesk.common.format import printable
+from slmdesk.ui.accessibility import named
 from slmdesk.ui.discover.file_state import ACTION_TEXT, DOWNLOAD, FileState
 
 
@@ -18,8 +19,11 @@ class FileActions(QWidget):
 
     triggered = Signal(str)
 
-    def __init__(self, downloadable: bool = True, recommended: bool = False) -> None:
+    def __init__(
+        self, downloadable: bool = True, recommended: bool = False, subject: str = ""
+    ) -> None:
         super().__init__()
+        self.subject = subject  # the file's name, for screen readers ("Download NAME")
         self.downloadable = downloadable  # vision projectors are listed, not downloaded
         self.state = FileState("", DOWNLOAD)
         # Its own background: the words stay readable on a selected (highlighted) row.
@@ -50,8 +54,10 @@ class FileActions(QWidget):
         self.label.setText(printable(state.label))
         self.label.setVisible(bool(state.label))
         self.primary.setText(ACTION_TEXT[state.primary])
+        named(self.primary, f"{ACTION_TEXT[state.primary]} {self.subject}".strip())
         self.primary.setEnabled(state.primary != DOWNLOAD or self.downloadable)
         self.secondary.setVisible(state.secondary is not None)
         if state.secondary is not None:
             self.secondary.setText(ACTION_TEXT[state.secondary])
+            named(self.secondary, f"{ACTION_TEXT[state.secondary]} {self.subject}".strip())
         self.setToolTip(printable(state.tooltip, True))

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from slmdesk.common.format import printable
 from slmdesk.hub.downloads import DownloadStatus, State
+from slmdesk.ui.accessibility import named
 from slmdesk.ui.format import human_duration, human_size
 from slmdesk.ui.theme import icon
 
@@ -60,6 +61,7 @@ class DownloadRow(QFrame):
         self.bar.setRange(0, 1000)
         self.bar.setTextVisible(False)
         self.bar.setMaximumHeight(8)
+        named(self.bar, "Download progress")
         buttons = QHBoxLayout()
         self.error = QLabel()
         self.error.setTextFormat(Qt.TextFormat.PlainText)  # messages quote names from the Hub
@@ -70,6 +72,14 @@ class DownloadRow(QFrame):
         self.cancel_button = QPushButton("Cancel")
         self.dismiss_button = QPushButton("Dismiss")
         self.chat_button = QPushButton(icon("chat"), "Chat with it")
+        for button, action in (
+            (self.pause_button, "Pause"),
+            (self.resume_button, "Resume"),
+            (self.cancel_button, "Cancel"),
+            (self.dismiss_button, "Dismiss"),
+            (self.chat_button, "Chat with"),
+        ):
+            named(button, f"{action} the download")
         buttons.addWidget(self.error, 1)
         buttons.addStretch(1)
         for button in (
@@ -141,11 +151,14 @@ class DiscoverView(QWidget):
             "Search GGUF models on the Hugging Face Hub (e.g. qwen, gemma, smol)"
         )
         self.query.setClearButtonEnabled(True)
+        named(self.query, "Search models", "GGUF models on the Hugging Face Hub, or owner/name")
         self.sort = QComboBox()
         for label, value in SORTS:
             self.sort.addItem(label, value)
         self.search_button = QPushButton(icon("discover"), "Search")
         self.search_button.setProperty("role", "primary")
+        named(self.sort, "Sort results by")
+        named(self.search_button, "Search")
         search_row = QHBoxLayout()
         search_row.addWidget(title)
         search_row.addSpacing(12)
@@ -164,6 +177,8 @@ class DiscoverView(QWidget):
         self.results.verticalHeader().setVisible(False)
         self.results.setShowGrid(False)
         self.results.setWordWrap(False)
+        self.results.setTabKeyNavigation(False)  # Tab leaves the table; arrows move inside it
+        named(self.results, "Search results", "Repositories; select one to see its files")
         self.results.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         for col in range(1, len(RESULT_COLUMNS)):
             self.results.horizontalHeader().setSectionResizeMode(
@@ -183,6 +198,8 @@ class DiscoverView(QWidget):
         self.files.verticalHeader().setVisible(False)
         self.files.setShowGrid(False)
         self.files.setWordWrap(False)
+        self.files.setTabKeyNavigation(False)
+        named(self.files, "Model files", "The repository's GGUF files and whether they fit")
         self.files.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         for col in range(1, len(FILE_COLUMNS)):
             self.files.horizontalHeader().setSectionResizeMode(
@@ -191,6 +208,7 @@ class DiscoverView(QWidget):
         self.card = QTextBrowser()
         self.card.setOpenExternalLinks(False)
         self.card.setOpenLinks(False)
+        named(self.card, "Model card")
         repo = QWidget()
         repo_layout = QVBoxLayout(repo)
         repo_layout.setContentsMargins(0, 0, 0, 0)
@@ -218,6 +236,8 @@ class DiscoverView(QWidget):
         self.notice_text.setWordWrap(True)
         self.notice_chat = QPushButton(icon("chat"), "Chat with it")
         self.notice_close = QPushButton("Close")
+        named(self.notice_chat, "Chat with the downloaded model")
+        named(self.notice_close, "Close the notice")
         notice_layout.addWidget(self.notice_text, 1)
         notice_layout.addWidget(self.notice_chat)
         notice_layout.addWidget(self.notice_close)
@@ -236,6 +256,7 @@ class DiscoverView(QWidget):
         downloads_scroll.setWidgetResizable(True)
         downloads_scroll.setWidget(self.downloads_box)
         downloads_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        downloads_scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # its rows' buttons take focus
         downloads = QWidget()
         downloads_layout = QVBoxLayout(downloads)
         downloads_layout.setContentsMargins(0, 4, 0, 0)
@@ -255,6 +276,10 @@ class DiscoverView(QWidget):
         layout.addWidget(self.status)
         layout.addWidget(self.notice)
         layout.addWidget(outer, 1)
+
+    def main_field(self) -> QWidget:
+        """Where the keyboard focus goes when the page opens."""
+        return self.query
 
     def add_download_row(self, row: DownloadRow) -> None:
         """Put a download at the top of the list."""

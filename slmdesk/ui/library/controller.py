@@ -12,8 +12,9 @@ import logging
 import threading
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QUrl, Signal, Slot
+from PySide6.QtCore import QObject, QPoint, QUrl, Signal, Slot
 from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import QMenu
 
 from slmdesk.common.errors import SlmdeskError
 from slmdesk.models.gguf_info import read_gguf_info
@@ -21,6 +22,7 @@ from slmdesk.models.hardware import MemoryEstimate, estimate_memory
 from slmdesk.models.library import ImportCancelled, Library, LibraryChange, ModelEntry
 from slmdesk.models.library.events import ADDED, RENAMED
 from slmdesk.ui import dialogs
+from slmdesk.ui.keyboard import item_shortcuts
 from slmdesk.ui.library.events import LibraryEvents
 from slmdesk.ui.library.view import LibraryView
 from slmdesk.ui.runtime.tasks import TaskRunner
@@ -60,6 +62,8 @@ class LibraryController(QObject):
         view.details.reveal_clicked.connect(self._on_reveal)
         view.details.remove_clicked.connect(self._on_remove)
         view.cancel_import.clicked.connect(self._on_cancel_import)
+        view.table.customContextMenuRequested.connect(self._on_table_menu)
+        item_shortcuts(view.table, rename=self.rename_selected, delete=self._on_remove)
         self._copy_progress.connect(self._on_copy_progress)
 
     # -- refresh -------------------------------------------------------------------------------
@@ -245,6 +249,45 @@ class LibraryController(QObject):
             self._on_error,
             name="library-remove",
         )
+
+    # -- rename, context menu ----------------------------------------------------------------------
+
+    @Slot()
+    def rename_selected(self) -> None:
+        """Ask for a new library name for the selected model (the file keeps its name)."""
+        entry = self.view.selected_entry()
+        if entry is None:
+            return
+        answer = dialogs.ask_text(self.view, "Rename model", "New name:", entry.name)
+        if answer is None or not answer.strip() or answer.strip() == entry.name:
+            return
+        self.tasks.run(
+            lambda: self.library.rename(entry.name, answer),
+            None,  # the library announces the rename: the page re-lists and selects it
+            self._on_rename_error,
+            name="library-rename",
+        )
+
+    def _on_rename_error(self, exc: BaseException) -> None:
+        message = str(exc) if isinstance(exc, SlmdeskError) else f"Unexpected problem: {exc}"
+        dialogs.show_error(self.view, "Rename model", message)
+
+    @Slot(QPoint)
+    def _on_table_menu(self, pos: QPoint) -> None:
+        table = self.view.table
+        index = table.indexAt(pos)
+        if index.isValid():
+            table.selectRow(index.row())
+        entry = self.view.selected_entry()
+        if entry is None:
+            return
+        menu = QMenu(self.view)
+        menu.addAction("Chat", self._on_chat).setEnabled(entry.status == "ok")
+        menu.addAction("Rename…", self.rename_selected)
+        menu.addAction("Show in folder", self._on_reveal)
+        menu.addSeparator()
+        menu.addAction("Remove…", self._on_remove)
+        menu.exec(table.viewport().mapToGlobal(pos))
 
     def _on_error(self, exc: BaseException) -> None:
         self._set_busy(False)

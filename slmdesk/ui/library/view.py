@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from slmdesk.models.hardware import MemoryEstimate
 from slmdesk.models.library import ModelEntry
+from slmdesk.ui.accessibility import named
 from slmdesk.ui.format import human_count, human_size
 from slmdesk.ui.library.table_model import SORT_ROLE, LibraryTableModel
 from slmdesk.ui.theme import icon, verdict_style
@@ -54,6 +55,7 @@ class DetailsPane(QScrollArea):
         super().__init__()
         self.setWidgetResizable(True)
         self.setMinimumWidth(300)
+        named(self, "Model details", "Facts of the selected model; arrow keys scroll")
         body = QWidget()
         layout = QVBoxLayout(body)
         self.title = QLabel("Select a model")
@@ -77,6 +79,9 @@ class DetailsPane(QScrollArea):
         self.remove_button = QPushButton(icon("remove"), "Remove…")
         for button in (self.chat_button, self.reveal_button, self.remove_button):
             buttons.addWidget(button)
+        named(self.chat_button, "Chat with this model")
+        named(self.reveal_button, "Show the model's file in its folder")
+        named(self.remove_button, "Remove this model", "Asks first (Delete key in the table)")
         buttons.addStretch(1)
         self.chat_button.clicked.connect(self.chat_clicked)
         self.reveal_button.clicked.connect(self.reveal_clicked)
@@ -217,9 +222,12 @@ class LibraryView(QWidget):
         self.filter_edit.setPlaceholderText("Filter models…")
         self.filter_edit.setClearButtonEnabled(True)
         self.filter_edit.setMaximumWidth(260)
+        named(self.filter_edit, "Filter models")
         self.import_button = QPushButton(icon("import"), "Import model…")
         self.import_button.setProperty("role", "primary")
         self.folder_button = QPushButton(icon("folder"), "Open models folder")
+        named(self.import_button, "Import a model file")
+        named(self.folder_button, "Open the models folder")
         header = QHBoxLayout()
         header.addWidget(title)
         header.addStretch(1)
@@ -237,6 +245,9 @@ class LibraryView(QWidget):
         self.table.verticalHeader().setVisible(False)
         self.table.setShowGrid(False)
         self.table.setWordWrap(False)
+        self.table.setTabKeyNavigation(False)  # Tab leaves the table; arrows move inside it
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        named(self.table, "Models", "F2 renames, Delete removes, Shift+F10 opens the menu")
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         for column in range(1, 7):
             self.table.horizontalHeader().setSectionResizeMode(
@@ -264,6 +275,8 @@ class LibraryView(QWidget):
         empty_text.setProperty("role", "muted")
         self.empty_import = QPushButton(icon("import"), "Import model…")
         self.empty_discover = QPushButton(icon("discover"), "Discover models")
+        named(self.empty_import, "Import a model file")
+        named(self.empty_discover, "Discover models on the Hub")
         row = QHBoxLayout()
         row.addStretch(1)
         row.addWidget(self.empty_import)
@@ -281,7 +294,9 @@ class LibraryView(QWidget):
         self.progress = QProgressBar()
         self.progress.setVisible(False)
         self.progress.setMaximumWidth(240)
+        named(self.progress, "Import progress")
         self.cancel_import = QPushButton("Cancel import")
+        named(self.cancel_import, "Cancel import")
         self.cancel_import.setVisible(False)
         self.footer = QLabel("")
         self.footer.setProperty("role", "muted")
@@ -296,6 +311,10 @@ class LibraryView(QWidget):
         layout.addWidget(self.stack, 1)
         layout.addLayout(footer)
         self.filter_edit.textChanged.connect(self.proxy.setFilterFixedString)
+
+    def main_field(self) -> QWidget:
+        """Where the keyboard focus goes when the page opens: the table, or the empty state."""
+        return self.table if self.stack.currentWidget() is not self.empty else self.empty_import
 
     def selected_entry(self) -> ModelEntry | None:
         """The model selected in the table."""

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from slmdesk.llama.engine import SamplingSettings
+from slmdesk.ui.accessibility import named
 from slmdesk.ui.optimize.ab_transcript import ABTranscript
 from slmdesk.ui.runtime.inference import GenerateRequest, InferenceClient
 from slmdesk.ui.runtime.jobs import SHUTDOWN_BUDGET, Deadline, stop_all
@@ -72,6 +73,7 @@ class ABPane(QFrame):
         self.status.setProperty("role", "muted")
         self.status.setWordWrap(True)
         self.transcript = ABTranscript()
+        named(self.transcript, f"{heading} model's replies")
         layout.addWidget(self.heading)
         layout.addWidget(self.model_label)
         layout.addWidget(self.transcript, 1)
@@ -110,17 +112,23 @@ class ABChatView(QWidget):
         panes.addWidget(self.optimized, 1)
         self.prompt = QLineEdit()
         self.prompt.setPlaceholderText("Ask both models something…")
+        named(self.prompt, "Prompt for both models", "Enter sends it to both")
         self.send_button = QPushButton(icon("send"), "Send")
         self.send_button.setProperty("role", "primary")
         self.stop_button = QPushButton(icon("stop"), "Stop")
         self.clear_button = QPushButton(icon("new"), "Clear")
+        named(self.send_button, "Send to both models")
+        named(self.stop_button, "Stop both replies")
+        named(self.clear_button, "Clear both conversations")
         self.max_tokens = QSpinBox()
         self.max_tokens.setRange(1, 4096)
         self.max_tokens.setValue(200)
         self.max_tokens.setPrefix("up to ")
         self.max_tokens.setSuffix(" tokens")
+        named(self.max_tokens, "Longest reply in tokens")
         self.greedy = QCheckBox("Greedy (no sampling)")
         self.greedy.setToolTip("Always pick the most likely token: replies are reproducible.")
+        named(self.greedy, "Greedy, no sampling")
         composer = QHBoxLayout()
         composer.addWidget(self.prompt, 1)
         composer.addWidget(self.send_button)
@@ -131,6 +139,7 @@ class ABChatView(QWidget):
         options.addStretch(1)
         options.addWidget(self.clear_button)
         self.back_button = QPushButton("Back to the report")
+        named(self.back_button, "Back to the report")
         options.addWidget(self.back_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

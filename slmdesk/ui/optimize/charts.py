@@ -5,7 +5,16 @@ from __future__ import annotations
 import math
 
 from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QHelpEvent, QMouseEvent, QPainter, QPaintEvent, QPen
+from PySide6.QtGui import (
+    QColor,
+    QFocusEvent,
+    QHelpEvent,
+    QKeyEvent,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QPen,
+)
 from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
 from slmdesk.ui.theme import ACCENT
@@ -13,6 +22,10 @@ from slmdesk.ui.theme import ACCENT
 REMOVE_COLOR = "#d04242"
 CHOSEN_COLOR = "#d08a00"
 UNMEASURED_COLOR = "#9a9ea8"
+CHART_NAME = "Block importance"
+CHART_KEYS = "Left and Right arrows move between blocks."
+CHART_TOGGLE = " Space marks the block for removal or keeps it."
+TOGGLE_KEYS = (Qt.Key.Key_Space, Qt.Key.Key_Return, Qt.Key.Key_Enter)
 
 
 class ImportanceChart(QWidget):
@@ -21,6 +34,10 @@ class ImportanceChart(QWidget):
     Bar height is the square root of the KL divergence, so small differences between the cheap
     blocks (the interesting ones) stay visible next to a block that costs ten times more. In
     manual mode a click toggles a block for removal (`toggled`).
+
+    From the keyboard: the arrows, Home and End move a cursor between bars, Space or Enter
+    toggles the bar under it in manual mode. The accessible name always says which bar the cursor
+    is on and its value, so a screen reader announces each move.
     """
 
     toggled = Signal(int)
@@ -35,6 +52,9 @@ class ImportanceChart(QWidget):
         self._global: list[bool] | None = None
         self._selected: set[int] = set()
         self._interactive = False
+        self._current = 0
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self._announce()
 
     # -- state ----------------------------------------------------------------------------------
 
@@ -46,11 +66,14 @@ class ImportanceChart(QWidget):
         self._importance = list(importance) if importance is not None else None
         self._global = list(global_flags) if global_flags is not None else None
         self._selected = {b for b in self._selected if b < n}
+        self._current = min(self._current, max(0, n - 1))
+        self._announce()
         self.update()
 
     def set_selected(self, blocks: set[int] | list[int]) -> None:
         """Blocks marked for removal."""
         self._selected = set(blocks)
+        self._announce()
         self.update()
 
     def selected(self) -> list[int]:
@@ -61,7 +84,12 @@ class ImportanceChart(QWidget):
         """Whether clicks toggle blocks (manual mode)."""
         self._interactive = on
         self.setCursor(Qt.CursorShape.PointingHandCursor if on else Qt.CursorShape.ArrowCursor)
+        self._announce()
         self.update()
+
+    def current(self) -> int:
+        """The block under the keyboard cursor."""
+        return self._current
 
     @property
     def importance(self) -> list[float] | None:
@@ -152,6 +180,11 @@ class ImportanceChart(QWidget):
                 mark = QRectF(plot.left() + slot * i, plot.bottom() + 17, slot, 15)
                 painter.setPen(QColor(CHOSEN_COLOR))
                 painter.drawText(mark, Qt.AlignmentFlag.AlignCenter, "G")
+        if self.hasFocus():  # the keyboard cursor: a dashed frame around its slot
+            painter.setPen(QPen(text_color, 1.5, Qt.PenStyle.DashLine))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            cursor = QRectF(plot.left() + slot * self._current, plot.top(), slot, plot.height())
+            painter.drawRect(cursor.adjusted(1, 1, -1, -1))
 
     # -- interaction ----------------------------------------------------------------------------
 
@@ -161,7 +194,52 @@ class ImportanceChart(QWidget):
             return
         block = self.block_at(event.position().x())
         if block is not None:
+            self._move_to(block)
             self.toggled.emit(block)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        key = event.key()  # an int; Qt.Key members are IntEnum, so they compare and hash alike
+        steps: dict[int, int] = {
+            Qt.Key.Key_Left: -1,
+            Qt.Key.Key_Up: -1,
+            Qt.Key.Key_Right: 1,
+            Qt.Key.Key_Down: 1,
+        }
+        if self._n and key in steps:
+            self._move_to(self._current + steps[key])
+        elif self._n and key == Qt.Key.Key_Home:
+            self._move_to(0)
+        elif self._n and key == Qt.Key.Key_End:
+            self._move_to(self._n - 1)
+        elif self._n and self._interactive and key in TOGGLE_KEYS:
+            self.toggled.emit(self._current)
+        else:
+            super().keyPressEvent(event)
+            return
+        event.accept()
+
+    def focusInEvent(self, event: QFocusEvent) -> None:
+        super().focusInEvent(event)
+        self.update()
+
+    def focusOutEvent(self, event: QFocusEvent) -> None:
+        super().focusOutEvent(event)
+        self.update()
+
+    def _move_to(self, block: int) -> None:
+        self._current = max(0, min(self._n - 1, block))
+        self._announce()
+        self.update()
+
+    def _announce(self) -> None:
+        """Put the cursor's bar into the accessible name (screen readers read name changes)."""
+        self.setAccessibleDescription(CHART_KEYS + (CHART_TOGGLE if self._interactive else ""))
+        if self._n == 0:
+            self.setAccessibleName(f"{CHART_NAME}: no model chosen")
+            return
+        details = self.tooltip_for(self._current).split("\n")
+        head = f"block {self._current} of {self._n}"
+        self.setAccessibleName(f"{CHART_NAME}, {head}: " + ", ".join(details[1:]))
 
     def event(self, event: QEvent) -> bool:
         if event.type() == QEvent.Type.ToolTip and isinstance(event, QHelpEvent):
@@ -200,6 +278,13 @@ class ReportChart(QWidget):
     def set_groups(self, groups: list[tuple[str, list[tuple[str, float, str, str]]]]) -> None:
         """``[(title, [(label, value, value_text, color), ...]), ...]``; bars scale per group."""
         self._groups = groups
+        self.setAccessibleName("Report chart")
+        self.setAccessibleDescription(
+            "; ".join(
+                f"{title}: " + ", ".join(f"{label} {text}" for label, _v, text, _c in bars)
+                for title, bars in groups
+            )
+        )
         rows = sum(1 + len(bars) for _, bars in groups)
         self.setMinimumHeight(12 + rows * 22)
         self.updateGeometry()

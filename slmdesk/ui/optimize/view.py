@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from slmdesk.ui.accessibility import named
 from slmdesk.ui.optimize.ab_chat import ABChatView
 from slmdesk.ui.optimize.charts import ImportanceChart, ReportChart
 from slmdesk.ui.theme import icon
@@ -62,6 +63,7 @@ def _table(columns: tuple[str, ...]) -> QTableWidget:
     table.setShowGrid(False)
     table.setAlternatingRowColors(True)
     table.setWordWrap(False)
+    table.setTabKeyNavigation(False)  # Tab leaves the table; arrows move inside it
     header = table.horizontalHeader()
     for column in range(len(columns)):
         header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
@@ -89,6 +91,7 @@ class ModelStep(QWidget):
             len(MODEL_COLUMNS) - 1, QHeaderView.ResizeMode.ResizeToContents
         )
         self.empty = _muted("No models yet: add one in Library or Discover first.")
+        named(self.table, "Model to make smaller")
         layout.addWidget(self.table, 1)
         layout.addWidget(self.empty)
 
@@ -110,6 +113,7 @@ class TypeStep(QWidget):
         self.warning.setVisible(False)
         self.status = _muted("")
         self.table = _table(TYPE_COLUMNS)
+        named(self.table, "Quantization type", "Predicted size, memory and expected quality")
         self.note = _muted(
             "Expected quality is llama.cpp's published perplexity increase for each type "
             "(measured on Llama-3-8B): a relative guide. Small models usually lose more per bit, "
@@ -144,9 +148,13 @@ class PruneStep(QWidget):
         for i, radio in enumerate((self.none_radio, self.auto_radio, self.manual_radio)):
             self.mode_group.addButton(radio, i)
         self.none_radio.setChecked(True)
+        named(self.none_radio, "Keep every block", "Quantize only")
+        named(self.auto_radio, "Remove blocks chosen by measurement")
+        named(self.manual_radio, "Choose the blocks myself on the chart")
         self.count = QSpinBox()
         self.count.setRange(1, 1)
         self.count.setSuffix(" block(s)")
+        named(self.count, "Number of blocks to remove")
         auto_row = QHBoxLayout()
         auto_row.addWidget(self.auto_radio)
         auto_row.addWidget(self.count)
@@ -172,6 +180,8 @@ class PruneStep(QWidget):
         self.measure_button = QPushButton("Measure importance")
         self.measure_cancel = QPushButton("Cancel")
         self.measure_cancel.setVisible(False)
+        named(self.measure_button, "Measure block importance")
+        named(self.measure_cancel, "Cancel the measurement")
         chart_title.addWidget(self.measure_button)
         chart_title.addWidget(self.measure_cancel)
         card_layout.addLayout(chart_title)
@@ -182,6 +192,7 @@ class PruneStep(QWidget):
         card_layout.addWidget(self.chart_help)
         self.measure_progress = QProgressBar()
         self.measure_progress.setVisible(False)
+        named(self.measure_progress, "Measuring importance")
         self.measure_status = _muted("")
         card_layout.addWidget(self.measure_progress)
         card_layout.addWidget(self.measure_status)
@@ -193,6 +204,8 @@ class PruneStep(QWidget):
         self.calibration_label = _muted("Calibration text: the shipped prose-and-code sample")
         self.calibration_button = QPushButton("Use my own text…")
         self.calibration_reset = QPushButton("Use the shipped text")
+        named(self.calibration_button, "Use my own calibration text")
+        named(self.calibration_reset, "Use the shipped calibration text")
         calibration_row.addWidget(self.calibration_label, 1)
         calibration_row.addWidget(self.calibration_button)
         calibration_row.addWidget(self.calibration_reset)
@@ -219,6 +232,7 @@ class RunStep(QWidget):
         name_row.addWidget(QLabel("Name of the new model:"))
         self.name = QLineEdit()
         self.name.setClearButtonEnabled(True)
+        named(self.name, "Name of the new model")
         name_row.addWidget(self.name, 1)
         layout.addLayout(name_row)
         self.name_hint = _muted("")
@@ -228,12 +242,15 @@ class RunStep(QWidget):
             "recommend the better one (takes longer)"
         )
         self.compare.setChecked(True)
+        named(self.compare, "Also measure plain quantization", self.compare.text())
         layout.addWidget(self.compare)
         buttons = QHBoxLayout()
         self.start_button = QPushButton(icon("optimize"), "Start")
         self.start_button.setProperty("role", "primary")
         self.cancel_button = QPushButton(icon("stop"), "Cancel")
         self.cancel_button.setVisible(False)
+        named(self.start_button, "Start optimizing")
+        named(self.cancel_button, "Cancel optimizing")
         buttons.addWidget(self.start_button)
         buttons.addWidget(self.cancel_button)
         buttons.addStretch(1)
@@ -245,6 +262,7 @@ class RunStep(QWidget):
         self.stage = _heading("")
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)
+        named(self.progress, "Optimize progress")
         self.detail = _muted("")
         self.elapsed = _muted("")
         self.stages = QLabel("")
@@ -293,6 +311,7 @@ class ReportStep(QScrollArea):
         super().__init__()
         self.setWidgetResizable(True)
         self.setFrameShape(QFrame.Shape.NoFrame)
+        named(self, "Report", "The new model's figures; arrow keys scroll")
         body = QWidget()
         layout = QVBoxLayout(body)
         layout.setContentsMargins(0, 0, 8, 0)
@@ -341,6 +360,9 @@ class ReportStep(QScrollArea):
         self.chat_button.setProperty("role", "primary")
         self.compare_button = QPushButton("Compare side by side")
         self.again_button = QPushButton(icon("optimize"), "Optimize another")
+        named(self.chat_button, "Chat with the new model")
+        named(self.compare_button, "Compare side by side with the original")
+        named(self.again_button, "Optimize another model")
         buttons.addWidget(self.chat_button)
         buttons.addWidget(self.compare_button)
         buttons.addStretch(1)
@@ -399,6 +421,8 @@ class OptimizeView(QWidget):
         self.back_button = QPushButton("Back")
         self.next_button = QPushButton("Next")
         self.next_button.setProperty("role", "primary")
+        named(self.back_button, "Back", "The previous step")
+        named(self.next_button, "Next", "The next step")
         nav = QHBoxLayout()
         nav.addStretch(1)
         nav.addWidget(self.back_button)
@@ -411,6 +435,19 @@ class OptimizeView(QWidget):
         layout.addWidget(self.stack, 1)
         layout.addLayout(nav)
         self.show_step(0)
+
+    def main_field(self) -> QWidget | None:
+        """Where the keyboard focus goes when the page opens: the current step's main field."""
+        step = self.stack.currentWidget()
+        fields: dict[QWidget, QWidget | None] = {
+            self.model_step: self.model_step.table,
+            self.type_step: self.type_step.table,
+            self.prune_step: self.prune_step.mode_group.checkedButton(),
+            self.run_step: self.run_step.name,
+            self.report_step: self.report_step.chat_button,
+            self.ab_view: self.ab_view.prompt,
+        }
+        return fields.get(step)
 
     def show_step(self, index: int) -> None:
         """Switch to step ``index`` and highlight it in the indicator."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import platform
 
-from PySide6.QtCore import QUrl, Signal, Slot
+from PySide6.QtCore import Qt, QUrl, Signal, Slot
 from PySide6.QtGui import QDesktopServices, QShowEvent
 from PySide6.QtWidgets import (
     QComboBox,
@@ -33,6 +33,7 @@ from slmdesk.common.settings import SettingsStore
 from slmdesk.hub import token as hf_token
 from slmdesk.models.hardware import machine_info
 from slmdesk.ui import dialogs
+from slmdesk.ui.accessibility import named
 from slmdesk.ui.format import human_size
 from slmdesk.ui.runtime.tasks import TaskRunner
 from slmdesk.ui.settings.reporter import SettingsSaveReporter
@@ -55,6 +56,7 @@ class SettingsPage(QScrollArea):
         self.reporter.save_failed.connect(self._on_save_failed)
         self.reporter.saved.connect(self._on_saved)
         self.setWidgetResizable(True)
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # its fields take focus and scroll it
         body = QWidget()
         layout = QVBoxLayout(body)
         layout.setContentsMargins(16, 16, 16, 16)
@@ -77,6 +79,7 @@ class SettingsPage(QScrollArea):
             self.theme.addItem(label, value)
         self.theme.setCurrentIndex(max(0, [v for _, v in THEMES].index(current["theme"])))
         self.theme.currentIndexChanged.connect(self._on_theme)
+        named(self.theme, "Theme")
         look_form.addRow("Theme:", self.theme)
         layout.addWidget(look)
 
@@ -87,14 +90,17 @@ class SettingsPage(QScrollArea):
         self.context.setSingleStep(1024)
         self.context.setSpecialValueText("Automatic (from the model and this computer's memory)")
         self.context.setValue(int(current["context_length"]))
+        named(self.context, "Default context length", "0 means automatic")
         self.context.valueChanged.connect(lambda v: store.update(context_length=int(v)))
         machine = machine_info()
         self.threads = QSpinBox()
         self.threads.setRange(0, max(1, machine.logical_cores))
         self.threads.setSpecialValueText(f"Automatic ({machine.physical_cores} physical cores)")
         self.threads.setValue(int(current["threads"]))
+        named(self.threads, "CPU threads", "0 means automatic")
         self.threads.valueChanged.connect(lambda v: store.update(threads=int(v)))
         self.system_prompt = QLineEdit(str(current["default_system_prompt"]))
+        named(self.system_prompt, "System prompt for new chats")
         self.system_prompt.editingFinished.connect(
             lambda: store.update(default_system_prompt=self.system_prompt.text())
         )
@@ -110,8 +116,11 @@ class SettingsPage(QScrollArea):
         self.token_edit = QLineEdit()
         self.token_edit.setEchoMode(QLineEdit.EchoMode.Password)
         self.token_edit.setPlaceholderText("hf_… (only needed for gated or private models)")
+        named(self.token_edit, "Hugging Face access token", "For gated or private models")
         self.save_token_button = QPushButton("Save token")
         self.clear_token_button = QPushButton("Remove token")
+        named(self.save_token_button, "Save the access token")
+        named(self.clear_token_button, "Remove the access token")
         self.save_token_button.clicked.connect(self._on_save_token)
         self.clear_token_button.clicked.connect(self._on_clear_token)
         token_row = QHBoxLayout()
@@ -134,6 +143,7 @@ class SettingsPage(QScrollArea):
             button = QPushButton(str(folder))
             button.setFlat(True)
             button.setToolTip("Open this folder")
+            named(button, f"Open the {label.lower()} folder", str(folder))
             button.clicked.connect(
                 lambda _=False, f=folder: QDesktopServices.openUrl(QUrl.fromLocalFile(str(f)))
             )
@@ -158,6 +168,10 @@ class SettingsPage(QScrollArea):
         layout.addStretch(1)
         self.setWidget(body)
         self._version_requested = False
+
+    def main_field(self) -> QWidget:
+        """Where the keyboard focus goes when the page opens."""
+        return self.theme
 
     def showEvent(self, event: QShowEvent) -> None:
         """Read the llama.cpp version the first time the page is shown.
