@@ -1,0 +1,56 @@
+"""A real `slmdesk serve` on a free port, on a thread, with the tiny model in its library."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from slmdesk.models.library import Library
+from slmdesk.serve.runner import Server, ServeConfig
+
+TINY = "tiny"
+API_KEY = "sk-test-key-123"
+
+StartServer = Callable[..., Server]
+
+
+@pytest.fixture
+def library(tiny_model: Path) -> Library:
+    """The test's library, holding the tiny model as ``tiny`` (linked, not copied)."""
+    lib = Library()
+    lib.import_model(tiny_model, copy=False, name=TINY)
+    return lib
+
+
+@pytest.fixture
+def start_server(library: Library) -> Iterator[StartServer]:
+    """Start servers on free ports (stopped after the test)."""
+    started: list[Server] = []
+
+    def start(**options: object) -> Server:
+        config = ServeConfig(port=0, **options)  # type: ignore[arg-type]
+        server = Server(config, library)
+        started.append(server)
+        server.preload()
+        server.start()
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def server(start_server: StartServer) -> Server:
+    """A server with the tiny model loaded and no API key."""
+    return start_server(model=TINY)
+
+
+@pytest.fixture
+def client(server: Server) -> Iterator[object]:
+    """The official openai client pointed at ``server``."""
+    openai = pytest.importorskip("openai")
+    with openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0) as c:
+        yield c
