@@ -14,6 +14,7 @@ import contextlib
 import logging
 import queue
 import threading
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -163,6 +164,7 @@ class InferenceService:
         self._lock = threading.Lock()
         self.served = 0  # requests answered (for the window's status later)
         self.current: Ticket | None = None
+        self.recent: deque[Any] = deque(maxlen=32)  # results of the latest requests, newest last
 
     def start(self) -> None:
         """Start the thread (idempotent)."""
@@ -214,7 +216,9 @@ class InferenceService:
             try:
                 ticket.served_model = self.host.ensure(ticket.model, ticket.cancel)
                 slot = Slot(self.host.engine, ticket.served_model, ticket.push, ticket.cancel)
-                ticket.finish(ticket.work(slot))
+                result = ticket.work(slot)
+                self.recent.append(result)
+                ticket.finish(result)
             except ApiError as exc:
                 ticket.fail(exc)
             except Exception:

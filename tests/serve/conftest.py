@@ -54,3 +54,13 @@ def client(server: Server) -> Iterator[object]:
     openai = pytest.importorskip("openai")
     with openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0) as c:
         yield c
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    """Wait for ``condition`` (checked every 10 ms); fail after ``timeout`` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting for a condition"
+        time.sleep(0.01)
