@@ -98,5 +98,9 @@ def _serve(args: argparse.Namespace) -> int:
         key_note = "; API key required" if config.api_key else ""
         loaded = f"model {model}" if model else "no model loaded yet"
         print(f"serving on {server.base_url} ({loaded}{key_note}); Ctrl+C stops", flush=True)
-    server.run()
+    try:
+        server.run()
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl+C it handled: the normal way out
+        pass
+    print("server stopped", file=sys.stderr, flush=True)
     return 0

@@ -49,7 +49,7 @@ def model_not_found(name: str) -> ApiError:
     """404: no model of that name in the library."""
     return ApiError(
         404,
-        f"The model {name!r} does not exist in the library (GET /v1/models lists them).",
+        f"The model {name!r} does not exist in the library.",
         param="model",
         code="model_not_found",
     )

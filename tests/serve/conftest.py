@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from slmdesk.models.library import Library
-from slmdesk.serve.runner import Server, ServeConfig
+from slmdesk.serve.runner import ServeConfig, Server
 
 TINY = "tiny"
 API_KEY = "sk-test-key-123"
