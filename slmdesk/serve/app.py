@@ -284,7 +284,7 @@ def create_app(
 
     @api.post("/v1/embeddings")
     async def embeddings(body: EmbeddingRequest, request: Request) -> JSONResponse:
-        ticket = service.submit(body.model, embedding_work(body))
+        ticket = service.submit(body.model, embedding_work(body), purpose="embed")
         result = await _unless_gone(request, ticket, ticket.wait())
         return JSONResponse(result)
 

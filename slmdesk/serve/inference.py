@@ -17,10 +17,12 @@ import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from slmdesk.common.errors import ModelNotFoundError, SlmdeskError
+from slmdesk.llama.embedding import Embedder, can_embed, is_encoder_only
 from slmdesk.llama.engine import ChatEngine
+from slmdesk.models.gguf_info import read_gguf_info
 from slmdesk.models.library import Library
 from slmdesk.models.library.entry import STATUS_OK
 from slmdesk.serve.errors import ApiError, bad_request, internal_error, load_failed, model_not_found
@@ -39,52 +41,88 @@ class Slot:
     model: str  # the library name of the model in memory
     push: Push  # send a piece of text to the client
     cancel: threading.Event
+    embedder: Embedder | None = None
 
 
 Work = Callable[[Slot], Any]
+Purpose = Literal["chat", "embed"]
 
 
 class ModelHost:
-    """The engine plus which library model is in it; used on the inference thread only."""
+    """The model in memory (for text or for embeddings) and its library name.
 
-    def __init__(self, library: Library, engine: ChatEngine | None = None) -> None:
+    One model at a time: switching model, or between writing text and embedding, frees the
+    one in memory first. Used on the inference thread only.
+    """
+
+    def __init__(
+        self, library: Library, engine: ChatEngine | None = None, embedder: Embedder | None = None
+    ) -> None:
         self.library = library
         self.engine = engine or ChatEngine()
+        self.embedder = embedder or Embedder()
         self.name: str | None = None
+        self.purpose: Purpose | None = None
 
-    def ensure(self, name: str | None, cancel: threading.Event | None = None) -> str:
+    def ensure(
+        self, name: str | None, cancel: threading.Event | None = None, purpose: Purpose = "chat"
+    ) -> str:
         """Make the model called ``name`` (or the one in memory, for None) ready; its name.
 
         Raises:
-            ApiError: 400 no model named and none loaded, 404 unknown, 503 it failed to load.
+            ApiError: 400 no model named and none loaded (or the model cannot serve
+                ``purpose``), 404 unknown, 503 it failed to load.
         """
-        if name is None or name == "":
+        if not name:
             if self.name is None:
                 raise bad_request(
                     "No model is loaded: name one in the 'model' field.", param="model"
                 )
-            return self.name
+            if self.purpose == purpose:
+                return self.name
+            name = self.name
         try:
             entry = self.library.get(name)
         except ModelNotFoundError:
             raise model_not_found(name) from None
-        if entry.name == self.name and self.engine.is_loaded:
+        if entry.name == self.name and self.purpose == purpose:
             return entry.name
         if entry.status != STATUS_OK:
             raise load_failed(entry.name, entry.error or f"its file is {entry.status}.")
-        log.info("loading %s for a request", entry.name)
-        self.name = None
         try:
-            self.engine.load(entry.path, cancel=cancel)
+            info = read_gguf_info(entry.path)
         except SlmdeskError as exc:
             raise load_failed(entry.name, str(exc)) from None
-        self.name = entry.name
+        if purpose == "embed" and not can_embed(info):
+            raise bad_request(
+                f"The model {entry.name!r} cannot produce embeddings: it is a text generation "
+                "model; name an embedding model.",
+                param="model",
+                code="model_cannot_embed",
+            )
+        if purpose == "chat" and is_encoder_only(info):
+            raise bad_request(
+                f"The model {entry.name!r} is an embedding model: it cannot write text.",
+                param="model",
+                code="model_cannot_generate",
+            )
+        log.info("loading %s for a request", entry.name)
+        self.close()
+        try:
+            if purpose == "embed":
+                self.embedder.load(entry.path, cancel=cancel)
+            else:
+                self.engine.load(entry.path, cancel=cancel)
+        except SlmdeskError as exc:
+            raise load_failed(entry.name, str(exc)) from None
+        self.name, self.purpose = entry.name, purpose
         return entry.name
 
     def close(self) -> None:
         """Free the model."""
         self.engine.unload()
-        self.name = None
+        self.embedder.unload()
+        self.name = self.purpose = None
 
 
 _END = object()
@@ -93,9 +131,16 @@ _END = object()
 class Ticket:
     """One queued request: its work, its cancel event and the channel back to the event loop."""
 
-    def __init__(self, model: str | None, work: Work, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        model: str | None,
+        work: Work,
+        loop: asyncio.AbstractEventLoop,
+        purpose: Purpose = "chat",
+    ) -> None:
         self.model = model
         self.work = work
+        self.purpose: Purpose = purpose
         self.cancel = threading.Event()
         self.result: Any = None
         self.served_model: str = model or ""
@@ -181,9 +226,9 @@ class InferenceService:
         """
         return self.host.ensure(name)
 
-    def submit(self, model: str | None, work: Work) -> Ticket:
+    def submit(self, model: str | None, work: Work, purpose: Purpose = "chat") -> Ticket:
         """Queue ``work`` for the model named ``model``; call on the event loop."""
-        ticket = Ticket(model, work, asyncio.get_running_loop())
+        ticket = Ticket(model, work, asyncio.get_running_loop(), purpose)
         self._queue.put(ticket)
         return ticket
 
@@ -214,8 +259,11 @@ class InferenceService:
                 continue
             self.current = ticket
             try:
-                ticket.served_model = self.host.ensure(ticket.model, ticket.cancel)
-                slot = Slot(self.host.engine, ticket.served_model, ticket.push, ticket.cancel)
+                host = self.host
+                ticket.served_model = host.ensure(ticket.model, ticket.cancel, ticket.purpose)
+                slot = Slot(
+                    host.engine, ticket.served_model, ticket.push, ticket.cancel, host.embedder
+                )
                 result = ticket.work(slot)
                 self.recent.append(result)
                 ticket.finish(result)

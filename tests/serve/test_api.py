@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
+from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
 import pytest
 
 from slmdesk.serve.runner import Server
-from tests.serve.conftest import API_KEY, TINY, StartServer, wait_until
+from tests.serve.conftest import API_KEY, TINY, StartServer, copy_with_pooling, wait_until
 
 openai = pytest.importorskip("openai")
 
@@ -187,6 +189,24 @@ def test_embeddings_of_a_generation_model_is_a_clear_400(client: Any) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         client.embeddings.create(model=TINY, input="hello")
     assert caught.value.code == "model_cannot_embed"
+
+
+def test_embeddings_from_an_embedding_model(
+    client: Any, library: Any, tiny_model_source: Path, tmp_path: Path
+) -> None:
+    library.import_model(copy_with_pooling(tiny_model_source, tmp_path / "e.gguf"), name="emb")
+    result = client.embeddings.create(model="emb", input=["hello world", "the cat"])
+    assert [d.index for d in result.data] == [0, 1] and result.model == "emb"
+    for item in result.data:
+        assert len(item.embedding) == 256
+        assert math.isclose(sum(x * x for x in item.embedding), 1.0, rel_tol=1e-3)
+    assert result.usage.prompt_tokens > 0
+    as_floats = client.embeddings.create(model="emb", input="hi", encoding_format="float")
+    assert len(as_floats.data[0].embedding) == 256
+    with pytest.raises(openai.BadRequestError):
+        client.embeddings.create(model="emb", input=[[1, 2, 3]])
+    # Back to writing text: the chat model is loaded again in its place.
+    assert client.chat.completions.create(model=TINY, messages=HELLO, max_tokens=2).choices
 
 
 def test_wrong_or_missing_api_key_is_401(start_server: StartServer) -> None:
