@@ -628,6 +628,7 @@ class ChatEngine:
         stop_event: threading.Event | None = None,
         grammar: Any = None,
         stops: Sequence[str] = (),
+        keep_lead: bool = False,
     ) -> GenerationResult:
         """Continue an already rendered ``prompt`` (the local server's completions and chats).
 
@@ -635,6 +636,8 @@ class ChatEngine:
             grammar: a compiled ``llama_cpp.LlamaGrammar`` (`slmdesk.llama.grammar`) that
                 constrains every sampled token, or None.
             stops: extra strings that end the reply (besides the model's end-of-turn markers).
+            keep_lead: keep the reply's leading whitespace (a raw continuation of the prompt,
+                where " Paris" after "is" must keep its space).
 
         Raises:
             EngineError: no model, or the prompt does not fit in the context.
@@ -646,7 +649,15 @@ class ChatEngine:
             if not prompt:
                 raise EngineError("The prompt is empty.")
             return self._complete(
-                prompt, sampling, on_token, stop_event, time.monotonic(), 0, grammar, stops
+                prompt,
+                sampling,
+                on_token,
+                stop_event,
+                time.monotonic(),
+                0,
+                grammar,
+                stops,
+                keep_lead,
             )
 
     def _complete(
@@ -659,6 +670,7 @@ class ChatEngine:
         dropped: int,
         grammar: Any = None,
         extra_stops: Sequence[str] = (),
+        keep_lead: bool = False,
     ) -> GenerationResult:
         loaded = self._require()
         llm = self._llm
@@ -744,9 +756,12 @@ class ChatEngine:
                 timings.generated_tokens += 1
                 raw += decoder.decode(self._piece(token))
                 if lead < 0:
-                    if not raw.strip():
+                    if keep_lead:
+                        lead = 0
+                    elif not raw.strip():
                         continue
-                    lead = len(raw) - len(raw.lstrip())
+                    else:
+                        lead = len(raw) - len(raw.lstrip())
                 text = raw[lead:]
                 hit = _find_stop(text, stops)
                 if hit is not None:

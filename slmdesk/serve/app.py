@@ -93,6 +93,7 @@ class _Stream:
         self.ticket = ticket
         self._texts = ticket.texts()
         self.first: str | None = None
+        self.error: ApiError | None = None  # a failure after the stream began
 
     async def start(self) -> None:
         """Wait for the first piece of text (raises the request's ApiError)."""
@@ -100,12 +101,14 @@ class _Stream:
             self.first = await self._texts.__anext__()
 
     async def pieces(self) -> AsyncIterator[str]:
-        """All the text, the first piece included."""
+        """All the text, the first piece included; a failure ends it and sets ``error``."""
         try:
             if self.first is not None:
                 yield self.first
                 async for piece in self._texts:
                     yield piece
+        except ApiError as exc:
+            self.error = exc
         finally:
             self.ticket.cancel.set()  # a no-op when the reply ended; stops it when not
 
@@ -189,6 +192,9 @@ def create_app(
             yield _sse(replies.chat_chunk(rid, model, {"role": "assistant", "content": ""}))
             async for piece in stream.pieces():
                 yield _sse(replies.chat_chunk(rid, model, {"content": piece}))
+            if stream.error is not None:
+                yield _sse(stream.error.body())
+                return
             result = stream.ticket.result
             yield _sse(replies.chat_chunk(rid, model, {}, replies.finish_reason(result)))
             if include_usage:
@@ -218,6 +224,9 @@ def create_app(
             model = stream.ticket.served_model
             async for piece in stream.pieces():
                 yield _sse(replies.completion(rid, model, piece, None, None))
+            if stream.error is not None:
+                yield _sse(stream.error.body())
+                return
             result = stream.ticket.result
             use = replies.usage(result) if include_usage else None
             yield _sse(replies.completion(rid, model, "", replies.finish_reason(result), use))
@@ -268,6 +277,10 @@ def create_app(
                     delta=piece,
                     logprobs=[],
                 )
+            if stream.error is not None:
+                failure = stream.error
+                yield event("error", code=failure.code, message=failure.message, param=None)
+                return
             full = "".join(pieces)
             result = stream.ticket.result
             yield event(

@@ -232,6 +232,7 @@ def generation_work(request: TextRequest) -> Work:
                 stop_event=slot.cancel,
                 grammar=grammar,
                 stops=request.stops,
+                keep_lead=request.messages is None,  # a raw prompt is continued as written
             )
         except ContextOverflowError as exc:
             raise bad_request(str(exc), param="messages", code="context_length_exceeded") from None

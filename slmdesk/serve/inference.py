@@ -14,6 +14,7 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -146,6 +147,10 @@ class Ticket:
         self.served_model: str = model or ""
         self._loop = loop
         self._items: asyncio.Queue[Any] = asyncio.Queue()
+        # perf_counter times on the inference thread: work began, first and last text sent.
+        self.started_at: float | None = None
+        self.first_text_at: float | None = None
+        self.last_text_at: float | None = None
 
     # -- inference thread side ------------------------------------------------------------------
 
@@ -156,6 +161,9 @@ class Ticket:
     def push(self, text: str) -> None:
         """Queue a piece of reply text for the client (called on the inference thread)."""
         if text:
+            self.last_text_at = time.perf_counter()
+            if self.first_text_at is None:
+                self.first_text_at = self.last_text_at
             self._send(text)
 
     def finish(self, result: Any) -> None:
@@ -209,6 +217,7 @@ class InferenceService:
         self._lock = threading.Lock()
         self.served = 0  # requests answered (for the window's status later)
         self.current: Ticket | None = None
+        self.last: Ticket | None = None  # the latest request answered (its times, for figures)
         self.recent: deque[Any] = deque(maxlen=32)  # results of the latest requests, newest last
 
     def start(self) -> None:
@@ -258,6 +267,7 @@ class InferenceService:
                 ticket.fail(bad_request("The request was cancelled before it started."))
                 continue
             self.current = ticket
+            ticket.started_at = time.perf_counter()
             try:
                 host = self.host
                 ticket.served_model = host.ensure(ticket.model, ticket.cancel, ticket.purpose)
@@ -273,5 +283,5 @@ class InferenceService:
                 log.exception("a server request failed")
                 ticket.fail(internal_error())
             finally:
-                self.current = None
+                self.current, self.last = None, ticket
                 self.served += 1

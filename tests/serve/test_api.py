@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -253,3 +254,23 @@ def test_closing_the_stream_stops_generation(client: Any, server: Server) -> Non
     assert result.timings.generated_tokens < 900
     # The server goes on answering.
     assert client.chat.completions.create(model=TINY, messages=HELLO, max_tokens=2).choices
+
+
+def test_closing_the_connection_before_a_whole_reply_stops_generation(server: Server) -> None:
+    long_text = {"type": "object", "properties": {"text": {"type": "string", "minLength": 900}}}
+    body = json.dumps(
+        {
+            "model": TINY,
+            "messages": HELLO,
+            "response_format": {"type": "json_schema", "json_schema": {"schema": long_text}},
+        }
+    ).encode()
+    head = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", server.port)) as conn:
+        conn.sendall(head + body)
+        wait_until(lambda: server.service.current is not None)
+    wait_until(lambda: len(server.service.recent) == 1 and server.service.current is None)
+    assert server.service.recent[-1].timings.finish_reason == "cancelled"
