@@ -217,7 +217,7 @@ class InferenceService:
         self._lock = threading.Lock()
         self.served = 0  # requests answered (for the window's status later)
         self.current: Ticket | None = None
-        self.last: Ticket | None = None  # the latest request answered (its times, for figures)
+        self.last: Ticket | None = None  # the latest request started (its times, for figures)
         self.recent: deque[Any] = deque(maxlen=32)  # results of the latest requests, newest last
 
     def start(self) -> None:
@@ -266,7 +266,7 @@ class InferenceService:
             if ticket.cancel.is_set():
                 ticket.fail(bad_request("The request was cancelled before it started."))
                 continue
-            self.current = ticket
+            self.current = self.last = ticket
             ticket.started_at = time.perf_counter()
             try:
                 host = self.host
@@ -283,5 +283,5 @@ class InferenceService:
                 log.exception("a server request failed")
                 ticket.fail(internal_error())
             finally:
-                self.current, self.last = None, ticket
+                self.current = None
                 self.served += 1
