@@ -14,7 +14,7 @@ import slmdesk
 
 ROOT = Path(slmdesk.__file__).parent.parent
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
-DOMAIN = ("common", "models", "llama", "chat", "hub", "optimize", "diagnostics", "cli")
+DOMAIN = ("common", "models", "llama", "chat", "hub", "optimize", "diagnostics", "serve", "cli")
 
 
 def _lint_imports(cwd: Path) -> subprocess.CompletedProcess[str]:

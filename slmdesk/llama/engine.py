@@ -614,11 +614,67 @@ class ChatEngine:
             raise EngineError("The conversation must end with a message from you.")
         if not str(messages[-1].get("content") or "").strip():
             raise EngineError("The message is empty: type something first.")
-        llm = self._llm
         n_ctx = loaded.context_length
         started = time.monotonic()
         reply_room = max(1, min(sampling.max_tokens, n_ctx // REPLY_ROOM_SHARE))
         _kept, prompt, dropped = self.fit_messages(messages, reply_room)
+        return self._complete(prompt, sampling, on_token, stop_event, started, dropped)
+
+    def complete(
+        self,
+        prompt: str,
+        sampling: SamplingSettings | None = None,
+        on_token: TokenCallback | None = None,
+        stop_event: threading.Event | None = None,
+        grammar: Any = None,
+        stops: Sequence[str] = (),
+        keep_lead: bool = False,
+    ) -> GenerationResult:
+        """Continue an already rendered ``prompt`` (the local server's completions and chats).
+
+        Args:
+            grammar: a compiled ``llama_cpp.LlamaGrammar`` (`slmdesk.llama.grammar`) that
+                constrains every sampled token, or None.
+            stops: extra strings that end the reply (besides the model's end-of-turn markers).
+            keep_lead: keep the reply's leading whitespace (a raw continuation of the prompt,
+                where " Paris" after "is" must keep its space).
+
+        Raises:
+            EngineError: no model, or the prompt does not fit in the context.
+        """
+        with self._busy:
+            self._require()
+            sampling = sampling or SamplingSettings()
+            sampling.validate()
+            if not prompt:
+                raise EngineError("The prompt is empty.")
+            return self._complete(
+                prompt,
+                sampling,
+                on_token,
+                stop_event,
+                time.monotonic(),
+                0,
+                grammar,
+                stops,
+                keep_lead,
+            )
+
+    def _complete(
+        self,
+        prompt: str,
+        sampling: SamplingSettings,
+        on_token: TokenCallback | None,
+        stop_event: threading.Event | None,
+        started: float,
+        dropped: int,
+        grammar: Any = None,
+        extra_stops: Sequence[str] = (),
+        keep_lead: bool = False,
+    ) -> GenerationResult:
+        loaded = self._require()
+        llm = self._llm
+        n_ctx = loaded.context_length
         tokens = self._prompt_tokens(prompt)
         timings = Timings(prompt_tokens=len(tokens), dropped_messages=dropped)
         if len(tokens) >= n_ctx:
@@ -665,11 +721,12 @@ class ChatEngine:
             min_p=sampling.min_p,
             temp=sampling.temperature,
             repeat_penalty=sampling.repeat_penalty,
+            grammar=grammar,
         )
         vocab = llm._model.vocab
         import llama_cpp
 
-        stops = loaded.chat_format.stop_strings
+        stops = (*loaded.chat_format.stop_strings, *extra_stops)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         raw = ""  # everything decoded, exactly what the KV cache holds after the prompt
         lead = -1  # leading whitespace not shown (-1: the reply has not started yet)
@@ -699,9 +756,12 @@ class ChatEngine:
                 timings.generated_tokens += 1
                 raw += decoder.decode(self._piece(token))
                 if lead < 0:
-                    if not raw.strip():
+                    if keep_lead:
+                        lead = 0
+                    elif not raw.strip():
                         continue
-                    lead = len(raw) - len(raw.lstrip())
+                    else:
+                        lead = len(raw) - len(raw.lstrip())
                 text = raw[lead:]
                 hit = _find_stop(text, stops)
                 if hit is not None:
