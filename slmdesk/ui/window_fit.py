@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QRect, QSize
 
-PREFERRED_SIZE = QSize(1200, 780)
+PREFERRED_SIZE = QSize(1280, 800)
 MINIMUM_SIZE = QSize(900, 600)
 # Room for the window frame, which is not known before the window is first shown: a title bar
 # and thin borders on the usual desktops.
