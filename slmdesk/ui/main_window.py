@@ -22,7 +22,8 @@ from PySide6.QtWidgets import (
 
 from slmdesk.common import settings
 from slmdesk.common.settings import SettingsStore
-from slmdesk.ui.theme import icon
+from slmdesk.ui.focus_ring import FocusRing
+from slmdesk.ui.theme import ACCENT, icon
 from slmdesk.ui.window_fit import first_geometry, fits, minimum_size
 
 PAGES = ("Chat", "Library", "Discover", "Optimize", "Settings")
@@ -65,6 +66,7 @@ class MainWindow(QMainWindow):
             shortcut = QShortcut(QKeySequence(f"Ctrl+{index}"), self)
             shortcut.activated.connect(lambda page=name: self.show_page(page))
         self._restore_geometry()
+        self.focus_ring = FocusRing(self, ACCENT)
 
     def show_page(self, name: str) -> None:
         """Switch to the page called ``name``."""
