@@ -64,7 +64,9 @@ class ElidedLabel(QLabel):
         if whole.width() <= self._whole_up_to:
             return whole
         margins = self.contentsMargins()
-        width = self.fontMetrics().horizontalAdvance(MINIMUM_TEXT) + margins.left() + margins.right()
+        width = (
+            self.fontMetrics().horizontalAdvance(MINIMUM_TEXT) + margins.left() + margins.right()
+        )
         return QSize(width, super().minimumSizeHint().height())
 
     def resizeEvent(self, event) -> None:  # type: ignore[no-untyped-def]
