@@ -12,7 +12,8 @@ one with a code block. Discover talks to the local test Hub (``tests/hub/hubserv
 search and an open repository, so no network is needed.
 
 Writes ``chat-light.png``, ``chat-settings-light.png``, ``library-light.png``,
-``discover-light.png``, ``optimize-light.png``, ``settings-light.png`` and the same ``-dark``.
+``discover-light.png``, ``optimize-light.png``, ``optimize-pruning-light.png``,
+``settings-light.png`` and the same ``-dark``.
 """
 
 from __future__ import annotations
@@ -164,6 +165,12 @@ def _shoot(app, parts, out: Path, apply_theme) -> None:  # type: ignore[no-untyp
             window.show_page(page)
             _settle(app)
             window.grab().save(str(out / f"{page.lower()}-{theme}.png"))
+        optimize = window.pages["Optimize"]
+        window.show_page("Optimize")
+        optimize.show_step(2)  # the pruning choices: radio buttons and a check box
+        _settle(app)
+        window.grab().save(str(out / f"optimize-pruning-{theme}.png"))
+        optimize.show_step(0)
         window.show_page("Chat")
         view.settings_button.setChecked(True)
         _settle(app)
