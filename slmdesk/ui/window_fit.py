@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QRect, QSize
 
+# Wide enough for the Chat page with its settings panel open (conversations, messages, settings).
 PREFERRED_SIZE = QSize(1280, 800)
 MINIMUM_SIZE = QSize(900, 600)
 # Room for the window frame, which is not known before the window is first shown: a title bar
