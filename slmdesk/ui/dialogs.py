@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QAbstractButton,
     QFileDialog,
@@ -15,10 +16,14 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMessageBox,
+    QStyle,
     QWidget,
 )
 
 from slmdesk.ui.accessibility import named
+
+DIALOG_MIN_WIDTH = 360
+DIALOG_MAX_WIDTH = 640
 
 
 def show_error(parent: QWidget | None, title: str, message: str) -> None:
@@ -97,21 +102,11 @@ def pick_model_file(parent: QWidget | None) -> Path | None:
 
 def ask_text(parent: QWidget | None, title: str, label: str, text: str = "") -> str | None:
     """A one-line text answer (for example a new title), or None when cancelled."""
-    dialog = QInputDialog(parent)
-    dialog.setWindowTitle(title)
-    dialog.setInputMode(QInputDialog.InputMode.TextInput)
-    dialog.setTextEchoMode(QLineEdit.EchoMode.Normal)
-    dialog.setLabelText(label)
-    dialog.setTextValue(text)
-    dialog.sizeHint()  # builds the dialog's widgets, buttons included, so they can be named
-    field = dialog.findChild(QLineEdit)
-    if field is not None:  # the label is not tied to the field: name it for screen readers
-        named(field, label.rstrip(" :") or title)
-        for caption in dialog.findChildren(QLabel):
-            caption.setBuddy(field)
-    _name_buttons(dialog)
-    accepted = dialog.exec() == QInputDialog.DialogCode.Accepted
-    return dialog.textValue() if accepted else None
+    dialog = text_dialog(parent, title, label, text)
+    ok = dialog.exec() == QInputDialog.DialogCode.Accepted
+    value = dialog.textValue()
+    dialog.deleteLater()
+    return value if ok else None
 
 
 def _name_buttons(dialog: QWidget) -> None:
@@ -119,6 +114,41 @@ def _name_buttons(dialog: QWidget) -> None:
     for button in dialog.findChildren(QAbstractButton):
         if not button.accessibleName() and button.text():
             named(button, button.text().replace("&", ""))
+
+
+def text_dialog(parent: QWidget | None, title: str, label: str, text: str = "") -> QInputDialog:
+    """The dialog of `ask_text`, wide enough for its title bar and for the text being edited.
+
+    Why: Qt sizes an input dialog to its label alone, so the window manager cuts the title
+    ("Rename chat — slmdesk") and the field shows only the start of a long chat title.
+    """
+    dialog = QInputDialog(parent)
+    dialog.setWindowTitle(title)
+    dialog.setInputMode(QInputDialog.InputMode.TextInput)
+    dialog.setLabelText(label)
+    dialog.setTextEchoMode(QLineEdit.EchoMode.Normal)
+    dialog.setTextValue(text)
+    dialog.sizeHint()  # builds the dialog's widgets, buttons included, so they can be named
+    metrics = dialog.fontMetrics()
+    app_name = QGuiApplication.applicationDisplayName()
+    caption = f"{title} — {app_name}" if app_name else title
+    # the title bar's icon and buttons take about 160 pixels on the usual desktops
+    wanted = max(
+        DIALOG_MIN_WIDTH,
+        metrics.horizontalAdvance(caption) + 160,
+        min(metrics.horizontalAdvance(text) + 80, DIALOG_MAX_WIDTH),
+    )
+    # the dialog's layout fixes its own minimum size when shown: widen the field instead
+    field = dialog.findChild(QLineEdit)
+    if field is not None:
+        margins = dialog.style().pixelMetric(QStyle.PixelMetric.PM_LayoutLeftMargin)
+        field.setMinimumWidth(min(wanted, DIALOG_MAX_WIDTH) - 2 * margins)
+        # the label is not tied to the field: name it for screen readers
+        named(field, label.rstrip(" :") or title)
+        for caption in dialog.findChildren(QLabel):
+            caption.setBuddy(field)
+    _name_buttons(dialog)
+    return dialog
 
 
 def ask_save_path(parent: QWidget | None, title: str, suggested: str) -> Path | None:

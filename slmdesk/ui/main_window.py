@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QByteArray, QSize, Signal, Slot
-from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut, QShowEvent
+from PySide6.QtCore import QByteArray, QRect, QSize, Signal, Slot
+from PySide6.QtGui import QCloseEvent, QGuiApplication, QKeySequence, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QListWidget,
@@ -23,7 +23,9 @@ from PySide6.QtWidgets import (
 from slmdesk.common import settings
 from slmdesk.common.settings import SettingsStore
 from slmdesk.ui.accessibility import focus_main_field, named
-from slmdesk.ui.theme import icon
+from slmdesk.ui.focus_ring import FocusRing
+from slmdesk.ui.theme import ACCENT, icon
+from slmdesk.ui.window_fit import first_geometry, fits, minimum_size
 
 PAGES = ("Chat", "Library", "Discover", "Optimize", "Settings")
 GEOMETRY_KEY = "window_geometry"  # base64 of QWidget.saveGeometry()
@@ -41,7 +43,7 @@ class MainWindow(QMainWindow):
         self.state = state if state is not None else settings.store()
         self.setWindowTitle("slmdesk")
         self.setWindowIcon(icon("app"))
-        self.setMinimumSize(QSize(900, 600))
+        self.setMinimumSize(minimum_size(self._available()))
         self._shutdown_hooks: list[Callable[[], None]] = []
         self._focused_once = False
         self.navigation = QListWidget()
@@ -69,6 +71,7 @@ class MainWindow(QMainWindow):
         quit_shortcut = QShortcut(QKeySequence("Ctrl+Q"), self)
         quit_shortcut.activated.connect(self.close)  # closeEvent runs the normal shutdown
         self._restore_geometry()
+        self.focus_ring = FocusRing(self, ACCENT)
 
     def show_page(self, name: str) -> None:
         """Switch to the page called ``name`` and put the keyboard focus in its main field."""
@@ -91,14 +94,22 @@ class MainWindow(QMainWindow):
         elif self.statusBar().currentMessage():
             self.statusBar().clearMessage()
 
+    def _available(self) -> QRect:
+        """The screen area a window may use (without taskbars and docks)."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        return screen.availableGeometry() if screen is not None else QRect(0, 0, 1200, 820)
+
     def _restore_geometry(self) -> None:
         encoded = self.state.get(GEOMETRY_KEY)
         geometry = QByteArray.fromBase64(str(encoded or "").encode("utf-8"))
+        available = self._available()
         if not geometry.isEmpty() and self.restoreGeometry(geometry):
             page = self.state.get(PAGE_KEY)
             self.show_page(page if page in PAGES else "Chat")
+            if not self.isMaximized() and not fits(self.geometry(), available):
+                self.setGeometry(first_geometry(available, self.size()))
         else:
-            self.resize(1200, 780)
+            self.setGeometry(first_geometry(available))
             self.show_page("Chat")
 
     def showEvent(self, event: QShowEvent) -> None:

@@ -11,6 +11,9 @@ from PySide6.QtWidgets import QApplication
 from slmdesk.common.resources import resource_path
 
 ACCENT = "#4f6bff"
+# Selected rows: darker than the accent so white text on it reads (5:1) and the row stands out
+# from the list background in both themes (3:1 or more).
+SELECTION = "#3d5afe"
 VERDICT_COLORS = {"fits": "#2e9d5b", "tight": "#d08a00", "too big": "#d04242"}
 # Notices (background, text) per kind and theme: success must never look like a warning.
 NOTICE_COLORS = {
@@ -44,7 +47,7 @@ def _palette(dark: bool) -> QPalette:
         QPalette.ColorRole.ToolTipBase: base,
         QPalette.ColorRole.ToolTipText: text,
         QPalette.ColorRole.PlaceholderText: disabled,
-        QPalette.ColorRole.Highlight: ACCENT,
+        QPalette.ColorRole.Highlight: SELECTION,
         QPalette.ColorRole.HighlightedText: "#ffffff",
         QPalette.ColorRole.Link: ACCENT,
         QPalette.ColorRole.Mid: mid,
@@ -71,6 +74,10 @@ def _style_sheet(dark: bool) -> str:
         "border-radius: 6px; }\n"
         for kind, (bg, fg) in NOTICE_COLORS["dark" if dark else "light"].items()
     )
+    # Outlines of radio buttons and check boxes: 3:1 or more against the window in each theme.
+    indicator = "#8a8d99" if dark else "#767b89"
+    base = "#1e1f24" if dark else "#ffffff"  # the palette's Base (gradients take no palette())
+    check_mark = resource_path("icons", "check-mark.svg").as_posix()
     return (
         notices
         + f"""
@@ -83,6 +90,19 @@ def _style_sheet(dark: bool) -> str:
     QLabel[role="badge"] {{ border-radius: 8px; padding: 2px 8px; color: white; font-weight: 600; }}
     QFrame[role="card"] {{ border: 1px solid {border}; border-radius: 10px; }}
     QListWidget#conversations::item {{ padding: 6px 4px; border-radius: 6px; }}
+    QListWidget#conversations::item:selected {{ background: palette(highlight);
+        color: palette(highlighted-text); }}
+    QRadioButton::indicator, QCheckBox::indicator {{ width: 14px; height: 14px;
+        border: 1px solid {indicator}; background: palette(base); }}
+    QRadioButton::indicator {{ border-radius: 8px; }}
+    QCheckBox::indicator {{ border-radius: 3px; }}
+    QRadioButton::indicator:checked {{ border-color: {ACCENT}; background: qradialgradient(
+        cx: 0.5, cy: 0.5, radius: 0.5, fx: 0.5, fy: 0.5, stop: 0 {ACCENT}, stop: 0.45 {ACCENT},
+        stop: 0.6 {base}, stop: 1 {base}); }}
+    QCheckBox::indicator:checked {{ border-color: {ACCENT}; background: {ACCENT};
+        image: url("{check_mark}"); }}
+    QRadioButton::indicator:disabled, QCheckBox::indicator:disabled {{ border-color: {border};
+        background: palette(window); }}
     QFrame#message[speaker="user"] {{ background: {side}; border-radius: 10px; }}
     QPushButton[role="primary"] {{ background: {ACCENT}; color: white; border: none;
         border-radius: 6px; padding: 6px 14px; font-weight: 600; }}

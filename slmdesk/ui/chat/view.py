@@ -6,7 +6,6 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
-    QComboBox,
     QDoubleSpinBox,
     QFormLayout,
     QFrame,
@@ -28,6 +27,7 @@ from PySide6.QtWidgets import (
 from slmdesk.ui.accessibility import named
 from slmdesk.ui.chat.empty_state import EmptyState, list_text
 from slmdesk.ui.chat.message_widget import MessageWidget
+from slmdesk.ui.elided import ElidedLabel, ShrinkingComboBox
 from slmdesk.ui.theme import icon
 
 
@@ -275,11 +275,10 @@ class ChatView(QWidget):
         left.setMaximumWidth(320)
 
         # middle: header, messages, composer
-        self.model_picker = QComboBox()
-        self.model_picker.setMinimumWidth(240)
-        self.model_picker.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.model_picker = ShrinkingComboBox(minimum_width=180)
         named(self.model_picker, "Model")
-        self.model_state = QLabel("No model loaded")
+        # short states ("Ready · 4,096 tokens of context") stay whole: the picker gives way first
+        self.model_state = ElidedLabel("No model loaded", whole_up_to=240)
         self.model_state.setProperty("role", "muted")
         self.load_progress = QProgressBar()
         self.load_progress.setRange(0, 100)
@@ -299,7 +298,7 @@ class ChatView(QWidget):
         header.addWidget(self.model_state, 1)
         header.addWidget(self.eject_button)
         header.addWidget(self.settings_button)
-        self.title = QLabel("New chat")
+        self.title = ElidedLabel("New chat")
         self.title.setProperty("role", "title")
         self.format_label = QLabel("")
         self.format_label.setProperty("role", "muted")

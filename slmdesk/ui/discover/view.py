@@ -180,6 +180,8 @@ class DiscoverView(QWidget):
         self.results.setTabKeyNavigation(False)  # Tab leaves the table; arrows move inside it
         named(self.results, "Search results", "Repositories; select one to see its files")
         self.results.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        # repository ids share prefixes and suffixes ("…/gemma-3-270m-it-GGUF"): keep both ends
+        self.results.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         for col in range(1, len(RESULT_COLUMNS)):
             self.results.horizontalHeader().setSectionResizeMode(
                 col, QHeaderView.ResizeMode.ResizeToContents
@@ -201,6 +203,7 @@ class DiscoverView(QWidget):
         self.files.setTabKeyNavigation(False)
         named(self.files, "Model files", "The repository's GGUF files and whether they fit")
         self.files.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.files.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         for col in range(1, len(FILE_COLUMNS)):
             self.files.horizontalHeader().setSectionResizeMode(
                 col, QHeaderView.ResizeMode.ResizeToContents
@@ -225,9 +228,10 @@ class DiscoverView(QWidget):
         split = QSplitter()
         split.addWidget(self.results)
         split.addWidget(repo)
-        split.setStretchFactor(0, 2)
-        split.setStretchFactor(1, 3)
-        split.setSizes([480, 700])
+        # an open repository takes half: the results keep room for their repository names
+        split.setStretchFactor(0, 1)
+        split.setStretchFactor(1, 1)
+        split.setSizes([600, 600])
 
         self.notice = QFrame()
         self.notice.setProperty("role", "card")

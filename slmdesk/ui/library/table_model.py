@@ -89,7 +89,8 @@ class LibraryTableModel(QAbstractTableModel):
         if role == SORT_ROLE:
             return sort_key
         if role == Qt.ItemDataRole.ToolTipRole:
-            return entry.error or str(entry.path)
+            where = entry.error or str(entry.path)
+            return f"{entry.name}\n{where}" if column == 0 else where
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (2, 4, 5):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None

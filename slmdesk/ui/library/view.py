@@ -253,14 +253,17 @@ class LibraryView(QWidget):
             self.table.horizontalHeader().setSectionResizeMode(
                 column, QHeaderView.ResizeMode.ResizeToContents
             )
+        # similar names ("gemma-3-270m-…") differ at their ends: shorten in the middle
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
 
         self.details = DetailsPane()
         splitter = QSplitter()
         splitter.addWidget(self.table)
         splitter.addWidget(self.details)
-        splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 2)
-        splitter.setSizes([640, 420])
+        # the table (and its Name column) takes the room; the details keep a readable width
+        splitter.setStretchFactor(0, 1)
+        splitter.setStretchFactor(1, 0)
+        splitter.setSizes([760, 340])
 
         self.empty = QFrame()
         empty_layout = QVBoxLayout(self.empty)
