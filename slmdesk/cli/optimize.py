@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -89,8 +90,17 @@ def _optimize(args: argparse.Namespace) -> int:
         evaluate=not args.no_eval,
     )
     bar = _Bar()
+    told: list[str] = []
+
+    def warn(text: str) -> None:
+        """Say it before the long work goes on, so the user can stop and choose again."""
+        told.append(text)
+        clear = "\r\x1b[K" if sys.stderr.isatty() else ""
+        sys.stderr.write(f"{clear}warning: {text}\n")
+        sys.stderr.flush()
+
     try:
-        result = optimize(request, progress=bar)
+        result = optimize(request, progress=bar, warn=warn)
     finally:
         bar.close()
     if args.json:
@@ -98,7 +108,8 @@ def _optimize(args: argparse.Namespace) -> int:
         return 0
     report = result.report
     for warning in result.warnings:
-        print(f"warning: {warning}")
+        if warning not in told:
+            print(f"warning: {warning}")
     print(f"Created {result.name!r}: {result.path}")
     print(
         f"  size {human_size(report['size_before'])} -> {human_size(report['size_after'])}"

@@ -25,7 +25,7 @@ import contextlib
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from slmdesk.common.errors import SlmdeskError
 from slmdesk.models.gguf_info import GGUFInfo, read_gguf_info
 from slmdesk.models.hardware import estimate_memory
 from slmdesk.models.quant_types import OFFERED_TYPES, QUANT_TYPES, QuantType, quant_type
+from slmdesk.optimize.guardrails import size_change_percent, size_warning
 from slmdesk.optimize.leftovers import remove_stale, staging_path
 from slmdesk.optimize.worker_process import (
     CancelCheck,
@@ -78,6 +79,8 @@ class TypeOption:
     description: str
     available: bool = True
     reason: str = ""
+    # Set when this type would make the file larger than the source, or not meaningfully smaller.
+    size_warning: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -220,9 +223,31 @@ def size_preview(
                 description=q.description,
                 available=available,
                 reason=reason,
+                size_warning=size_warning(info.quantization, info.size_bytes, q.name, size) or "",
             )
         )
     return options
+
+
+def size_check(
+    info: GGUFInfo,
+    quant: str,
+    removed: Sequence[int] = (),
+    n_threads: int = 2,
+    cancel: CancelCheck | None = None,
+) -> dict[str, Any]:
+    """The predicted size of the result against the source's, with the warning if it would not
+    be meaningfully smaller (the report's ``size_check``)."""
+    option = size_preview(info.path, [quant], removed, n_threads, cancel)[0]
+    predicted = option.predicted_size_bytes
+    return {
+        "type": quant,
+        "source_quantization": info.quantization,
+        "source_size_bytes": info.size_bytes,
+        "predicted_size_bytes": predicted,
+        "change_percent": round(size_change_percent(info.size_bytes, predicted), 1),
+        "warning": size_warning(info.quantization, info.size_bytes, quant, predicted),
+    }
 
 
 def _check_disk(folder: Path, needed: int) -> None:
@@ -465,6 +490,7 @@ def optimize(
     request: OptimizeRequest,
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> OptimizeResult:
     """Prune (given blocks, or ``prune_count`` chosen by `plan_pruning`) and quantize a model.
 
@@ -473,6 +499,10 @@ def optimize(
     text -> when pruning, quantize the unpruned source to the nearest smaller type and evaluate
     it too, and recommend the better of the two for that size -> register in the library with
     provenance ``{source, removed_blocks, type, calibration_sha256, report}``.
+
+    Once the blocks are known (before the conversion), the predicted size is checked against the
+    source's: a type that would not make the file meaningfully smaller gets a specific warning,
+    passed to ``warn`` at once (on the calling thread) and kept in the report.
     """
     from slmdesk.models.library import Library
     from slmdesk.optimize.evaluate import default_text, evaluate, text_sha256
@@ -541,6 +571,11 @@ def optimize(
             if dest.exists():
                 raise SlmdeskError(f"A model file named {dest.name} already exists; choose --name.")
 
+    checked = size_check(info, qtype.name, removed, request.n_threads, cancel)
+    if checked["warning"]:
+        warnings[:] = [checked["warning"]]  # it says what the generic re-quantize warning says
+        if warn is not None:
+            warn(checked["warning"])
     # Prune from the F16 reference when one exists (no double rounding), else from the source.
     convert_from = reference if (reference is not None and removed) else info.path
     # Written and evaluated under a hidden name: the library lists it only once it is complete.
@@ -554,6 +589,7 @@ def optimize(
         "removed_blocks": removed,
         "size_before": info.size_bytes,
         "size_after": staged.stat().st_size,
+        "size_check": checked,
         "warnings": warnings,
     }
     try:

@@ -297,3 +297,36 @@ def test_closing_the_window_mid_run_is_bounded_and_leaves_no_partial_file(
     assert sorted(p.name for p in models.iterdir()) == before  # no partial, no output
     assert [e.name for e in Library().entries()] == ["tiny-llama-F16"]
     parts.shutdown()
+
+
+@pytest.fixture
+def q4_entry(tiny_model: Path, tmp_path: Path) -> str:
+    """A Q4_K_M copy of the tiny model in the library (imported before the window opens)."""
+    q4 = core_optimize.quantize(tiny_model, tmp_path / "tiny-q4.gguf", "Q4_K_M")
+    return Library().import_model(q4).name
+
+
+def test_a_type_that_grows_the_source_is_named_and_never_preselected(
+    qtbot, q4_entry: str, page
+) -> None:
+    _parts, controller = page
+    step = controller.view.type_step
+    _to_type_step(qtbot, controller)
+    assert controller.select_type("Q8_0")  # fine for the F16 source: no warning
+    assert not step.warning.isVisible()
+    _click(qtbot, controller.view.back_button)
+    assert controller.select_model(q4_entry)
+    qtbot.waitUntil(
+        lambda: controller.facts is not None and controller.facts.entry.name == q4_entry,
+        timeout=10_000,
+    )
+    _to_type_step(qtbot, controller)  # the rows of the Q4_K_M source
+    chosen = controller.selected_option()
+    assert chosen is not None and chosen.name not in {"Q8_0", "Q4_K_M"}  # neither grows it
+    assert chosen.size_warning == ""
+    source_size = controller.facts.info.size_bytes
+    assert chosen.predicted_size_bytes < 0.9 * source_size
+    assert controller.select_type("Q8_0")
+    assert step.warning.isVisible()
+    assert "Q8_0 would make this model" in step.warning.text()
+    assert "larger than its Q4_K_M source" in step.warning.text()

@@ -26,6 +26,7 @@ from slmdesk.common import settings as app_settings
 from slmdesk.common.errors import SlmdeskError
 from slmdesk.models.gguf_info import GGUFInfo
 from slmdesk.models.library import Library, ModelEntry
+from slmdesk.optimize.guardrails import preselected_type
 from slmdesk.optimize.worker_process import OptimizeCancelled, Progress
 from slmdesk.ui import dialogs
 from slmdesk.ui.format import human_duration, human_size
@@ -51,6 +52,7 @@ STAGE_WORDS: dict[str, str] = {
     "compare": "Measuring plain quantization of the same size, for comparison",
 }
 PREVIEW_WORDS = "Predicting the size of each type"
+CAUTION_COLOR = "#b26a00"  # a predicted size that is not meaningfully smaller than the source
 
 
 @dataclass
@@ -147,6 +149,7 @@ class OptimizeController(QObject):
         view.model_step.table.itemSelectionChanged.connect(self._on_model_selected)
         view.model_step.table.doubleClicked.connect(self._on_next)
         view.type_step.table.itemSelectionChanged.connect(self._update_nav)
+        view.type_step.table.itemSelectionChanged.connect(self._show_type_warning)
         view.type_step.table.doubleClicked.connect(self._on_next)
         prune = view.prune_step
         prune.mode_group.idClicked.connect(self._on_mode_changed)
@@ -326,8 +329,7 @@ class OptimizeController(QObject):
             f"{facts.entry.name}: {facts.info.quantization}, "
             f"{human_size(facts.info.size_bytes)}, {facts.info.block_count} blocks"
         )
-        step.warning.setText(facts.requantize_warning or "")
-        step.warning.setVisible(bool(facts.requantize_warning))
+        self._show_type_warning()
         options = self._previews.get(str(facts.info.path))
         if options is None:
             step.table.setRowCount(0)
@@ -338,7 +340,7 @@ class OptimizeController(QObject):
     def _fill_types(self, options: list[Any]) -> None:
         step = self.view.type_step
         previous = self.selected_option()
-        wanted = previous.name if previous else DEFAULT_TYPE
+        wanted = preselected_type(options, previous.name if previous else None, DEFAULT_TYPE)
         self.options = options
         step.status.setText("")
         table = step.table
@@ -368,13 +370,27 @@ class OptimizeController(QObject):
                     item.setFlags(Qt.ItemFlag.NoItemFlags)
                     item.setForeground(grey)
                     item.setToolTip(option.reason)
+                elif option.size_warning:
+                    item.setToolTip(option.size_warning)
+                    if column == 1:
+                        item.setForeground(QBrush(QColor(CAUTION_COLOR)))
                 table.setItem(row, column, item)
             table.setCellWidget(row, 2, verdict_badge(option))
         table.blockSignals(False)
-        names = [o.name for o in options if o.available]
-        if wanted in names:
+        if wanted is not None:
             table.selectRow([o.name for o in options].index(wanted))
+        self._show_type_warning()
         self._update_nav()
+
+    @Slot()
+    def _show_type_warning(self) -> None:
+        """The chosen type's own size warning, else the source's re-quantize warning."""
+        step = self.view.type_step
+        option = self.selected_option()
+        generic = self.facts.requantize_warning if self.facts is not None else None
+        text = (option.size_warning if option is not None else "") or generic or ""
+        step.warning.setText(text)
+        step.warning.setVisible(bool(text))
 
     def selected_option(self) -> Any:
         """The `TypeOption` chosen in step 2."""
