@@ -54,7 +54,10 @@ class _Bar:
             self.stage = p.stage
             self.bar = ProgressBar(p.stage)
         assert self.bar is not None
-        self.bar.update(p.done, p.total, p.detail)
+        if getattr(p, "fraction", None) is not None:
+            self.bar.update(round(p.fraction * 1000), 1000, p.detail)
+        else:
+            self.bar.update(p.done, p.total, p.detail)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -26,7 +26,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -282,7 +282,8 @@ def quantize(
 
     The child writes a hidden ``.NAME.partial-PID`` file beside ``dest``; it is renamed to
     ``dest`` only when complete and removed on cancel or crash. ``progress`` receives
-    ``Progress("quantizing", i, n, tensor_name)`` per tensor.
+    ``Progress("quantizing", i, n, tensor_name, fraction)`` as each tensor starts and ends
+    (``fraction``: share of the elements converted).
 
     Raises:
         SlmdeskError: bad source, type, block list, existing output, full disk; and
@@ -336,7 +337,7 @@ def quantize(
     if progress is not None:
         # llama.cpp counts the source's tensors, pruned ones included: close the bar at 100%.
         n = len(written.tensors)
-        progress(Progress("quantizing", n, n, "done"))
+        progress(Progress("quantizing", n, n, "done", 1.0))
     return dest
 
 
@@ -369,7 +370,7 @@ def make_reference(
 
     def relabel(p: Progress) -> None:
         if progress:
-            progress(Progress("reference", p.done, p.total, p.detail))
+            progress(replace(p, stage="reference"))
 
     return quantize(info.path, target, "F16", (), True, False, n_threads, relabel, cancel)
 

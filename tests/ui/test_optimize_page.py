@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
@@ -330,3 +331,20 @@ def test_a_type_that_grows_the_source_is_named_and_never_preselected(
     assert step.warning.isVisible()
     assert "Q8_0 would make this model" in step.warning.text()
     assert "larger than its Q4_K_M source" in step.warning.text()
+
+
+def test_writing_the_model_shows_a_percentage(qtbot, page) -> None:
+    _parts, controller = page
+    _to_run_step(qtbot, controller, "Q4_K_M", MODE_NONE)
+    run = controller.view.run_step
+    shown: list[tuple[str, str, str]] = []  # (stage, detail, bar text) after each update
+    _click(qtbot, run.start_button)
+    assert controller.job is not None  # connected after the page's own handler: sees its result
+    controller.job.progress.connect(
+        lambda _p: shown.append((run.stage.text(), run.detail.text(), run.progress.text()))
+    )
+    qtbot.waitUntil(lambda: controller.step == STEP_REPORT, timeout=TIMEOUT)
+    writing = [s for s in shown if s[0] == "Writing the new model" and s[1] != "starting…"]
+    assert writing, shown
+    assert all(re.match(r"\d+ % · ", detail) for _, detail, _ in writing), writing
+    assert all(text.endswith("%") for *_, text in writing)

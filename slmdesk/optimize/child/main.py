@@ -36,9 +36,12 @@ def emit(event: str, **fields: Any) -> None:
     sys.stdout.flush()
 
 
-def progress(stage: str, done: int, total: int, detail: str = "") -> None:
-    """Report progress to the parent."""
-    emit("progress", stage=stage, done=done, total=total, detail=detail)
+def progress(
+    stage: str, done: int, total: int, detail: str = "", fraction: float | None = None
+) -> None:
+    """Report progress to the parent (``fraction``: share of the work done, when known)."""
+    extra = {} if fraction is None else {"fraction": fraction}
+    emit("progress", stage=stage, done=done, total=total, detail=detail, **extra)
 
 
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
@@ -46,7 +49,15 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     kind = job.get("kind")
     n_threads = int(job.get("n_threads") or 2)
     if kind == "quantize":
-        native.install_log(forward=True)
+        from slmdesk.models.gguf_info import read_gguf_info
+        from slmdesk.optimize.child.quantize_progress import QuantizeProgress
+
+        tracker = QuantizeProgress(
+            read_gguf_info(job["source"]),
+            job.get("prune_layers") or [],
+            lambda done, total, name, fraction: progress("quantizing", done, total, name, fraction),
+        )
+        native.install_log(forward=True, listener=tracker.feed)
         fixed = prune_and_fix(
             job["source"],
             job["dest"],

@@ -96,6 +96,12 @@ def read_source_facts(entry: ModelEntry) -> SourceFacts:
     )
 
 
+def percent(fraction: float) -> str:
+    """``42 %``: whole percents, never 100 % before the end."""
+    value = int(fraction * 100) if fraction < 1 else 100
+    return f"{value} %"
+
+
 def verdict_badge(option: Any) -> QWidget:
     """A small coloured pill with the memory verdict, centred in its table cell."""
     cell = QWidget()
@@ -802,6 +808,8 @@ class OptimizeController(QObject):
             self._stage_mark = (p.stage, time.monotonic(), p.done)
         if p.stage == "planning" and p.detail:
             detail = f"trying without {p.detail} ({p.done} of {p.total}){self._eta(p)}"
+        elif p.fraction is not None:
+            detail = f"{percent(p.fraction)} · {p.detail} (tensor {p.done} of {p.total} done)"
         elif p.stage in {"quantizing", "reference"} and p.total > 1:
             detail = f"tensor {p.done} of {p.total}: {p.detail}"
         else:
@@ -822,7 +830,10 @@ class OptimizeController(QObject):
             step_run.stage.setText(words)
             step_run.detail.setText(detail)
             self._render_stages()
-        if p.total > 1 and p.done < p.total:
+        if p.fraction is not None:
+            bar.setRange(0, 1000)  # the bar's own text shows the same percentage
+            bar.setValue(round(p.fraction * 1000))
+        elif p.total > 1 and p.done < p.total:
             bar.setRange(0, p.total)
             bar.setValue(p.done)
         elif p.total > 1:
