@@ -53,6 +53,10 @@ class Progress:
     # Share of the stage's work done (0..1) when it is known better than ``done / total``: a
     # conversion weighs each tensor by its size.
     fraction: float | None = None
+    # Planning: the set of blocks just measured and its mean KL divergence (a single block's is
+    # its importance).
+    blocks: tuple[int, ...] = ()
+    kld_mean: float | None = None
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -147,6 +151,7 @@ def run_worker(
             event = message.get("event")
             if event == "progress" and progress is not None:
                 fraction = message.get("fraction")
+                kld_mean = message.get("kld_mean")
                 progress(
                     Progress(
                         str(message.get("stage", stage)),
@@ -154,6 +159,8 @@ def run_worker(
                         int(message.get("total", 0)),
                         str(message.get("detail", "")),
                         float(fraction) if fraction is not None else None,
+                        tuple(int(b) for b in message.get("blocks") or ()),
+                        float(kld_mean) if kld_mean is not None else None,
                     )
                 )
             elif event == "result":

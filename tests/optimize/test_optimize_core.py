@@ -140,6 +140,17 @@ def test_plan_then_optimize_registers_provenance(tiny_model: Path, short_text_fi
     assert entry.provenance["report"]["eval"]["kld_mean"] > 0
 
 
+def test_each_block_importance_is_reported_as_it_is_measured(
+    tiny_model: Path, short_text_file: Path
+) -> None:
+    steps: list[opt.Progress] = []
+    plan = opt.plan_pruning(tiny_model, 0, short_text_file, progress=steps.append)
+    singles = [p for p in steps if len(p.blocks) == 1]
+    assert [p.blocks[0] for p in singles] == [0, 1, 2, 3]
+    assert [p.kld_mean for p in singles] == pytest.approx(plan.importance)
+    assert [p.done for p in singles] == [1, 2, 3, 4]  # one report per block, as it comes
+
+
 def test_measured_importance_is_reused_not_measured_again(
     tiny_model: Path, short_text_file: Path
 ) -> None:

@@ -348,3 +348,23 @@ def test_writing_the_model_shows_a_percentage(qtbot, page) -> None:
     assert writing, shown
     assert all(re.match(r"\d+ % · ", detail) for _, detail, _ in writing), writing
     assert all(text.endswith("%") for *_, text in writing)
+
+
+def test_importance_bars_fill_in_as_each_block_is_measured(qtbot, page) -> None:
+    _parts, controller = page
+    _to_type_step(qtbot, controller)
+    _click(qtbot, controller.view.next_button)
+    prune = controller.view.prune_step
+    drawn: list[list[float | None]] = []  # what the chart shows after each update
+    _click(qtbot, prune.measure_button)
+    assert controller.job is not None  # connected after the page's own handler: sees its result
+    controller.job.progress.connect(lambda _p: drawn.append(list(prune.chart.importance or [])))
+    _wait_idle(qtbot, controller)
+    final = prune.chart.importance
+    assert final is not None and None not in final
+    partial = [d for d in drawn if d and None in d and any(v is not None for v in d)]
+    assert partial, drawn  # some bars were drawn while others were still being measured
+    for shown in drawn:  # every bar drawn early is the figure the measurement ends with
+        assert [v for v in shown if v is not None] == pytest.approx(
+            [f for f, v in zip(final, shown, strict=True) if v is not None]
+        )

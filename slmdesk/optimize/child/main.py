@@ -37,10 +37,19 @@ def emit(event: str, **fields: Any) -> None:
 
 
 def progress(
-    stage: str, done: int, total: int, detail: str = "", fraction: float | None = None
+    stage: str,
+    done: int,
+    total: int,
+    detail: str = "",
+    fraction: float | None = None,
+    blocks: Sequence[int] | None = None,
+    kld_mean: float | None = None,
 ) -> None:
-    """Report progress to the parent (``fraction``: share of the work done, when known)."""
-    extra = {} if fraction is None else {"fraction": fraction}
+    """Report progress to the parent (``fraction``: share of the work done, when known;
+    ``blocks`` and ``kld_mean``: the set of blocks just measured, and what removing it costs)."""
+    extra: dict[str, Any] = {} if fraction is None else {"fraction": fraction}
+    if blocks is not None and kld_mean is not None:
+        extra.update(blocks=list(blocks), kld_mean=kld_mean)
     emit("progress", stage=stage, done=done, total=total, detail=detail, **extra)
 
 

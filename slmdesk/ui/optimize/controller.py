@@ -136,6 +136,7 @@ class OptimizeController(QObject):
         self._previews: dict[str, list[Any]] = {}
         self._preview_job: Job | None = None
         self.importance: list[float] | None = None
+        self._measured: list[float | None] = []  # importance arriving block by block
         self.calibration: Path | None = None
         self.result: Any = None  # OptimizeResult
         self._job = ""  # "measure" | "optimize" | ""
@@ -591,6 +592,7 @@ class OptimizeController(QObject):
 
         step = self.view.prune_step
         self._job = "measure"
+        self._measured = [None] * facts.info.block_count
         self._begin_progress()
         step.measure_button.setVisible(False)
         step.measure_cancel.setVisible(True)
@@ -740,7 +742,9 @@ class OptimizeController(QObject):
 
             def report(p: Progress) -> None:
                 nonlocal stage
-                context.report(p, urgent=p.stage != stage or p.done >= p.total)
+                # a measured block is never merged away by the throttle: its bar needs it
+                urgent = p.stage != stage or p.done >= p.total or p.kld_mean is not None
+                context.report(p, urgent=urgent)
                 stage = p.stage
 
             return run(report, context.cancelled)
@@ -824,6 +828,7 @@ class OptimizeController(QObject):
             step = self.view.prune_step
             bar = step.measure_progress
             step.measure_status.setText(f"{words}: {detail}" if detail else words)
+            self._show_measured(p)
         else:
             step_run = self.view.run_step
             bar = step_run.progress
@@ -841,6 +846,17 @@ class OptimizeController(QObject):
             bar.setValue(p.total)
         else:
             bar.setRange(0, 0)  # a busy bar: this stage reports no counts
+
+    def _show_measured(self, p: Progress) -> None:
+        """Draw a block's bar as soon as its importance is measured."""
+        if len(p.blocks) != 1 or p.kld_mean is None or self.facts is None:
+            return
+        block = p.blocks[0]
+        if 0 <= block < len(self._measured):
+            self._measured[block] = p.kld_mean
+            self.view.prune_step.chart.set_blocks(
+                len(self._measured), self._measured, self.facts.global_flags
+            )
 
     def _eta(self, p: Progress) -> str:
         """``, about 3 min left`` once a stage has timed a couple of its steps."""
@@ -905,6 +921,10 @@ class OptimizeController(QObject):
         self._timer.stop()
         if job == "measure":
             self._end_measure()
+            if self.facts is not None:  # an unfinished measurement is not a measurement
+                self.view.prune_step.chart.set_blocks(
+                    self.facts.info.block_count, self.importance, self.facts.global_flags
+                )
             if isinstance(exc, OptimizeCancelled):
                 self.view.prune_step.measure_status.setText("Measurement cancelled.")
             else:
