@@ -119,14 +119,20 @@ def _optimize(args: argparse.Namespace) -> int:
         f"  type {report['type']}"
         + (f"  removed blocks {report['removed_blocks']}" if report["removed_blocks"] else "")
     )
-    _print_eval(report.get("eval"))
+    speed = report.get("speed") or {}
+    _print_eval(report.get("eval"), with_speed=not speed.get("ratio"))
+    if speed.get("ratio"):
+        print(
+            f"  speed {speed['tokens_per_second']:.1f} tokens/s: {speed['summary']} "
+            f"({speed['baseline_tokens_per_second']:.1f} tokens/s, measured back to back)"
+        )
     comparison = report.get("comparison")
     if comparison:
         print(f"  {comparison['recommendation']}")
     return 0
 
 
-def _print_eval(ev: dict[str, Any] | None) -> None:
+def _print_eval(ev: dict[str, Any] | None, with_speed: bool = True) -> None:
     if not ev:
         return
     print(
@@ -134,7 +140,7 @@ def _print_eval(ev: dict[str, Any] | None) -> None:
         f"top-1 agreement {ev['top1_agreement'] * 100:.1f}%"
     )
     print(f"  perplexity {ev['ppl']:.3f} (reference {ev['ppl_reference']:.3f})")
-    if ev.get("tokens_per_second"):
+    if with_speed and ev.get("tokens_per_second"):
         print(
             f"  speed {ev['tokens_per_second']:.1f} tokens/s "
             f"(reference {ev['tokens_per_second_reference']:.1f})"

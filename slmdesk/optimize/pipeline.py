@@ -601,6 +601,9 @@ def optimize(
             evaluation = evaluate(staged, reference, heldout, request.n_threads, progress, cancel)
             report["eval"] = evaluation.as_dict()
             report["eval_text_sha256"] = text_sha256(heldout)
+            report["speed"] = _speed_against_source(
+                info, reference, staged, qtype, removed, heldout, request, progress, cancel
+            )
             if removed and request.compare:
                 report["comparison"] = _compare_plain(
                     info,
@@ -634,6 +637,81 @@ def optimize(
     os.replace(staged, dest)
     entry = Library().add_managed_file(dest, provenance=provenance, name=name)
     return OptimizeResult(dest, entry.name, report, warnings)
+
+
+def _speed_against_source(
+    info: GGUFInfo,
+    reference: Path,
+    result_path: Path,
+    qtype: QuantType,
+    removed: Sequence[int],
+    text: str,
+    request: OptimizeRequest,
+    progress: ProgressCallback | None,
+    cancel: CancelCheck | None,
+) -> dict[str, Any]:
+    """The result's decode speed against the source at the same type (the report's ``speed``).
+
+    Why: the evaluation's speed is against the F16 reference, so a pruned Q4_K_M model looks
+    slower than its own source did. A pruned result is compared with the unpruned model at its
+    own type (the source itself when it has that type, else converted for this comparison and
+    removed after); a plain conversion with the source as it is. Both are measured in one child,
+    back to back, so the machine's load weighs on both alike.
+    """
+    from slmdesk.models.quant_types import canonical_name
+
+    def relabel(p: Progress) -> None:
+        if progress is not None:
+            progress(replace(p, stage="speed"))
+
+    baseline, made = info.path, None
+    baseline_type = info.quantization
+    if removed:
+        baseline_type = qtype.name
+        if canonical_name(info.quantization) != qtype.name:
+            if reference != info.path and qtype.name == "F16":
+                baseline = reference
+            else:
+                made = paths.cache_dir() / f"compare-{os.getpid()}-speed-{qtype.name}.gguf"
+                baseline = quantize(
+                    reference,
+                    made,
+                    qtype,
+                    (),
+                    True,
+                    False,
+                    request.n_threads,
+                    relabel,
+                    cancel,
+                    overwrite=True,
+                )
+    try:
+        measured = run_worker(
+            {
+                "kind": "speed",
+                "models": [str(result_path), str(baseline)],
+                "text": text,
+                "n_threads": request.n_threads,
+            },
+            relabel,
+            cancel,
+            stage="speed",
+        )
+    finally:
+        if made is not None:
+            with contextlib.suppress(OSError):
+                made.unlink()
+    speed, base = (float(v) for v in measured["tokens_per_second"])
+    ratio = speed / base if base > 0 else None
+    label = f"the source at {baseline_type}"
+    return {
+        "tokens_per_second": speed,
+        "baseline_tokens_per_second": base,
+        "ratio": ratio,
+        "baseline": label,
+        "baseline_type": baseline_type,
+        "summary": f"{ratio:.2f}× the speed of {label}" if ratio else f"compared with {label}",
+    }
 
 
 def _compare_plain(

@@ -68,3 +68,35 @@ def test_optimize_warns_before_converting_and_reports_the_sizes(q4_model: Path) 
     )
     assert result.warnings == [warned[0].removeprefix("warn ")]
     assert result.report["warnings"] == result.warnings
+
+
+def test_a_pruned_result_is_timed_against_the_source_at_the_same_type(tiny_model: Path) -> None:
+    steps: list[opt.Progress] = []
+    result = opt.optimize(
+        opt.OptimizeRequest(
+            source=tiny_model, quant="Q8_0", prune_layers=[2], name="pruned", compare=False
+        ),
+        progress=steps.append,
+    )
+    speed = result.report["speed"]
+    assert speed["baseline_type"] == "Q8_0"  # not the F16 source: the same type as the result
+    assert speed["baseline"] == "the source at Q8_0"
+    assert speed["tokens_per_second"] > 0 and speed["baseline_tokens_per_second"] > 0
+    assert speed["ratio"] == pytest.approx(
+        speed["tokens_per_second"] / speed["baseline_tokens_per_second"]
+    )
+    assert speed["summary"] == f"{speed['ratio']:.2f}× the speed of the source at Q8_0"
+    assert "speed" in {p.stage for p in steps}
+    # the old figure keeps its meaning: the result against the F16 reference, from the evaluation
+    assert result.report["eval"]["tokens_per_second_reference"] > 0
+    # the converted baseline was only for this comparison
+    from slmdesk.common import paths
+
+    assert not list(paths.cache_dir().glob("compare-*"))
+
+
+def test_a_plain_conversion_is_timed_against_the_source_as_it_is(tiny_model: Path) -> None:
+    result = opt.optimize(opt.OptimizeRequest(source=tiny_model, quant="Q8_0", name="plain"))
+    speed = result.report["speed"]
+    assert speed["baseline_type"] == "F16"
+    assert speed["summary"].endswith("× the speed of the source at F16")

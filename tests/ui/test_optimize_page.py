@@ -121,6 +121,7 @@ def test_quantize_q8_0_adds_the_model_with_a_report(qtbot, page) -> None:
     assert float(report.kld_tile.value.text()) >= 0
     assert report.top1_tile.value.text().endswith("%")
     assert "tokens/s" in report.speed_tile.value.text()
+    assert "× the speed of the source at F16" in report.speed_tile.context.text()
     titles = [title for title, _ in report.chart.groups()]
     assert titles == ["Size on disk", "KL divergence (lower is better)"]
     with qtbot.waitSignal(controller.chat_requested, timeout=5000) as signal:
@@ -169,6 +170,9 @@ def test_measure_importance_then_prune_one_block_automatically(
     assert entry.provenance["removed_blocks"] == [cheapest]
     assert entry.facts["block_count"] == 3
     assert controller.view.report_step.blocks_tile.value.text() == "4 → 3"
+    # the pruned model's speed against the unpruned model at the same type, not the F16 source
+    speed_context = controller.view.report_step.speed_tile.context.text()
+    assert "× the speed of the source at Q8_0" in speed_context
 
 
 def test_cancel_mid_run_leaves_no_partial_file(qtbot, page) -> None:

@@ -14,6 +14,7 @@ Jobs (``kind``):
 - ``dry_run``: per offered type, the tensor types llama.cpp would choose (for the size preview).
 - ``evaluate``: `slmdesk.optimize.child.scoring.evaluate_in_process`.
 - ``plan``: guided pruning search (`slmdesk.optimize.child.plan.plan_in_process`).
+- ``speed``: decode speed of several models, back to back (`slmdesk.optimize.child.speed`).
 """
 
 from __future__ import annotations
@@ -88,6 +89,12 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         report = evaluate_in_process(job["model"], job["reference"], job["text"], n_threads)
         progress("evaluating", 1, 1)
         return report.as_dict()
+    if kind == "speed":
+        native.install_log(forward=False)
+        from slmdesk.optimize.child.speed import measure_speeds
+
+        speeds = measure_speeds(list(job["models"]), str(job["text"]), n_threads, progress)
+        return {"tokens_per_second": speeds}
     if kind == "plan":
         native.install_log(forward=False)
         from slmdesk.optimize.child.plan import plan_in_process

@@ -49,6 +49,7 @@ STAGE_WORDS: dict[str, str] = {
     "planning": "Measuring which blocks matter least",
     "quantizing": "Writing the new model",
     "evaluating": "Measuring quality against the original",
+    "speed": "Measuring speed against the original at the same type",
     "compare": "Measuring plain quantization of the same size, for comparison",
 }
 PREVIEW_WORDS = "Predicting the size of each type"
@@ -699,7 +700,7 @@ class OptimizeController(QObject):
         self._planned = (
             (["reference"] if quantized_source else [])
             + (["planning"] if request.prune_count else [])
-            + ["quantizing", "evaluating"]
+            + ["quantizing", "evaluating", "speed"]
             + (["compare"] if pruning and request.compare else [])
         )
 
