@@ -100,3 +100,25 @@ def test_a_plain_conversion_is_timed_against_the_source_as_it_is(tiny_model: Pat
     speed = result.report["speed"]
     assert speed["baseline_type"] == "F16"
     assert speed["summary"].endswith("× the speed of the source at F16")
+
+
+def test_recommended_plan_for_poor_results() -> None:
+    from slmdesk.optimize.guardrails import recommended_plan
+
+    pruned_worse = {
+        "type": "Q4_K_M",
+        "source_quantization": "F16",
+        "removed_blocks": [3],
+        "eval": {"kld_mean": 0.3},
+        "comparison": {"type": "Q3_K_M", "better": "quantized"},
+    }
+    assert recommended_plan(pruned_worse).quant == "Q3_K_M"  # type: ignore[union-attr]
+    pruned_heavy = {**pruned_worse, "comparison": None, "eval": {"kld_mean": 1.2}}
+    rec = recommended_plan(pruned_heavy)
+    assert rec is not None and rec.quant == "Q4_K_M" and "removing blocks" in rec.reason
+    assert rec.label == "Build Q4_K_M without pruning instead"
+    plain_heavy = {**pruned_heavy, "removed_blocks": [], "type": "Q2_K"}
+    assert recommended_plan(plain_heavy).quant == "Q4_K_M"  # type: ignore[union-attr]
+    # nothing better that is still smaller than a Q4_K_M source
+    assert recommended_plan({**plain_heavy, "source_quantization": "Q4_K_M"}) is None
+    assert recommended_plan({**pruned_worse, "comparison": None}) is None  # a fair result

@@ -372,3 +372,48 @@ def test_importance_bars_fill_in_as_each_block_is_measured(qtbot, page) -> None:
         assert [v for v in shown if v is not None] == pytest.approx(
             [f for f, v in zip(final, shown, strict=True) if v is not None]
         )
+
+
+def test_discard_removes_the_result_after_confirmation(qtbot, page, dialog_script) -> None:
+    _parts, controller = page
+    _to_run_step(qtbot, controller, "Q8_0", MODE_NONE)
+    _click(qtbot, controller.view.run_step.start_button)
+    qtbot.waitUntil(lambda: controller.step == STEP_REPORT, timeout=TIMEOUT)
+    report = controller.view.report_step
+    path = Path(controller.result.path)
+    dialog_script.answers["confirm"] = False  # asked, declined: nothing changes
+    _click(qtbot, report.discard_button)
+    assert dialog_script.asked == ["confirm"]
+    assert "tiny-llama-Q8_0" in [e.name for e in Library().entries()]
+    dialog_script.answers["confirm"] = True
+    _click(qtbot, report.discard_button)
+    qtbot.waitUntil(lambda: report.title.text() == "tiny-llama-Q8_0 was discarded", timeout=10_000)
+    assert [e.name for e in Library().entries()] == ["tiny-llama-F16"]
+    assert not path.exists()
+    assert not report.discard_button.isEnabled() and not report.chat_button.isEnabled()
+
+
+def test_a_heavily_degraded_result_offers_the_recommended_plan(qtbot, page) -> None:
+    _parts, controller = page
+    _to_type_step(qtbot, controller)
+    assert controller.select_type("Q8_0")
+    _click(qtbot, controller.view.next_button)
+    controller.set_prune_mode(MODE_MANUAL)
+    controller.view.prune_step.chart.set_selected([0])  # the first block: costly to remove
+    controller._on_prune_changed()
+    _click(qtbot, controller.view.next_button)
+    controller.view.run_step.compare.setChecked(False)
+    _click(qtbot, controller.view.run_step.start_button)
+    qtbot.waitUntil(lambda: controller.step == STEP_REPORT, timeout=TIMEOUT)
+    report = controller.view.report_step
+    assert "heavily degraded" in report.kld_tile.context.text()
+    assert report.recommended_button.isEnabled()
+    assert "Build Q8_0 without pruning instead" in report.recommended_button.toolTip()
+    _click(qtbot, report.recommended_button)
+    assert controller.running and controller.step == STEP_RUN
+    qtbot.waitUntil(
+        lambda: controller.step == STEP_REPORT and not controller.running, timeout=TIMEOUT
+    )
+    assert controller.result.name == "tiny-llama-Q8_0"
+    assert Library().get("tiny-llama-Q8_0").provenance["removed_blocks"] == []
+    assert "tiny-llama-pruned1-Q8_0" in [e.name for e in Library().entries()]  # not discarded

@@ -26,7 +26,7 @@ from slmdesk.common import settings as app_settings
 from slmdesk.common.errors import SlmdeskError
 from slmdesk.models.gguf_info import GGUFInfo
 from slmdesk.models.library import Library, ModelEntry
-from slmdesk.optimize.guardrails import preselected_type
+from slmdesk.optimize.guardrails import Recommendation, preselected_type, recommended_plan
 from slmdesk.optimize.worker_process import OptimizeCancelled, Progress
 from slmdesk.ui import dialogs
 from slmdesk.ui.format import human_duration, human_size
@@ -140,6 +140,8 @@ class OptimizeController(QObject):
         self._measured: list[float | None] = []  # importance arriving block by block
         self.calibration: Path | None = None
         self.result: Any = None  # OptimizeResult
+        self.recommendation: Recommendation | None = None  # what to build instead of the result
+        self._discard_job: Job | None = None
         self._job = ""  # "measure" | "optimize" | ""
         self._started = 0.0
         self._stage_key = ""
@@ -175,6 +177,8 @@ class OptimizeController(QObject):
         report.chat_button.clicked.connect(self._on_chat)
         report.compare_button.clicked.connect(self._on_compare)
         report.again_button.clicked.connect(self._on_again)
+        report.discard_button.clicked.connect(self._on_discard)
+        report.recommended_button.clicked.connect(self._on_build_recommended)
         self.ab.closed.connect(lambda: self.go(STEP_REPORT))
         self.set_calibration(None)
         self.go(STEP_MODEL)
@@ -982,6 +986,67 @@ class OptimizeController(QObject):
             facts.entry.name if facts else Path(result.report["source"]).stem,
             facts.info.block_count if facts else None,
         )
+        report = self.view.report_step
+        self.recommendation = recommended_plan(result.report)
+        for button in (report.chat_button, report.compare_button, report.discard_button):
+            button.setEnabled(True)
+        report.discard_button.setToolTip(
+            f"Remove {result.name} from your library and delete its file"
+        )
+        rec = self.recommendation
+        report.recommended_button.setEnabled(rec is not None)
+        report.recommended_button.setToolTip(
+            f"{rec.label}: {rec.reason}."
+            if rec is not None
+            else "Nothing better to suggest for this model: this result is the recommended one."
+        )
+
+    @Slot()
+    def _on_discard(self) -> None:
+        result = self.result
+        if result is None or (self._discard_job is not None and self._discard_job.running):
+            return
+        if not dialogs.confirm(
+            self.view,
+            "Discard the new model",
+            f"Remove {result.name} from your library and delete {Path(result.path).name}? "
+            "This cannot be undone.",
+            "Discard",
+        ):
+            return
+        self.ab.shutdown()  # the side-by-side view may still hold the file open
+        self.view.report_step.discard_button.setEnabled(False)
+        name = result.name
+
+        def done(_removed: Any) -> None:
+            report = self.view.report_step
+            report.title.setText(f"{name} was discarded")
+            report.subtitle.setText("It was removed from your library and its file deleted.")
+            for button in (report.chat_button, report.compare_button, report.discard_button):
+                button.setEnabled(False)
+
+        def failed(exc: BaseException) -> None:
+            self.view.report_step.discard_button.setEnabled(True)
+            self._show_failure(exc)
+
+        self._discard_job = self.tasks.run(
+            lambda: self.library.remove(name, delete_file=True), done, failed, "optimize-discard"
+        )
+
+    @Slot()
+    def _on_build_recommended(self) -> None:
+        """Start the recommended plan: its type, every block kept, the suggested name."""
+        rec = self.recommendation
+        if rec is None or self.running or self.facts is None:
+            return
+        if not self.select_type(rec.quant):
+            self.view.show_error(f"{rec.quant} is not available for {self.facts.entry.name}.")
+            return
+        self.set_prune_mode(MODE_NONE)
+        self.ab.shutdown()
+        self.view.run_step.name.clear()
+        self.go(STEP_RUN)
+        self.start()
 
     @Slot()
     def _on_chat(self) -> None:

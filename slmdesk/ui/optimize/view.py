@@ -341,8 +341,13 @@ class ReportStep(QScrollArea):
         self.chat_button.setProperty("role", "primary")
         self.compare_button = QPushButton("Compare side by side")
         self.again_button = QPushButton(icon("optimize"), "Optimize another")
+        # a result not worth keeping: remove it, or make what the report recommends instead
+        self.discard_button = QPushButton("Discard")
+        self.recommended_button = QPushButton("Build the recommended instead")
         buttons.addWidget(self.chat_button)
         buttons.addWidget(self.compare_button)
+        buttons.addWidget(self.discard_button)
+        buttons.addWidget(self.recommended_button)
         buttons.addStretch(1)
         buttons.addWidget(self.again_button)
         layout.addLayout(buttons)
