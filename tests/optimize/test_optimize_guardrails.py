@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from slmdesk.optimize import pipeline as opt
-from slmdesk.optimize.guardrails import preselected_type, size_warning
 
 
 @pytest.fixture
@@ -18,6 +17,8 @@ def q4_model(tiny_model: Path, tmp_path: Path) -> Path:
 
 
 def test_size_warning_words() -> None:
+    from slmdesk.optimize.guardrails import size_warning
+
     assert size_warning("Q4_K_M", 1000, "Q8_0", 1150) == (
         "Q8_0 would make this model 15 % larger than its Q4_K_M source; "
         "re-quantizing an already-quantized model never improves quality."
@@ -43,6 +44,8 @@ def test_preview_names_the_types_that_grow_a_quantized_source(q4_model: Path) ->
     assert "about as large as its Q4_K_M source" in preview["Q4_K_M"].size_warning
     assert preview["Q3_K_M"].size_warning == ""
     # the wizard's choice for this source: neither a remembered Q8_0 nor the usual Q4_K_M
+    from slmdesk.optimize.guardrails import preselected_type
+
     options = list(preview.values())
     assert preselected_type(options, "Q8_0", "Q4_K_M") == "Q3_K_M"
 
