@@ -335,6 +335,17 @@ def test_a_type_that_grows_the_source_is_named_and_never_preselected(
     assert step.warning.isVisible()
     assert "Q8_0 would make this model" in step.warning.text()
     assert "larger than its Q4_K_M source" in step.warning.text()
+    # made anyway: the report says it, and the next pass does not offer Q8_0 again
+    _click(qtbot, controller.view.next_button)
+    _click(qtbot, controller.view.next_button)
+    _click(qtbot, controller.view.run_step.start_button)
+    qtbot.waitUntil(lambda: controller.step == STEP_REPORT, timeout=TIMEOUT)
+    report = controller.view.report_step
+    assert "Q8_0 would make this model" in report.warnings.text()
+    _click(qtbot, report.again_button)
+    _click(qtbot, controller.view.next_button)
+    assert controller.step == STEP_TYPE
+    assert controller.selected_option().name not in {"Q8_0", "Q4_K_M"}
 
 
 def test_writing_the_model_shows_a_percentage(qtbot, page) -> None:

@@ -49,7 +49,7 @@ STAGE_WORDS: dict[str, str] = {
     "planning": "Measuring which blocks matter least",
     "quantizing": "Writing the new model",
     "evaluating": "Measuring quality against the original",
-    "speed": "Measuring speed against the original at the same type",
+    "speed": "Measuring speed against the original",
     "compare": "Measuring plain quantization of the same size, for comparison",
 }
 PREVIEW_WORDS = "Predicting the size of each type"
@@ -1068,7 +1068,17 @@ class OptimizeController(QObject):
         self.result = None
         self.view.run_step.name.clear()
         self.view.run_step.progress_card.setVisible(False)
+        self._preselect_type()
         self.go(STEP_MODEL)
+
+    def _preselect_type(self) -> None:
+        """Keep the last type for the next pass only if it still shrinks this source."""
+        option = self.selected_option()
+        wanted = preselected_type(self.options, option.name if option else None, DEFAULT_TYPE)
+        if wanted is None:
+            self.view.type_step.table.clearSelection()
+        elif option is None or wanted != option.name:
+            self.select_type(wanted)
 
     # -- shutdown --------------------------------------------------------------------------------
 
