@@ -89,7 +89,7 @@ class ImportanceChart(QWidget):
         measured = [v for v in self._importance or () if v is not None]
         value = self._importance[index] if self._importance is not None else None
         if value is None:
-            fraction = 0.35
+            fraction = 0.12 if measured else 0.35  # low stubs while the others arrive
         else:
             top = max(measured) or 1.0
             fraction = max(0.02, math.sqrt(max(0.0, value) / top))
