@@ -124,7 +124,7 @@ def build_window(
     chat_stack.addWidget(chat_page)
     chat_stack.addWidget(welcome_view)
     discover_view = DiscoverView()
-    discover_controller = DiscoverController(discover_view, tasks)
+    discover_controller = DiscoverController(discover_view, tasks, library)
     optimize_view = OptimizeView()
     optimize_controller = OptimizeController(optimize_view, library, tasks)
     pages: dict[str, QWidget] = {
@@ -143,6 +143,7 @@ def build_window(
     # Every page learns about models from the Library page's listing, and that listing follows
     # the library's own change events (imports, downloads, optimized models): one scan a change.
     library_controller.models_changed.connect(optimize_controller.set_models)
+    library_controller.models_changed.connect(discover_controller.set_models)
     parts.welcome_controller = welcome
 
     def on_models(entries: list) -> None:
@@ -193,6 +194,12 @@ def build_window(
 
     chat_controller.store_failed.connect(chat_unavailable)
     library_controller.discover_requested.connect(lambda: window.show_page("Discover"))
+
+    def show_in_library(name: str) -> None:
+        window.show_page("Library")
+        library_controller.view.select_name(name)
+
+    discover_controller.library_requested.connect(show_in_library)
     settings_page.theme_changed.connect(_reapply_theme)
     settings_page.save_problem.connect(window.show_problem)
     window.on_shutdown(parts.shutdown)

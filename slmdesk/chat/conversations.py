@@ -15,6 +15,11 @@ renamed aside with a timestamp, never deleted, and a new one is started; `Conver
 says where the old one went, for the window to show once. Before any migration a consistent backup
 copy is kept beside the database (`store_files`).
 
+Search: `ConversationStore.search_conversations` looks terms up in an FTS5 trigram index over
+message text and titles (`search_index`, kept in step by triggers; built by migration 2 or when
+it is missing) and scans with ``LIKE`` when this SQLite has no FTS5. The user's text is split
+into terms and quoted by `search_text`, never parsed as FTS5 syntax.
+
 Threads: one store may be shared by the GUI thread and the inference worker (which saves the
 reply as it streams). It holds one connection guarded by a lock, so calls from any thread are
 serialised; each call is short (one small transaction). Separate stores (or processes) on the
@@ -38,6 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from slmdesk.chat import search_index
+from slmdesk.chat.search_text import parse_terms, snippet
 from slmdesk.chat.store_errors import (
     ConversationError,
     DatabaseDamagedError,
@@ -57,6 +64,7 @@ __all__ = [
     "ConversationError",
     "ConversationStore",
     "Message",
+    "SearchHit",
     "make_title",
 ]
 
@@ -66,6 +74,7 @@ DEFAULT_TITLE = "New chat"
 TITLE_LENGTH = 60
 ROLES = ("system", "user", "assistant")
 DEFAULT_BUSY_TIMEOUT = 10.0
+SNIPPET_HITS = 100  # search hits that get a snippet (the newest; the list shows them first)
 
 
 class _Damaged(Exception):
@@ -107,8 +116,28 @@ def _migration_1(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX conversations_by_update ON conversations(deleted_at, updated_at)")
 
 
+def _migration_2(db: sqlite3.Connection) -> None:
+    """Full-text search, and automatic titles told apart from the user's.
+
+    Before version 2 an automatic title cleared ``title_is_auto`` like a rename did; a title that
+    is exactly what `make_title` makes of the first user message is marked automatic again, so
+    editing that message re-titles the chat. Then the search index is built (when this SQLite
+    has FTS5; `search_index.ensure` builds it later otherwise).
+    """
+    rows = db.execute(
+        "SELECT c.id, c.title, (SELECT m.text FROM messages m WHERE m.conversation_id = c.id "
+        "AND m.role = 'user' ORDER BY m.position LIMIT 1) FROM conversations c "
+        "WHERE c.title_is_auto = 0"
+    ).fetchall()
+    for cid, title, first_text in rows:
+        if first_text is not None and make_title(str(first_text)) == title:
+            db.execute("UPDATE conversations SET title_is_auto = 1 WHERE id = ?", (cid,))
+    if search_index.fts5_available():
+        search_index.install(db)
+
+
 # MIGRATIONS[n] upgrades a database from version n to n + 1. Append, never edit.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migration_1]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migration_1, _migration_2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -150,6 +179,8 @@ class Conversation:
     created_at: float
     updated_at: float
     deleted_at: float | None = None
+    # True while the title is automatic (from the first user message), False once the user
+    # renamed the chat: only automatic titles follow edits of the first message.
     title_is_auto: bool = True
     messages: list[Message] = field(default_factory=list)
 
@@ -173,6 +204,14 @@ class Conversation:
         turns = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
         turns += [{"role": m.role, "content": m.text} for m in self.messages]
         return turns
+
+
+@dataclass
+class SearchHit:
+    """A conversation found by a search, with a line of the first message that matched."""
+
+    conversation: Conversation
+    snippet: str | None = None
 
 
 def make_title(text: str, limit: int = TITLE_LENGTH) -> str:
@@ -234,6 +273,7 @@ class ConversationStore:
         self._lock = threading.RLock()
         self._db: sqlite3.Connection | None = None
         self._closed = False
+        self._indexed = False  # full-text index in step (else search scans with LIKE)
         if connect:
             self.open()
 
@@ -336,6 +376,7 @@ class ConversationStore:
                     backup = backup_copy(db, self.path, version)
                     log.info("backed up the conversation database to %s before migrating", backup)
                 self._migrate(db, version)
+            self._indexed = search_index.ensure(db)
         except sqlite3.Error as exc:
             db.close()
             if is_damage(exc):
@@ -486,7 +527,7 @@ class ConversationStore:
             created_at=float(created),
             updated_at=float(updated),
             deleted_at=deleted,
-            title_is_auto=bool(auto),  # still waiting for its title from the first message
+            title_is_auto=bool(auto),
         )
 
     _CONV_COLUMNS = (
@@ -526,26 +567,69 @@ class ConversationStore:
         """Conversations, most recently updated first (messages not loaded).
 
         Args:
-            search: when given, only conversations whose title or any message contains it
-                (case-insensitive for ASCII letters).
+            search: when given, only conversations that contain every term of it (see
+                `search_conversations`).
             include_deleted: also list conversations in the undo bin.
         """
-        where = [] if include_deleted else ["c.deleted_at IS NULL"]
-        params: list[Any] = []
-        if search and search.strip():
-            pattern = "%" + search.strip().replace("\\", "\\\\").replace("%", "\\%")
-            pattern = pattern.replace("_", "\\_") + "%"
-            where.append(
-                "(c.title LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM messages m WHERE "
-                "m.conversation_id = c.id AND m.text LIKE ? ESCAPE '\\'))"
-            )
-            params += [pattern, pattern]
+        if search is not None:
+            return [hit.conversation for hit in self.search_conversations(search, include_deleted)]
+        return self._listed([] if include_deleted else ["c.deleted_at IS NULL"], [])
+
+    def _listed(self, where: list[str], params: list[Any]) -> list[Conversation]:
         sql = f"SELECT {self._CONV_COLUMNS} FROM conversations c"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY c.updated_at DESC, c.id DESC"
         with self._read() as db:
             return [self._conversation(row) for row in db.execute(sql, params)]
+
+    @property
+    def full_text_indexed(self) -> bool:
+        """Whether search uses the FTS5 index (False: this SQLite lacks it, search scans)."""
+        with self._lock:
+            self._conn()
+            return self._indexed
+
+    def search_conversations(self, text: str, include_deleted: bool = False) -> list[SearchHit]:
+        """Conversations containing every term of ``text``, newest first, with a snippet each.
+
+        Any text is accepted: quotes, ``*``, ``NEAR``, ``-`` or unbalanced syntax are searched
+        for as written, never parsed as a query (`search_text`). Blank text lists everything.
+        A term is found in the title or any message, as a substring, ignoring case; terms of
+        three characters or more are looked up in the full-text index.
+        """
+        terms = parse_terms(text)
+        where = [] if include_deleted else ["c.deleted_at IS NULL"]
+        params: list[Any] = []
+        with self._lock:
+            self._conn()  # opening decides whether the index can be used
+            indexed = self._indexed
+        for term in terms:
+            sql, values = search_index.term_condition(term, indexed)
+            where.append(sql)
+            params += values
+        found = self._listed(where, params)
+        snippets = self._snippets([c.id for c in found], terms) if terms else {}
+        return [SearchHit(c, snippets.get(c.id)) for c in found]
+
+    def _snippets(self, ids: list[int], terms: list[str]) -> dict[int, str]:
+        """A line of the first message that contains a term, for the newest `SNIPPET_HITS` hits.
+
+        Each conversation's messages are read in order only up to the first match: a common
+        word then costs one message per conversation, and a rare word only a few conversations.
+        """
+        lines: dict[int, str] = {}
+        with self._read() as db:
+            for cid in ids[:SNIPPET_HITS]:
+                rows = db.execute(
+                    "SELECT text FROM messages WHERE conversation_id = ? ORDER BY position", (cid,)
+                )
+                for (text,) in rows:
+                    line = snippet(str(text), terms)
+                    if line:
+                        lines[cid] = line
+                        break
+        return lines
 
     def get(self, conversation_id: int, with_messages: bool = True) -> Conversation:
         """One conversation with its messages in order.
@@ -716,10 +800,13 @@ class ConversationStore:
             )
             message_id = int(cur.lastrowid or 0)
             if role == "user" and text.strip():
+                # The first user message titles the chat, also when it replaces an edited first
+                # message; a title the user gave (title_is_auto = 0) is never overwritten.
                 db.execute(
-                    "UPDATE conversations SET title = ?, title_is_auto = 0 "
-                    "WHERE id = ? AND title_is_auto = 1",
-                    (make_title(text), conversation_id),
+                    "UPDATE conversations SET title = ? WHERE id = ? AND title_is_auto = 1 "
+                    "AND NOT EXISTS (SELECT 1 FROM messages WHERE conversation_id = ? "
+                    "AND role = 'user' AND position < ?)",
+                    (make_title(text), conversation_id, conversation_id, position),
                 )
             db.execute(
                 "UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id)

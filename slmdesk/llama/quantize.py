@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import ctypes
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from slmdesk.common.errors import SlmdeskError
+from slmdesk.llama.imatrix import imatrix_array
 
 _captured: list[str] | None = None
 _callback: Any = None
@@ -60,8 +63,12 @@ def quantize_file(
     prune_layers: Sequence[int] = (),
     n_threads: int = 2,
     dry_run: bool = False,
+    importance: Mapping[str, np.ndarray] | None = None,
 ) -> None:
-    """Call llama_model_quantize once (in this process)."""
+    """Call llama_model_quantize once (in this process).
+
+    ``importance`` maps weight names to per-column importance values (llama/imatrix.py).
+    """
     import llama_cpp
 
     params = llama_cpp.llama_model_quantize_default_params()
@@ -76,9 +83,13 @@ def quantize_file(
         values = [*sorted(int(i) for i in prune_layers), -1]
         keep_alive = (ctypes.c_int32 * len(values))(*values)
         params.prune_layers = keep_alive
+    imatrix_keep: list[Any] = []
+    if importance:
+        entries, imatrix_keep = imatrix_array(dict(importance))
+        params.imatrix = entries
     rc = llama_cpp.llama_model_quantize(
         source.encode("utf-8"), dest.encode("utf-8"), ctypes.byref(params)
     )
-    del keep_alive
+    del keep_alive, imatrix_keep
     if rc != 0:
         raise SlmdeskError(f"llama.cpp could not convert {Path(source).name} (code {rc}).")

@@ -34,7 +34,9 @@ class ModelRunner:
     Not thread-safe; lives in the worker child. Call `close` (or use ``with``).
     """
 
-    def __init__(self, path: str | Path, n_ctx: int, n_threads: int = 2) -> None:
+    def __init__(
+        self, path: str | Path, n_ctx: int, n_threads: int = 2, eval_callback: Any = None
+    ) -> None:
         self.llama = _quiet_llama()
         lib = self.llama
         lib.llama_backend_init()
@@ -54,6 +56,10 @@ class ModelRunner:
         cparams.n_seq_max = 1
         cparams.n_threads = n_threads
         cparams.n_threads_batch = n_threads
+        if eval_callback is not None:
+            # llama.cpp hands every graph node to this callback (see llama/imatrix.py).
+            cparams.cb_eval = eval_callback
+            cparams.cb_eval_user_data = None
         self.ctx = lib.llama_init_from_model(self.model, cparams)
         if not self.ctx:
             lib.llama_model_free(self.model)
@@ -115,6 +121,18 @@ class ModelRunner:
         if rc != 0:
             raise SlmdeskError(f"llama.cpp failed to decode (code {rc}).")
         return int(want.sum())
+
+    def read(self, chunk: np.ndarray) -> None:
+        """Decode ``chunk`` from an empty context with outputs for every token, keeping nothing.
+
+        Every output is asked for so that the output layer runs on every token too (the
+        evaluation callback sees its input).
+        """
+        lib = self.llama
+        lib.llama_memory_clear(lib.llama_get_memory(self.ctx), True)
+        for start in range(0, len(chunk), BATCH):
+            piece = chunk[start : start + BATCH]
+            self._decode(piece, start, np.ones(len(piece), dtype=bool))
 
     def chunk_logits(self, chunk: np.ndarray, first: int) -> Iterator[tuple[int, np.ndarray]]:
         """Decode one chunk; yield ``(position, logits rows)`` for positions ``>= first``.

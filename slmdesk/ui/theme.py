@@ -12,6 +12,11 @@ from slmdesk.common.resources import resource_path
 
 ACCENT = "#4f6bff"
 VERDICT_COLORS = {"fits": "#2e9d5b", "tight": "#d08a00", "too big": "#d04242"}
+# Notices (background, text) per kind and theme: success must never look like a warning.
+NOTICE_COLORS = {
+    "light": {"warning": ("#fbefd6", "#5c3d00"), "success": ("#dcf2e4", "#12502c")},
+    "dark": {"warning": ("#4a3812", "#f6dfae"), "success": ("#17402a", "#bdebcf")},
+}
 
 
 def system_prefers_dark() -> bool:
@@ -61,7 +66,14 @@ def _style_sheet(dark: bool) -> str:
     side_sel = "#33354a" if dark else "#dde2ff"
     border = "#3a3b44" if dark else "#d5d8de"
     muted = "#9a9ea8" if dark else "#6b7080"
-    return f"""
+    notices = "".join(
+        f'QLabel#chatNotice[kind="{kind}"] {{ background: {bg}; color: {fg}; padding: 6px; '
+        "border-radius: 6px; }\n"
+        for kind, (bg, fg) in NOTICE_COLORS["dark" if dark else "light"].items()
+    )
+    return (
+        notices
+        + f"""
     QListWidget#navigation {{ background: {side}; border: none; padding-top: 8px; font-size: 14px;
         outline: 0; }}
     QListWidget#navigation::item {{ padding: 10px 12px; border-radius: 8px; margin: 2px 8px; }}
@@ -76,6 +88,7 @@ def _style_sheet(dark: bool) -> str:
         border-radius: 6px; padding: 6px 14px; font-weight: 600; }}
     QPushButton[role="primary"]:disabled {{ background: {border}; color: {muted}; }}
     """
+    )
 
 
 def apply_theme(app: QApplication, choice: str = "system") -> bool:

@@ -50,8 +50,9 @@ def test_search_open_download_and_chat(qtbot, discover, tiny_model_source: Path)
     assert "Tiny Llama GGUF" in view.card.toPlainText()
     assert "license: apache" not in view.card.toPlainText()  # front matter hidden
 
-    button = view.files.cellWidget(starred[0], 5)
+    button = view.files.cellWidget(starred[0], 5).primary
     assert isinstance(button, QPushButton)
+    assert button.text() == "Download"
     with qtbot.waitSignal(controller.model_ready, timeout=TIMEOUT):
         button.click()
     assert view.notice.isVisible()
@@ -92,7 +93,7 @@ def test_hash_mismatch_is_reported_with_retry(qtbot, discover, local_hub) -> Non
     local_hub.faults.corrupt = True
     controller.open_repo("slmtest/popular-GGUF")
     qtbot.waitUntil(lambda: controller.view.files.rowCount() == 1, timeout=TIMEOUT)
-    controller.view.files.cellWidget(0, 5).click()
+    controller.view.files.cellWidget(0, 5).primary.click()
     qtbot.waitUntil(lambda: len(controller._rows) == 1, timeout=TIMEOUT)
     (row,) = controller._rows.values()
     qtbot.waitUntil(row.error.isVisible, timeout=TIMEOUT)
@@ -144,7 +145,7 @@ def test_closing_during_a_download_takes_under_two_seconds(qtbot, local_hub) -> 
     qtbot.waitUntil(lambda: parts.tasks.idle, timeout=TIMEOUT)  # the header estimate is in
     local_hub.faults.delay = 0.05  # a slow CDN: the download is still running when we close
     local_hub.faults.chunk = 4096
-    controller.view.files.cellWidget(0, 5).click()
+    controller.view.files.cellWidget(0, 5).primary.click()
     qtbot.waitUntil(lambda: len(controller._rows) == 1, timeout=TIMEOUT)
     (row,) = controller._rows.values()
     qtbot.waitUntil(lambda: controller.manager.status(row.task_id).done_bytes > 0, timeout=TIMEOUT)

@@ -34,7 +34,7 @@ def test_a_finished_download_triggers_one_scan(qtbot, local_hub, monkeypatch) ->
     monkeypatch.setattr(Library, "entries", counted)
     try:
         with qtbot.waitSignal(controller.model_ready, timeout=TIMEOUT):
-            controller.view.files.cellWidget(0, 5).click()
+            controller.view.files.cellWidget(0, 5).primary.click()
         (entry,) = Library().entries()  # the test's own look, on this thread: not counted
         qtbot.waitUntil(lambda: chat.view.model_picker.findData(entry.name) >= 0, timeout=TIMEOUT)
         for _ in range(3):  # let any further scan that was asked for start and finish

@@ -46,6 +46,7 @@ from slmdesk.hub.listing import (
     is_offline_mode,
     resolve_token,
 )
+from slmdesk.models.library.content import DuplicateModelError
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,7 @@ class DownloadJob:
             retryable=task.retryable,
             library_name=task.library_name,
             path=task.path,
+            duplicate_of=task.duplicate_of,
         )
 
     def emit(self, force: bool = False) -> None:
@@ -152,6 +154,7 @@ class DownloadJob:
         present = self._already_installed(parts)
         if present is not None:
             return present
+        self._refuse_same_content(parts, downloaded=False)
         for part in parts:
             if part.final.exists():
                 raise DownloadError(
@@ -185,6 +188,7 @@ class DownloadJob:
             ).run()
         self.set_state(State.VERIFYING)
         check_stop(self.stop, self.cancel)
+        self._refuse_same_content(parts, downloaded=True)
         self._install(parts)
         self._register(parts)
         self.current = None
@@ -207,7 +211,13 @@ class DownloadJob:
                     "revision": model.revision,
                     "files": [f.filename for f in model.files],
                 },
+                sha256=model.files[0].sha256,
+                refuse_duplicate=True,
             )
+        except DuplicateModelError as exc:
+            for part in parts:  # another download or an import got there first
+                part.final.unlink(missing_ok=True)
+            raise DuplicateModelError(exc.name, exc.path, removed_copy=True) from None
         except SlmdeskError as exc:
             for part in parts:
                 part.final.unlink(missing_ok=True)
@@ -217,6 +227,40 @@ class DownloadJob:
             ) from None
         self.task.library_name = entry.name
         self.task.path = str(entry.path)
+
+    def _refuse_same_content(self, parts: list[_Part], downloaded: bool) -> None:
+        """Keep no second copy of bytes already in the library (the rule imports follow too).
+
+        Before the first byte the Hub's SHA-256 decides; once downloaded, the file's own bytes
+        (a file kept in git has no listed SHA-256). Partial files are removed on refusal.
+
+        Raises:
+            DuplicateModelError: the library holds these bytes as another entry.
+        """
+        from slmdesk.models.library import DuplicateModelError, Library
+
+        first = parts[0]
+        if not downloaded and first.file.sha256 is None:
+            return
+        entry = Library(models_dir=self.models_dir).find_same_content(
+            self.task.model.size_bytes,
+            first.file.sha256,
+            first.partial if downloaded else None,
+        )
+        if entry is None:
+            return
+        for part in parts:
+            part.partial.unlink(missing_ok=True)
+        raise DuplicateModelError(entry.name, entry.path, removed_copy=downloaded)
+
+    def finish_as_duplicate(self, exc: DuplicateModelError) -> None:
+        """End as done: the model is in the library, as the entry that already held its bytes."""
+        self.task.library_name = exc.name
+        self.task.path = str(exc.path)
+        self.task.duplicate_of = exc.name
+        self.current = None
+        self.meter.done = self.meter.total
+        self.set_state(State.DONE)
 
     def _already_installed(self, parts: list[_Part]) -> DownloadStatus | None:
         """The done status when this very download is already in the library, else None."""
@@ -321,6 +365,9 @@ def execute(
             )
         check_reachable(hub_endpoint())
         return job.run()
+    except DuplicateModelError as exc:
+        job.finish_as_duplicate(exc)
+        raise
     except DownloadStopped as exc:
         if exc.cancelled:
             remove_partials(task.model, models_dir)

@@ -52,6 +52,7 @@ def _status_for(task: DownloadTask, done_bytes: int) -> DownloadStatus:
         retryable=task.retryable,
         library_name=task.library_name,
         path=task.path,
+        duplicate_of=task.duplicate_of,
     )
 
 

@@ -84,6 +84,7 @@ class DownloadStatus:
     retryable: bool = True
     library_name: str | None = None  # set when done
     path: str | None = None  # the model file, when done
+    duplicate_of: str | None = None  # done without a copy: the entry that held these bytes
 
     @property
     def fraction(self) -> float:
@@ -106,6 +107,7 @@ class DownloadStatus:
             "retryable": self.retryable,
             "library_name": self.library_name,
             "path": self.path,
+            "duplicate_of": self.duplicate_of,
         }
 
 

@@ -32,6 +32,7 @@ class DownloadTask:
     added_at: float = field(default_factory=time.time)
     library_name: str | None = None
     path: str | None = None
+    duplicate_of: str | None = None  # done without a copy: these bytes were already there
 
     def to_json(self) -> dict[str, Any]:
         """The stored form."""
@@ -49,6 +50,7 @@ class DownloadTask:
             "added_at": self.added_at,
             "library_name": self.library_name,
             "path": self.path,
+            "duplicate_of": self.duplicate_of,
         }
 
     @classmethod
@@ -79,6 +81,7 @@ class DownloadTask:
             added_at=float(data.get("added_at") or time.time()),
             library_name=data.get("library_name"),
             path=data.get("path"),
+            duplicate_of=data.get("duplicate_of"),
         )
 
 

@@ -7,6 +7,7 @@ model, so other writers never see a copied file without its record.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from collections.abc import Callable
@@ -45,7 +46,8 @@ def copy_to_partials(
         cancel: asked before each chunk and once more at the end.
 
     Returns:
-        The finished partial files, still hidden: `commit_partials` or discard them.
+        The finished partial files, still hidden: `commit_partials` or discard them. Each knows
+        the SHA-256 of its bytes (``sha256``), taken while copying, so nothing reads them again.
 
     Raises:
         ImportCancelled: ``cancel`` said so; the partial files are already removed.
@@ -69,6 +71,7 @@ def copy_to_partials(
         for part in parts:
             partial = PartialFile(folder, part.name)
             partials.append(partial)
+            digest = hashlib.sha256()
             with open(part, "rb") as source, open(partial.path, "wb") as copy:
                 while True:
                     _check_cancel(cancel)
@@ -76,11 +79,13 @@ def copy_to_partials(
                     if not chunk:
                         break
                     copy.write(chunk)
+                    digest.update(chunk)
                     done += len(chunk)
                     if progress:
                         progress(done, total)
                 copy.flush()
                 os.fsync(copy.fileno())
+            partial.sha256 = digest.hexdigest()
         _check_cancel(cancel)
     except OSError as exc:
         for partial in partials:

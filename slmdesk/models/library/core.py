@@ -32,6 +32,16 @@ from typing import Any
 from slmdesk.common import paths
 from slmdesk.common.errors import InvalidModelError, LibraryError, ModelNotFoundError
 from slmdesk.models.gguf_info import GGUFInfo, read_gguf_info, split_parts
+from slmdesk.models.library.content import (
+    Content,
+    DuplicateModelError,
+    HashCache,
+    same_content,
+    sha256_of_file,
+    store_sha256,
+    stored_sha256,
+    worth_hashing,
+)
 from slmdesk.models.library.copying import (
     CancelCheck,
     Progress,
@@ -41,7 +51,6 @@ from slmdesk.models.library.copying import (
 from slmdesk.models.library.entry import (
     STATUS_MISSING,
     ModelEntry,
-    fingerprint,
     model_name_for,
 )
 from slmdesk.models.library.events import (
@@ -76,6 +85,7 @@ class _Shared:
 
     index: LibraryIndex
     facts: FactsCache = field(default_factory=FactsCache)
+    hashes: HashCache = field(default_factory=HashCache)
     notifier: ChangeNotifier = field(default_factory=ChangeNotifier)
 
 
@@ -208,6 +218,7 @@ class Library:
             picked_up = self._reconcile(data["models"])
             yield _Locked(data, data["models"], picked_up)
             self._store_fresh_facts(data["models"])
+            self._store_fresh_hashes(data["models"])
 
     def _store_fresh_facts(self, models: dict[str, Any]) -> None:
         """Copy facts that listings read into the index, for files that still match them."""
@@ -222,6 +233,20 @@ class Library:
                 continue
             if current == facts.stamp:
                 record["cache"] = facts.as_cache()
+
+    def _store_fresh_hashes(self, models: dict[str, Any]) -> None:
+        """Copy hashes computed in this process into the index, for files that still match."""
+        by_path = {record["path"]: record for record in models.values()}
+        for path, stamp, value in self._shared.hashes.items():
+            record = by_path.get(path)
+            if record is None or stored_sha256(record, stamp) == value:
+                continue
+            try:
+                current = file_stamp(Path(path))
+            except OSError:
+                continue
+            if current == stamp:
+                store_sha256(record, stamp, value)
 
     # -- listing -------------------------------------------------------------------------------
 
@@ -256,6 +281,7 @@ class Library:
             error=facts.error,
             facts=facts.facts,
             provenance=dict(provenance) if isinstance(provenance, dict) else {},
+            sha256=self._known_sha256(record, facts.stamp),
         )
 
     def entries(self) -> list[ModelEntry]:
@@ -321,30 +347,121 @@ class Library:
         if primed is not None:
             record["cache"] = primed.as_cache()
 
-    @staticmethod
-    def _find_duplicate(path: Path, models: dict[str, Any]) -> str | None:
-        resolved = str(path.resolve())
-        for name, record in models.items():
-            if str(Path(record["path"]).resolve()) == resolved:
-                return name
-        try:
-            size = path.stat().st_size
-            mine = None
-            for name, record in models.items():
-                other = Path(record["path"])
-                if other.exists() and other.stat().st_size == size:
-                    mine = mine or fingerprint(path)
-                    if fingerprint(other) == mine:
-                        return name
-        except OSError:
+    # -- the duplicate rule (`content`) ----------------------------------------------------------
+
+    def _known_sha256(self, record: dict[str, Any], stamp: list[float] | None) -> str | None:
+        """A record's hash as kept in the index or computed in this process; never reads a file."""
+        if stamp is None:
             return None
+        return stored_sha256(record, stamp) or self._shared.hashes.get(Path(record["path"]), stamp)
+
+    def _sha256_now(self, path: Path, stamp: list[float]) -> str:
+        """The hash of a model's first file: known, or read now and remembered (by `_update`)."""
+        known = self._shared.hashes.get(path, stamp)
+        if known is None:
+            known = sha256_of_file(path)
+            self._shared.hashes.put(path, stamp, known)
+        return known
+
+    def _same_content_name(
+        self,
+        models: dict[str, Any],
+        content: Content,
+        path: Path | None = None,
+        skip_path: Path | None = None,
+    ) -> str | None:
+        """The name of the record holding ``content`` (the rule of `content.same_content`).
+
+        Hashes are read only where the sizes are equal: the record's (kept in the index by the
+        next change) and, when ``content`` has none, ``path``'s.
+
+        Args:
+            models: the records to look in.
+            content: size and (when known) SHA-256 of the model being added.
+            path: its first file; the same file as a record counts as a duplicate.
+            skip_path: a record of this file is the model itself, not a duplicate.
+        """
+        mine = content
+        resolved = path.resolve() if path is not None else None
+        skip = str(skip_path.resolve()) if skip_path is not None else None
+        for name, record in models.items():
+            theirs_path = Path(record["path"])
+            if skip is not None and str(theirs_path.resolve()) == skip:
+                continue
+            if resolved is not None and theirs_path.resolve() == resolved:
+                return name
+            try:
+                stamp = file_stamp(theirs_path)
+            except OSError:
+                continue
+            theirs = Content(int(stamp[0]), self._known_sha256(record, stamp))
+            if same_content(mine, theirs):
+                return name
+            if not worth_hashing(mine, theirs) or (mine.sha256 is None and path is None):
+                continue
+            try:
+                if theirs.sha256 is None:
+                    theirs = Content(theirs.size, self._sha256_now(theirs_path, stamp))
+                if mine.sha256 is None and path is not None:
+                    mine = Content(mine.size, self._sha256_now(path, file_stamp(path)))
+            except OSError:
+                continue
+            if same_content(mine, theirs):
+                return name
         return None
 
-    @classmethod
-    def _refuse_duplicate(cls, path: Path, models: dict[str, Any]) -> None:
-        duplicate = cls._find_duplicate(path, models)
-        if duplicate:
-            raise LibraryError(f"This model is already in the library as {duplicate!r}.")
+    def _refuse_duplicate(
+        self, models: dict[str, Any], content: Content, path: Path | None = None
+    ) -> None:
+        name = self._same_content_name(models, content, path)
+        if name:
+            raise DuplicateModelError(name, Path(models[name]["path"]))
+
+    def find_same_content(
+        self, size: int, sha256: str | None = None, path: Path | None = None
+    ) -> ModelEntry | None:
+        """The entry that holds these bytes already, by the rule imports and downloads share.
+
+        May read whole files (only those of the same size, each at most once per version of the
+        file; the hashes are kept in the index): call it off the GUI thread.
+
+        Args:
+            size: the model's total size in bytes.
+            sha256: the SHA-256 of its first file, when known (the Hub lists it).
+            path: its first file, hashed when ``sha256`` is not given and a size matches.
+        """
+        models = self._snapshot()
+        try:
+            name = self._same_content_name(models, Content(size, sha256), path)
+        finally:
+            self._keep_fresh_hashes()
+        return self._entry(name, models[name]) if name else None
+
+    def sha256_of(self, entry: ModelEntry) -> str | None:
+        """The SHA-256 of an entry's first file: from the index, or read once and kept there.
+
+        Reads the whole file the first time: call it off the GUI thread. None when the file is
+        missing or unreadable.
+        """
+        try:
+            stamp = file_stamp(entry.path)
+            value = self._sha256_now(entry.path, stamp)
+        except OSError:
+            return None
+        self._keep_fresh_hashes()
+        return value
+
+    def _keep_fresh_hashes(self) -> None:
+        """Write hashes computed here into the index, unless it already has every one of them."""
+        models = self._shared.index.read()["models"]
+        by_path = {record["path"]: record for record in models.values()}
+        if all(
+            path not in by_path or stored_sha256(by_path[path], stamp) == value
+            for path, stamp, value in self._shared.hashes.items()
+        ):
+            return
+        with self._update():
+            pass  # `_update` stores them
 
     def import_model(
         self,
@@ -375,12 +492,16 @@ class Library:
         info = read_gguf_info(src)  # validates every part before anything changes
         facts = summarize(info)  # a header with nonsense values is refused here too
         first = info.path
-        self._refuse_duplicate(first, self._snapshot())  # early, before a long copy
+        content = Content(int(file_stamp(first)[0]))
+        try:
+            self._refuse_duplicate(self._snapshot(), content, first)  # early, before a long copy
+        finally:
+            self._keep_fresh_hashes()  # hashes read for the check are kept, refused or not
         provenance = {"imported_from": str(first.resolve())}
         if not copy or _is_within(first, self.models_dir):
             with self._update() as locked:
                 models = locked.models
-                self._refuse_duplicate(first, models)
+                self._refuse_duplicate(models, content, first)
                 final_name = _unique_name(name or model_name_for(first), models)
                 record: dict[str, Any] = {
                     "path": str(first.resolve()),
@@ -397,7 +518,8 @@ class Library:
         try:
             with self._update() as locked:
                 models = locked.models
-                self._refuse_duplicate(first, models)
+                copied_hash = partials[0].sha256
+                self._refuse_duplicate(models, Content(content.size, copied_hash), first)
                 final_name = _unique_name(name or model_name_for(first), models)
                 targets = commit_partials(partials)
                 try:
@@ -409,6 +531,8 @@ class Library:
                         "provenance": provenance,
                     }
                     self._prime(record, copied, summarize(copied))
+                    if copied_hash is not None:
+                        store_sha256(record, file_stamp(targets[0]), copied_hash)
                 except BaseException:
                     for target in targets:  # the index is not saved: leave no file behind
                         target.unlink(missing_ok=True)
@@ -420,20 +544,39 @@ class Library:
         return self._announce(ADDED, self._entry(final_name, record))
 
     def add_managed_file(
-        self, path: Path, provenance: dict[str, Any] | None = None, name: str | None = None
+        self,
+        path: Path,
+        provenance: dict[str, Any] | None = None,
+        name: str | None = None,
+        sha256: str | None = None,
+        refuse_duplicate: bool = False,
     ) -> ModelEntry:
         """Register a file just written into the models folder (download, optimize output).
+
+        Args:
+            path: the file (the first part of a split model).
+            provenance: where it came from.
+            name: the library name (default: from the file name).
+            sha256: the first file's SHA-256 when the writer knows it (kept in the index).
+            refuse_duplicate: refuse it when another entry holds the same bytes (the rule of
+                `content`); the caller removes the file.
 
         Returns:
             The new (or, if the file was already listed, updated) entry.
 
         Raises:
             InvalidModelError: the file is not a usable GGUF model; the index is unchanged.
+            DuplicateModelError: ``refuse_duplicate`` and the bytes are already in the library.
         """
         info = read_gguf_info(path)
         facts = summarize(info)
         with self._update() as locked:
             models = locked.models
+            if refuse_duplicate:
+                content = Content(int(file_stamp(path)[0]), sha256)
+                duplicate = self._same_content_name(models, content, path, skip_path=path)
+                if duplicate is not None:
+                    raise DuplicateModelError(duplicate, Path(models[duplicate]["path"]))
             existing = next((n for n, r in models.items() if r.get("path") == str(path)), None)
             if existing is not None:
                 record = models[existing]
@@ -452,6 +595,8 @@ class Library:
                 }
                 models[final_name] = record
             self._prime(record, info, facts)
+            if sha256 is not None:
+                store_sha256(record, file_stamp(path), sha256)
         return self._announce(kind, self._entry(final_name, record))
 
     def remove(self, name: str, delete_file: bool | None = None) -> tuple[ModelEntry, bool]:

@@ -31,6 +31,7 @@ class ModelEntry:
     error: str | None = None
     facts: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
+    sha256: str | None = None  # of the first file, once known (`content`); never read here
 
     @property
     def architecture(self) -> str | None:
@@ -59,6 +60,7 @@ class ModelEntry:
             "status": self.status,
             "error": self.error,
             "provenance": self.provenance,
+            "sha256": self.sha256,
         }
 
 

@@ -30,6 +30,7 @@ class PartialFile:
         self.target = folder / target_name
         token = secrets.token_hex(4)
         self.path = folder / f".{target_name}.{token}{PARTIAL_SUFFIX}"
+        self.sha256: str | None = None  # set by whoever writes it, when it hashed the bytes
         self._lock = FileLock(str(self.path) + _LOCK_SUFFIX)
         # The lock comes first: a partial without a held lock counts as stale.
         self._lock.acquire()

@@ -18,12 +18,14 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import QListWidgetItem, QMenu
 
-from slmdesk.chat.conversations import Conversation, ConversationStore, Message
+from slmdesk.chat.conversations import Conversation, ConversationStore, Message, SearchHit
+from slmdesk.chat.export_names import ALL_CHATS_NAME, export_file_name
 from slmdesk.common import settings as app_settings
 from slmdesk.common.errors import SlmdeskError
 from slmdesk.llama.engine import SamplingSettings
 from slmdesk.models.library import Library, ModelEntry
 from slmdesk.ui import dialogs
+from slmdesk.ui.chat.empty_state import chat_body_text, list_text
 from slmdesk.ui.chat.message_widget import MessageWidget
 from slmdesk.ui.chat.view import ChatView
 from slmdesk.ui.format import human_size
@@ -40,6 +42,9 @@ UNDO_SECONDS = 10
 SHOWN_MESSAGES = 40
 PURGE_DELETED_AFTER = 7 * 24 * 3600
 ID_ROLE = Qt.ItemDataRole.UserRole
+TITLE_ROLE = Qt.ItemDataRole.UserRole + 1  # the item's text may carry a search snippet too
+# The settings key remembering the conversation shown last, reopened at the next start.
+LAST_CONVERSATION = "last_conversation"
 
 
 class ChatController(QObject):
@@ -87,8 +92,10 @@ class ChatController(QObject):
         self._search_timer.setSingleShot(True)
         self._search_timer.setInterval(250)
         self._search_timer.timeout.connect(self.refresh_conversations)
+        self._reopen_last = True  # the first listing reopens the chat shown last time
         self._connect()
         self._fill_settings(None)
+        self._update_empty_chat()
         self.tasks.run(self.store.open, self._on_store_open, self._on_store_failed, name="chat-db")
 
     def _on_store_open(self, _result: object) -> None:
@@ -157,6 +164,7 @@ class ChatController(QObject):
         picker.blockSignals(False)
         if self.loaded_name and self.loaded_name not in {e.name for e in self._entries}:
             self.view.model_state.setText(f"{self.loaded_name} was removed from the library")
+        self._update_empty_chat()
         if self.autoload and not self._autoloaded and not self.loaded_name and self._entries:
             last = app_settings.get("last_model")
             if last in {e.name for e in self._entries} or len(self._entries) == 1:
@@ -205,6 +213,7 @@ class ChatController(QObject):
         self.view.load_progress.setVisible(True)
         self.view.eject_button.setText("Cancel")
         self.client.load(path, context, int(app_settings.get("threads") or 0))
+        self._update_empty_chat()
 
     @Slot(int)
     def _on_model_picked(self, index: int) -> None:
@@ -238,6 +247,7 @@ class ChatController(QObject):
         )
         if self.loaded_name:
             app_settings.update(last_model=self.loaded_name)
+        self._update_empty_chat()
 
     @Slot(str)
     def _on_load_failed(self, message: str) -> None:
@@ -247,6 +257,7 @@ class ChatController(QObject):
         self.view.model_state.setText("No model loaded")
         self.view.format_label.setText("")
         self.view.show_notice(message)
+        self._update_empty_chat()
 
     @Slot()
     def _on_unloaded(self) -> None:
@@ -254,6 +265,7 @@ class ChatController(QObject):
         self.loaded_info = None
         self.view.model_state.setText("No model loaded")
         self.view.format_label.setText("")
+        self._update_empty_chat()
 
     # -- conversations -------------------------------------------------------------------------
 
@@ -261,20 +273,28 @@ class ChatController(QObject):
         """Re-list conversations (filtered by the search box) in the background."""
         query = self.view.search.text()
         self.tasks.run(
-            lambda: self.store.list_conversations(search=query or None),
-            lambda items: self._show_conversations(items, select),
+            lambda: self.store.search_conversations(query),
+            lambda hits: self._show_conversations(hits, select, query),
             self._on_task_error,
             name="chat-list",
         )
 
-    def _show_conversations(self, items: list[Conversation], select: int | None) -> None:
+    def _show_conversations(
+        self, hits: list[SearchHit], select: int | None, query: str = ""
+    ) -> None:
         lst = self.view.conversations
+        if self._reopen_last and not query.strip():
+            self._reopen_last = False
+            select = self._last_conversation(hits) if select is None else select
         wanted = select if select is not None else (self.current.id if self.current else None)
         lst.blockSignals(True)
         lst.clear()
-        for conversation in items:
-            item = QListWidgetItem(conversation.title)
+        for hit in hits:
+            conversation = hit.conversation
+            text = conversation.title + (f"\n{hit.snippet}" if hit.snippet else "")
+            item = QListWidgetItem(text)
             item.setData(ID_ROLE, conversation.id)
+            item.setData(TITLE_ROLE, conversation.title)
             item.setToolTip(
                 f"{conversation.title}\n{conversation.model or 'no model'} · "
                 f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(conversation.updated_at))}"
@@ -286,8 +306,30 @@ class ChatController(QObject):
                     self.current.title = conversation.title
                     self.view.title.setText(conversation.title)
         lst.blockSignals(False)
+        lst.setVisible(bool(hits))
+        self.view.conversations_empty.setText(list_text(query))
+        self.view.conversations_empty.setVisible(not hits)
         if select is not None and (self.current is None or self.current.id != select):
             self.open_conversation(select)
+
+    def _last_conversation(self, hits: list[SearchHit]) -> int | None:
+        """The conversation shown when the app last ran, if it still exists (else a new chat)."""
+        if self.current is not None:
+            return None  # the user already moved on
+        last = app_settings.get(LAST_CONVERSATION)
+        if isinstance(last, int) and any(hit.conversation.id == last for hit in hits):
+            return last
+        return None
+
+    def _remember(self, conversation_id: int | None) -> None:
+        """Keep the shown conversation for the next start (saved in the background)."""
+        app_settings.update(**{LAST_CONVERSATION: conversation_id})
+
+    def _update_empty_chat(self) -> None:
+        """The empty chat's invitation, naming the model that would answer."""
+        pending = self._pending_name if self.client.loading else None
+        model = self.loaded_name or pending or self.view.model_picker.currentData()
+        self.view.messages.empty.setText(chat_body_text(model))
 
     def new_chat(self) -> None:
         """Start an empty conversation (it is stored when the first message is sent)."""
@@ -301,6 +343,7 @@ class ChatController(QObject):
         self.view.conversations.setCurrentItem(None)
         self.view.show_notice("")
         self._fill_settings(None)
+        self._remember(None)
         self.view.composer.setFocus()
 
     @Slot(QListWidgetItem, QListWidgetItem)
@@ -319,6 +362,7 @@ class ChatController(QObject):
 
     def _show_conversation(self, conversation: Conversation, notice: str | None = None) -> None:
         self.current = conversation
+        self._remember(conversation.id)
         self._cancel_edit()
         self.view.title.setText(conversation.title)
         self.view.messages.clear()
@@ -397,7 +441,7 @@ class ChatController(QObject):
         """Ask for a new title and store it."""
         item = self._item_for(conversation_id)
         title = dialogs.ask_text(
-            self.view, "Rename chat", "Title:", item.text() if item is not None else ""
+            self.view, "Rename chat", "Title:", item.data(TITLE_ROLE) if item is not None else ""
         )
         if not title or not title.strip():
             return
@@ -444,7 +488,10 @@ class ChatController(QObject):
 
     def export_conversations(self, conversation_id: int | None) -> None:
         """Save one chat (or all) as Markdown or JSON."""
-        suggested = "slmdesk-chats.md" if conversation_id is None else "chat.md"
+        if conversation_id is None:
+            suggested = f"{ALL_CHATS_NAME}.md"
+        else:
+            suggested = export_file_name(self._title_of(conversation_id))
         target = dialogs.ask_save_path(self.view, "Export chats", suggested)
         if target is None:
             return
@@ -452,10 +499,16 @@ class ChatController(QObject):
             target = target.with_suffix(".md")
         self.tasks.run(
             lambda: self.store.export(target, conversation_id),
-            lambda path: self.view.show_notice(f"Saved to {path}"),
+            lambda path: self.view.show_notice(f"Saved to {path}", kind="success"),
             self._on_task_error,
             name="chat-export",
         )
+
+    def _title_of(self, conversation_id: int) -> str | None:
+        if self.current is not None and self.current.id == conversation_id:
+            return self.current.title
+        item = self._item_for(conversation_id)
+        return str(item.data(TITLE_ROLE)) if item is not None else None
 
     def _item_for(self, conversation_id: int) -> QListWidgetItem | None:
         lst = self.view.conversations
@@ -519,6 +572,7 @@ class ChatController(QObject):
     ) -> None:
         if self.current is None or self.current.id != conversation.id:
             self.current = conversation
+            self._remember(conversation.id)
             self.refresh_conversations(select=conversation.id)
         model = self._pending_or_loaded_name()
         if model and conversation.model != model:
@@ -602,6 +656,8 @@ class ChatController(QObject):
         self._unsent = None
         if self._is_current(conversation_id):
             self._add_widget(message, streaming=False)
+            if self.current is not None and self.current.title_is_auto:
+                self.refresh_conversations()  # a (re)written first message re-titles the chat
 
     @Slot(int, object)
     def _on_reply_started(self, conversation_id: int, message: Message) -> None:

@@ -1,6 +1,7 @@
 """Split a reply into prose and fenced code blocks, so code gets its own widget and Copy button.
 
-An unclosed fence (a reply still streaming) counts as code up to the end of the text.
+An unclosed fence (a reply still streaming) counts as code up to the end of the text; its segment
+says so (``closed`` is False), so the view can leave colouring until the block is complete.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ class Segment:
     kind: str
     text: str
     language: str = ""
+    closed: bool = True  # False for a code block whose closing fence has not arrived yet
 
 
 def split_segments(text: str) -> list[Segment]:
@@ -42,7 +44,7 @@ def split_segments(text: str) -> list[Segment]:
             continue
         (code if fence is not None else prose).append(line)
     if fence is not None:
-        segments.append(Segment("code", "\n".join(code), language))
+        segments.append(Segment("code", "\n".join(code), language, closed=False))
     elif "".join(prose).strip():
         segments.append(Segment("text", "\n".join(prose).strip("\n")))
     return segments

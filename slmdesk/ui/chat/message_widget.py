@@ -2,24 +2,41 @@
 
 Streaming appends to this widget only: `append` re-renders just the last segment of this message
 (prose as Markdown, code blocks in a monospace font with a Copy button), never the conversation.
+A reply is untrusted: its prose goes through `rich_text` (Markdown only, HTML shown as text,
+nothing loaded, control tokens removed); a code block is coloured once, when it is complete.
+Messages are at most `reading_width` wide, so lines stay readable in a wide window.
 """
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QFontDatabase, QGuiApplication
+from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtGui import QFontDatabase, QGuiApplication, QPalette
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from slmdesk.ui.chat.highlight import highlighted_html, warm_up
 from slmdesk.ui.chat.markdown import Segment, split_segments
+from slmdesk.ui.chat.rich_text import markdown_html
 from slmdesk.ui.theme import icon
+
+READING_CHARACTERS = 96  # the widest line of prose, in average characters of the font
+
+
+def reading_width(widget: QWidget) -> int:
+    """The widest a message may be: about `READING_CHARACTERS` characters of prose."""
+    return READING_CHARACTERS * widget.fontMetrics().averageCharWidth() + 24  # + margins
+
+
+def _is_dark(widget: QWidget) -> bool:
+    return widget.palette().color(QPalette.ColorRole.Base).lightness() < 128
 
 
 class CodeBlock(QFrame):
     """A fenced code block: language, a Copy button, monospace text."""
 
-    def __init__(self, segment: Segment) -> None:
+    def __init__(self, segment: Segment, complete: bool = False) -> None:
         super().__init__()
         self.setProperty("role", "card")
         layout = QVBoxLayout(self)
@@ -35,27 +52,65 @@ class CodeBlock(QFrame):
         header.addStretch(1)
         header.addWidget(self.copy_button)
         self.code = QLabel()
-        self.code.setTextFormat(Qt.TextFormat.PlainText)
         self.code.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         self.code.setWordWrap(True)
         self.code.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addLayout(header)
         layout.addWidget(self.code)
-        self.set_segment(segment)
+        self._segment = segment
+        self._coloured_dark: bool | None = None  # the theme of the colours shown, None: plain
+        self.set_segment(segment, complete)
 
-    def set_segment(self, segment: Segment) -> None:
-        """Show new content (the block grows while streaming)."""
+    @property
+    def source(self) -> str:
+        """The block's code, exactly as written (what Copy copies)."""
+        return self._segment.text
+
+    @property
+    def highlighted(self) -> bool:
+        """Whether the block is shown with syntax colours."""
+        return self._coloured_dark is not None
+
+    def set_segment(self, segment: Segment, complete: bool = False) -> None:
+        """Show new content: plain while the block grows, coloured once it is ``complete``.
+
+        A block is complete when its closing fence arrived or its message is finished;
+        colouring costs pygments time, so it happens once rather than per streamed update.
+        """
+        self._segment = segment
         self.language.setText(segment.language or "code")
-        self.code.setText(segment.text)
+        if complete or segment.closed:
+            self._colour()
+        else:
+            warm_up(segment.language)  # the lexer loads off the GUI thread while the block grows
+            self._coloured_dark = None
+            self.code.setTextFormat(Qt.TextFormat.PlainText)
+            self.code.setText(segment.text)
+
+    def _colour(self) -> None:
+        dark = _is_dark(self)
+        self.code.setTextFormat(Qt.TextFormat.RichText)
+        self.code.setText(highlighted_html(self._segment.text, self._segment.language, dark))
+        self._coloured_dark = dark
+
+    def changeEvent(self, event: QEvent) -> None:
+        """Re-colour for the other theme when the palette switches between light and dark."""
+        super().changeEvent(event)
+        if (
+            event.type() == QEvent.Type.PaletteChange
+            and self._coloured_dark is not None
+            and self._coloured_dark != _is_dark(self)
+        ):
+            self._colour()
 
     def _copy(self) -> None:
-        QGuiApplication.clipboard().setText(self.code.text())
+        QGuiApplication.clipboard().setText(self.source)
         self.copy_button.setText("Copied")
 
 
 def _prose_label() -> QLabel:
     label = QLabel()
-    label.setTextFormat(Qt.TextFormat.MarkdownText)
+    label.setTextFormat(Qt.TextFormat.RichText)  # only ever the output of `markdown_html`
     label.setWordWrap(True)
     label.setOpenExternalLinks(True)
     label.setTextInteractionFlags(
@@ -105,6 +160,7 @@ class MessageWidget(QFrame):
         self.role = role
         self.message_id = message_id
         self._text = ""
+        self._finished = finished
         self._segments: list[tuple[Segment, QWidget]] = []
         self.setObjectName("message")
         self.setProperty("speaker", role)
@@ -112,7 +168,8 @@ class MessageWidget(QFrame):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 8, 12, 8)
         layout.setSpacing(4)
-        self.speaker = QLabel(f"<b>{speaker}</b>")
+        self.setMaximumWidth(reading_width(self))
+        self.speaker = QLabel(f"<b>{html.escape(speaker)}</b>")
         layout.addWidget(self.speaker)
         self.body = QVBoxLayout()
         self.body.setSpacing(6)
@@ -171,7 +228,11 @@ class MessageWidget(QFrame):
                     self._segments[index] = (segment, widget)
                     continue
                 self._drop_from(index)
-            widget = CodeBlock(segment) if segment.kind == "code" else _prose_label()
+            widget = (
+                CodeBlock(segment, complete=self._finished)
+                if segment.kind == "code"
+                else _prose_label()
+            )
             if segment.kind == "text":
                 self._fill(widget, segment)
             self.body.addWidget(widget)
@@ -180,11 +241,13 @@ class MessageWidget(QFrame):
 
     def _fill(self, widget: QWidget, segment: Segment) -> None:
         if isinstance(widget, CodeBlock):
-            widget.set_segment(segment)
+            widget.set_segment(segment, complete=self._finished)
         elif isinstance(widget, QLabel):
             if self.role == "user":
                 widget.setTextFormat(Qt.TextFormat.PlainText)
-            widget.setText(segment.text)
+                widget.setText(segment.text)
+            else:
+                widget.setText(markdown_html(segment.text, widget.font()))
 
     def _drop_from(self, index: int) -> None:
         for _segment, widget in self._segments[index:]:
@@ -194,6 +257,11 @@ class MessageWidget(QFrame):
 
     def set_finished(self, finished: bool, timings: dict[str, Any] | None = None) -> None:
         """Show the reply's timings (or that it is still being written)."""
+        if finished and not self._finished:
+            for segment, widget in self._segments:  # a block the reply left open is complete now
+                if isinstance(widget, CodeBlock) and not widget.highlighted:
+                    widget.set_segment(segment, complete=True)
+        self._finished = finished
         self.copy_button.setEnabled(finished)
         self.edit_button.setEnabled(finished)
         if self.role != "assistant":

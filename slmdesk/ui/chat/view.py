@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from slmdesk.ui.chat.empty_state import EmptyState, list_text
 from slmdesk.ui.chat.message_widget import MessageWidget
 from slmdesk.ui.theme import icon
 
@@ -83,6 +84,8 @@ class MessageList(QScrollArea):
         self.earlier_button = QPushButton("Show earlier messages")
         self.earlier_button.setFlat(True)
         self.earlier_button.setVisible(False)
+        self.empty = EmptyState()  # shown while there is no message: what to do first
+        self.column.addWidget(self.empty, 1)
         self.column.addWidget(self.earlier_button, 0, Qt.AlignmentFlag.AlignHCenter)
         self.column.addWidget(self.history)
         self.column.addWidget(self.live)
@@ -119,6 +122,7 @@ class MessageList(QScrollArea):
             self.settle()
         (self.live_column if live else self.history_column).addWidget(widget)
         self._stick = True
+        self.empty.setVisible(False)
 
     def add_earlier(self, widgets: list[MessageWidget]) -> None:
         """Put older messages above the ones shown (in order), keeping the reader's place."""
@@ -127,6 +131,7 @@ class MessageList(QScrollArea):
         self._stick = False
         for index, widget in enumerate(widgets):
             self.history_column.insertWidget(index, widget)
+        self.empty.setVisible(not self.widgets())
         self.container.adjustSize()
         bar.setValue(bar.maximum() - from_bottom)
 
@@ -141,6 +146,7 @@ class MessageList(QScrollArea):
         self.history_column.removeWidget(widget)
         self.live_column.removeWidget(widget)
         widget.deleteLater()
+        self.empty.setVisible(not self.widgets())
 
     def clear(self) -> None:
         """Remove every message."""
@@ -232,6 +238,9 @@ class ChatView(QWidget):
         self.conversations.setObjectName("conversations")
         self.conversations.setWordWrap(True)
         self.conversations.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        # replaces the list while it is empty: no chats yet, or no search match
+        self.conversations_empty = EmptyState(list_text(""))
+        self.conversations_empty.setVisible(False)
         self.undo_bar = QFrame()
         undo_layout = QHBoxLayout(self.undo_bar)
         undo_layout.setContentsMargins(4, 2, 4, 2)
@@ -246,6 +255,7 @@ class ChatView(QWidget):
         left_layout.addWidget(self.new_button)
         left_layout.addWidget(self.search)
         left_layout.addWidget(self.conversations, 1)
+        left_layout.addWidget(self.conversations_empty, 1)
         left_layout.addWidget(self.undo_bar)
         left.setMinimumWidth(200)
         left.setMaximumWidth(320)
@@ -278,11 +288,10 @@ class ChatView(QWidget):
         self.format_label.setWordWrap(True)
         self.messages = MessageList()
         self.notice = QLabel("")
+        self.notice.setObjectName("chatNotice")  # coloured by its "kind" (ui/theme.py)
+        self.notice.setProperty("kind", "warning")
         self.notice.setWordWrap(True)
         self.notice.setVisible(False)
-        self.notice.setStyleSheet(
-            "padding: 6px; border-radius: 6px; background: rgba(208,138,0,0.15);"
-        )
         self.edit_banner = QFrame()
         banner_layout = QHBoxLayout(self.edit_banner)
         banner_layout.setContentsMargins(4, 2, 4, 2)
@@ -332,8 +341,15 @@ class ChatView(QWidget):
         self.middle = middle
         self.model_picker.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
 
-    def show_notice(self, text: str) -> None:
-        """A one-line note above the composer (dropped turns, errors); empty hides it."""
+    def show_notice(self, text: str, kind: str = "warning") -> None:
+        """A one-line note above the composer; empty hides it.
+
+        ``kind`` picks the colour: "warning" (errors, dropped turns) or "success" (done).
+        """
+        if self.notice.property("kind") != kind:
+            self.notice.setProperty("kind", kind)
+            self.notice.style().unpolish(self.notice)
+            self.notice.style().polish(self.notice)
         self.notice.setText(text)
         self.notice.setVisible(bool(text))
 

@@ -2,23 +2,29 @@
 `DownloadManager` (its own named threads; updates reach the GUI thread through a queued signal).
 
 The manager's add, pause, resume, cancel and forget write its queue file, so they are called on
-the task pool, never on the GUI thread."""
+the task pool, never on the GUI thread. Each file row follows its download and the library
+(`set_models`, the Library page's one listing per change): see `file_state`. Hashes the library
+does not know yet are read on the task pool, only for files as large as one on screen."""
 
 from __future__ import annotations
 
 import datetime as dt
+import html
 import logging
 import re
 import threading
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
-from PySide6.QtWidgets import QApplication, QLabel, QPushButton, QTableWidgetItem
+from PySide6.QtWidgets import QApplication, QLabel, QTableWidgetItem
 
 from slmdesk.common.errors import SlmdeskError, user_message
 from slmdesk.common.format import printable
 from slmdesk.hub import listing as hub
-from slmdesk.hub.downloads import DownloadManager, DownloadStatus, State
+from slmdesk.hub.downloads import DownloadManager, DownloadStatus, State, task_id_for
+from slmdesk.models.library import Library, ModelEntry
 from slmdesk.ui import dialogs
+from slmdesk.ui.discover import file_state as fs
+from slmdesk.ui.discover.file_actions import FileActions
 from slmdesk.ui.discover.view import DiscoverView, DownloadRow
 from slmdesk.ui.format import human_count, human_size
 from slmdesk.ui.runtime.jobs import SHUTDOWN_BUDGET, UpdateChannel
@@ -47,11 +53,21 @@ class DiscoverController(QObject):
 
     model_ready = Signal(str)  # library name of a finished download
     chat_requested = Signal(str)
+    library_requested = Signal(str)  # show this library entry on the Library page
 
-    def __init__(self, view: DiscoverView, tasks: TaskRunner) -> None:
+    def __init__(
+        self, view: DiscoverView, tasks: TaskRunner, library: Library | None = None
+    ) -> None:
         super().__init__()
         self.view = view
         self.tasks = tasks
+        self.library = library
+        self._entries: list[ModelEntry] | None = None  # the library's latest listing
+        self._hashes: dict[str, str] = {}  # by path: read since that listing
+        self._hashing: set[str] = set()
+        self._statuses: dict[str, DownloadStatus] = {}  # latest per download id
+        self._done_since_listing: set[str] = set()  # done, not yet in a listing
+        self._file_cells: dict[str, tuple[hub.RemoteModel, FileActions]] = {}
         self.repo: hub.RepoFiles | None = None
         self._results: list[hub.RepoSummary] = []
         self._rows: dict[str, DownloadRow] = {}
@@ -135,6 +151,7 @@ class DiscoverController(QObject):
         self.view.repo_panel.setVisible(True)
         self.view.repo_title.setText(printable(repo_id))
         self.view.repo_meta.setText("Reading the file list…")
+        self._file_cells = {}
         self.view.files.setRowCount(0)
         self.view.card.clear()
         self.tasks.run(
@@ -175,6 +192,7 @@ class DiscoverController(QObject):
         )
         self.view.repo_meta.setText(" · ".join(meta))
         table = self.view.files
+        self._file_cells = {}
         table.setRowCount(len(repo.models))
         for row, model in enumerate(repo.models):
             star = "★ " if model.recommended else ""
@@ -193,15 +211,108 @@ class DiscoverController(QObject):
             badge.setStyleSheet(verdict_style(model.verdict))
             badge.setAlignment(Qt.AlignmentFlag.AlignCenter)
             table.setCellWidget(row, 4, badge)
-            button = QPushButton("Download")
-            button.setEnabled(not model.is_projector)
-            if model.recommended:
-                button.setProperty("role", "primary")
-            button.clicked.connect(lambda _=False, m=model: self.download(m))
-            table.setCellWidget(row, 5, button)
+            table.setCellWidget(row, 5, self._file_cell(model))
+        self._refresh_file_cells()
+        self._hash_what_matters()
         if rec is not None:
             table.selectRow(repo.models.index(rec))
         self.view.card.setMarkdown(_strip_front_matter(repo.card_text or "*No model card.*"))
+
+    # -- file rows: download state and library ------------------------------------------------
+
+    def _file_cell(self, model: hub.RemoteModel) -> FileActions:
+        cell = FileActions(downloadable=not model.is_projector, recommended=model.recommended)
+        cell.triggered.connect(lambda action, m=model: self._on_file_action(m, action))
+        self._file_cells[task_id_for(model)] = (model, cell)
+        return cell
+
+    def _library_match(self, model: hub.RemoteModel) -> fs.LibraryMatch | None:
+        """The entry holding ``model``'s bytes, by the latest listing or a download since."""
+        match = fs.library_match(model, self._entries or [], self._hashes)
+        task_id = task_id_for(model)
+        status = self._statuses.get(task_id)
+        if (
+            match is None
+            and status is not None
+            and status.state == State.DONE
+            and status.library_name
+            and task_id in self._done_since_listing  # a listing without it: it was removed
+        ):
+            match = fs.LibraryMatch(status.library_name, status.duplicate_of is None)
+        return match
+
+    def file_state(self, model: hub.RemoteModel) -> fs.FileState:
+        """What the row of ``model`` shows now."""
+        return fs.file_state(self._statuses.get(task_id_for(model)), self._library_match(model))
+
+    def _refresh_file_cells(self, task_id: str | None = None) -> None:
+        if task_id is None:
+            cells = list(self._file_cells.values())
+        else:
+            cells = [self._file_cells[task_id]] if task_id in self._file_cells else []
+        resize = False
+        for model, cell in cells:
+            before = cell.sizeHint().width()
+            cell.show_state(self.file_state(model))
+            resize = resize or cell.sizeHint().width() != before
+        if resize:  # "In library as NAME" is wider than "Download": keep every word visible
+            self.view.files.resizeColumnToContents(5)
+
+    @Slot(list)
+    def set_models(self, entries: list[ModelEntry]) -> None:
+        """The library's latest listing: rows follow it (downloaded, removed, imported twins)."""
+        self._entries = entries
+        self._hashes = {}  # a listing carries every hash kept in the index
+        self._done_since_listing.clear()
+        self._refresh_file_cells()
+        self._hash_what_matters()
+
+    def _hash_what_matters(self) -> None:
+        """Hash, on the task pool, library files as large as a file on screen (once each)."""
+        if self.repo is None or self._entries is None:
+            return
+        for entry in fs.entries_to_hash(self.repo.models, self._entries, self._hashes):
+            key = str(entry.path)
+            if key in self._hashing:
+                continue
+            self._hashing.add(key)
+            library = self.library
+            self.tasks.run(
+                lambda e=entry, lib=library: (lib or Library()).sha256_of(e),
+                lambda value, k=key: self._on_hashed(k, value),
+                lambda exc, k=key: self._on_hash_failed(k, exc),
+                name="library-hash",
+            )
+
+    def _on_hashed(self, key: str, value: str | None) -> None:
+        self._hashing.discard(key)
+        if value:
+            self._hashes[key] = value
+            self._refresh_file_cells()
+
+    def _on_hash_failed(self, key: str, exc: BaseException) -> None:
+        self._hashing.discard(key)
+        log.info("could not hash %s: %s", key, exc)
+
+    def _on_file_action(self, model: hub.RemoteModel, action: str) -> None:
+        task_id = task_id_for(model)
+        match = self._library_match(model)
+        if action == fs.DOWNLOAD:
+            self.download(model)
+        elif action == fs.CANCEL:
+            self._guard(self.manager.cancel)(task_id)
+        elif action == fs.RESUME or (action == fs.RETRY and self._retryable(task_id)):
+            self._guard(self.manager.resume)(task_id)
+        elif action == fs.RETRY:  # a retry cannot help: start again from today's listing
+            self.download(model)
+        elif action in (fs.CHAT, fs.USE) and match is not None:
+            self.chat_requested.emit(match.name)
+        elif action == fs.SHOW and match is not None:
+            self.library_requested.emit(match.name)
+
+    def _retryable(self, task_id: str) -> bool:
+        status = self._statuses.get(task_id)
+        return status is not None and status.retryable
 
     # -- downloads -----------------------------------------------------------------------------
 
@@ -252,6 +363,8 @@ class DiscoverController(QObject):
             row = self._rows.pop(task_id, None)
             if row is not None:
                 self.view.remove_download_row(row)
+            self._statuses.pop(task_id, None)
+            self._refresh_file_cells(task_id)
 
         self.tasks.run(
             lambda: self.manager.forget(task_id),
@@ -263,17 +376,29 @@ class DiscoverController(QObject):
     def _on_restored(self, task_ids: list[str]) -> None:
         for task_id in task_ids:
             self._row(task_id)
+            try:
+                self._statuses[task_id] = self.manager.status(task_id)
+            except SlmdeskError:
+                continue
+            self._refresh_file_cells(task_id)
 
     @Slot(object)
     def _on_download_update(self, status: DownloadStatus) -> None:
         row = self._row(status.task_id)
         row.show_status(status)
+        self._statuses[status.task_id] = status
+        if status.state == State.DONE:
+            self._done_since_listing.add(status.task_id)
+        self._refresh_file_cells(status.task_id)
         if status.state == State.DONE and status.task_id not in self._announced:
             self._announced.add(status.task_id)
             name = status.library_name or status.name
             self._notice_name = status.library_name
             self.view.notice_text.setText(
-                f"<b>{name}</b> is downloaded, verified and in your library."
+                f"<b>{html.escape(printable(status.name))}</b> is already in your library as "
+                f"<b>{html.escape(printable(name))}</b>; no second copy was kept."
+                if status.duplicate_of
+                else f"<b>{name}</b> is downloaded, verified and in your library."
             )
             self.view.notice_chat.setVisible(bool(status.library_name))
             self.view.notice.setVisible(True)

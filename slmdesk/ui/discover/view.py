@@ -105,6 +105,10 @@ class DownloadRow(QFrame):
             self.detail.setText(f"queued · {done} of {total}")
         elif state == State.PAUSED:
             self.detail.setText(f"paused · {done} of {total}")
+        elif state == State.DONE and status.duplicate_of:
+            self.detail.setText(
+                f"already in your library as {html.escape(printable(status.duplicate_of))}"
+            )
         elif state == State.DONE:
             self.detail.setText(f"ready · {total}, verified")
         elif state == State.FAILED:

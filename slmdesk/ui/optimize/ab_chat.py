@@ -17,15 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal, Slot
-from PySide6.QtGui import QTextCursor
+from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import (
     QCheckBox,
     QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QPlainTextEdit,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -33,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from slmdesk.llama.engine import SamplingSettings
+from slmdesk.ui.optimize.ab_transcript import ABTranscript
 from slmdesk.ui.runtime.inference import GenerateRequest, InferenceClient
 from slmdesk.ui.runtime.jobs import SHUTDOWN_BUDGET, Deadline, stop_all
 from slmdesk.ui.theme import icon
@@ -54,7 +53,7 @@ class ABSide:
 
 
 class ABPane(QFrame):
-    """One side: the model's name, its status, the transcript."""
+    """One side: the model's name, its status, the transcript (rendered like the chat)."""
 
     def __init__(self, heading: str) -> None:
         super().__init__()
@@ -65,14 +64,14 @@ class ABPane(QFrame):
         font.setBold(True)
         self.heading.setFont(font)
         self.model_label = QLabel("")
+        self.model_label.setTextFormat(Qt.TextFormat.PlainText)  # a file name, never markup
         self.model_label.setProperty("role", "muted")
         self.model_label.setWordWrap(True)
         self.status = QLabel("")
+        self.status.setTextFormat(Qt.TextFormat.PlainText)  # messages may quote a model's text
         self.status.setProperty("role", "muted")
         self.status.setWordWrap(True)
-        self.transcript = QPlainTextEdit()
-        self.transcript.setReadOnly(True)
-        self.transcript.setPlaceholderText("Replies appear here.")
+        self.transcript = ABTranscript()
         layout.addWidget(self.heading)
         layout.addWidget(self.model_label)
         layout.addWidget(self.transcript, 1)
@@ -80,18 +79,15 @@ class ABPane(QFrame):
 
     def append_prompt(self, text: str) -> None:
         """Start a new exchange with the user's prompt."""
-        if self.transcript.toPlainText():
-            self.transcript.appendPlainText("")
-        self.transcript.appendPlainText(f"You: {text}")
-        self.transcript.appendPlainText("")
+        self.transcript.add_exchange(text, self.model_label.text() or self.heading.text())
 
     def append_text(self, text: str) -> None:
-        """Append streamed text at the end without re-rendering the transcript."""
-        cursor = self.transcript.textCursor()
-        cursor.movePosition(QTextCursor.MoveOperation.End)
-        cursor.insertText(text)
-        self.transcript.setTextCursor(cursor)
-        self.transcript.ensureCursorVisible()
+        """Append streamed text to the reply without re-rendering the transcript."""
+        self.transcript.append(text)
+
+    def finish_reply(self, timings: dict[str, Any] | None = None) -> None:
+        """The reply ended (finished, stopped or failed): render it as complete."""
+        self.transcript.finish(timings)
 
 
 class ABChatView(QWidget):
@@ -258,6 +254,7 @@ class ABChatController(QObject):
         side.exchanges += 1
         timings = payload["timings"]
         reason = " (stopped)" if timings.get("finish_reason") == "cancelled" else ""
+        self._pane(key).finish_reply(timings)
         self._pane(key).status.setText(
             f"{timings.get('generated_tokens', 0)} tokens · "
             f"{timings.get('tokens_per_second', 0):.1f} tokens/s{reason}"
@@ -269,6 +266,7 @@ class ABChatController(QObject):
         if side is None:
             return
         side.generating = False  # the session forgot the unanswered prompt
+        self._pane(key).finish_reply()
         self._pane(key).status.setText(message)
         self._update_buttons()
 
