@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,10 @@ class _Bar:
             self.stage = p.stage
             self.bar = ProgressBar(p.stage)
         assert self.bar is not None
-        self.bar.update(p.done, p.total, p.detail)
+        if getattr(p, "fraction", None) is not None:
+            self.bar.update(round(p.fraction * 1000), 1000, p.detail)
+        else:
+            self.bar.update(p.done, p.total, p.detail)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -89,8 +93,17 @@ def _optimize(args: argparse.Namespace) -> int:
         evaluate=not args.no_eval,
     )
     bar = _Bar()
+    told: list[str] = []
+
+    def warn(text: str) -> None:
+        """Say it before the long work goes on, so the user can stop and choose again."""
+        told.append(text)
+        clear = "\r\x1b[K" if sys.stderr.isatty() else ""
+        sys.stderr.write(f"{clear}warning: {text}\n")
+        sys.stderr.flush()
+
     try:
-        result = optimize(request, progress=bar)
+        result = optimize(request, progress=bar, warn=warn)
     finally:
         bar.close()
     if args.json:
@@ -98,21 +111,28 @@ def _optimize(args: argparse.Namespace) -> int:
         return 0
     report = result.report
     for warning in result.warnings:
-        print(f"warning: {warning}")
+        if warning not in told:
+            print(f"warning: {warning}")
     print(f"Created {result.name!r}: {result.path}")
     print(
         f"  size {human_size(report['size_before'])} -> {human_size(report['size_after'])}"
         f"  type {report['type']}"
         + (f"  removed blocks {report['removed_blocks']}" if report["removed_blocks"] else "")
     )
-    _print_eval(report.get("eval"))
+    speed = report.get("speed") or {}
+    _print_eval(report.get("eval"), with_speed=not speed.get("ratio"))
+    if speed.get("ratio"):
+        print(
+            f"  speed {speed['tokens_per_second']:.1f} tokens/s: {speed['summary']} "
+            f"({speed['baseline_tokens_per_second']:.1f} tokens/s, measured back to back)"
+        )
     comparison = report.get("comparison")
     if comparison:
         print(f"  {comparison['recommendation']}")
     return 0
 
 
-def _print_eval(ev: dict[str, Any] | None) -> None:
+def _print_eval(ev: dict[str, Any] | None, with_speed: bool = True) -> None:
     if not ev:
         return
     print(
@@ -120,7 +140,7 @@ def _print_eval(ev: dict[str, Any] | None) -> None:
         f"top-1 agreement {ev['top1_agreement'] * 100:.1f}%"
     )
     print(f"  perplexity {ev['ppl']:.3f} (reference {ev['ppl_reference']:.3f})")
-    if ev.get("tokens_per_second"):
+    if with_speed and ev.get("tokens_per_second"):
         print(
             f"  speed {ev['tokens_per_second']:.1f} tokens/s "
             f"(reference {ev['tokens_per_second_reference']:.1f})"

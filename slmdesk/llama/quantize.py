@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +35,9 @@ def stop_capture() -> str:
     return text
 
 
-def install_log(forward: bool) -> None:
-    """Route llama.cpp's log to stderr (for the parent) and to an optional capture buffer."""
+def install_log(forward: bool, listener: Callable[[str], None] | None = None) -> None:
+    """Route llama.cpp's log to stderr (for the parent), to an optional capture buffer and to
+    ``listener``, which gets each chunk as llama.cpp writes it (a line may come in pieces)."""
     global _callback
     import llama_cpp
 
@@ -46,6 +47,8 @@ def install_log(forward: bool) -> None:
             _captured.append(chunk)
         if forward:
             os.write(2, chunk.encode("utf-8"))
+        if listener is not None:
+            listener(chunk)
 
     _callback = llama_cpp.llama_log_callback(on_log)
     llama_cpp.llama_log_set(_callback, ctypes.c_void_p(0))

@@ -25,8 +25,8 @@ import contextlib
 import os
 import shutil
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from slmdesk.common.errors import SlmdeskError
 from slmdesk.models.gguf_info import GGUFInfo, read_gguf_info
 from slmdesk.models.hardware import estimate_memory
 from slmdesk.models.quant_types import OFFERED_TYPES, QUANT_TYPES, QuantType, quant_type
+from slmdesk.optimize.guardrails import size_change_percent, size_warning
 from slmdesk.optimize.leftovers import remove_stale, staging_path
 from slmdesk.optimize.worker_process import (
     CancelCheck,
@@ -78,6 +79,8 @@ class TypeOption:
     description: str
     available: bool = True
     reason: str = ""
+    # Set when this type would make the file larger than the source, or not meaningfully smaller.
+    size_warning: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -220,9 +223,31 @@ def size_preview(
                 description=q.description,
                 available=available,
                 reason=reason,
+                size_warning=size_warning(info.quantization, info.size_bytes, q.name, size) or "",
             )
         )
     return options
+
+
+def size_check(
+    info: GGUFInfo,
+    quant: str,
+    removed: Sequence[int] = (),
+    n_threads: int = 2,
+    cancel: CancelCheck | None = None,
+) -> dict[str, Any]:
+    """The predicted size of the result against the source's, with the warning if it would not
+    be meaningfully smaller (the report's ``size_check``)."""
+    option = size_preview(info.path, [quant], removed, n_threads, cancel)[0]
+    predicted = option.predicted_size_bytes
+    return {
+        "type": quant,
+        "source_quantization": info.quantization,
+        "source_size_bytes": info.size_bytes,
+        "predicted_size_bytes": predicted,
+        "change_percent": round(size_change_percent(info.size_bytes, predicted), 1),
+        "warning": size_warning(info.quantization, info.size_bytes, quant, predicted),
+    }
 
 
 def _check_disk(folder: Path, needed: int) -> None:
@@ -257,7 +282,8 @@ def quantize(
 
     The child writes a hidden ``.NAME.partial-PID`` file beside ``dest``; it is renamed to
     ``dest`` only when complete and removed on cancel or crash. ``progress`` receives
-    ``Progress("quantizing", i, n, tensor_name)`` per tensor.
+    ``Progress("quantizing", i, n, tensor_name, fraction)`` as each tensor starts and ends
+    (``fraction``: share of the elements converted).
 
     Raises:
         SlmdeskError: bad source, type, block list, existing output, full disk; and
@@ -311,7 +337,7 @@ def quantize(
     if progress is not None:
         # llama.cpp counts the source's tensors, pruned ones included: close the bar at 100%.
         n = len(written.tensors)
-        progress(Progress("quantizing", n, n, "done"))
+        progress(Progress("quantizing", n, n, "done", 1.0))
     return dest
 
 
@@ -344,7 +370,7 @@ def make_reference(
 
     def relabel(p: Progress) -> None:
         if progress:
-            progress(Progress("reference", p.done, p.total, p.detail))
+            progress(replace(p, stage="reference"))
 
     return quantize(info.path, target, "F16", (), True, False, n_threads, relabel, cancel)
 
@@ -465,6 +491,7 @@ def optimize(
     request: OptimizeRequest,
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> OptimizeResult:
     """Prune (given blocks, or ``prune_count`` chosen by `plan_pruning`) and quantize a model.
 
@@ -473,6 +500,10 @@ def optimize(
     text -> when pruning, quantize the unpruned source to the nearest smaller type and evaluate
     it too, and recommend the better of the two for that size -> register in the library with
     provenance ``{source, removed_blocks, type, calibration_sha256, report}``.
+
+    Once the blocks are known (before the conversion), the predicted size is checked against the
+    source's: a type that would not make the file meaningfully smaller gets a specific warning,
+    passed to ``warn`` at once (on the calling thread) and kept in the report.
     """
     from slmdesk.models.library import Library
     from slmdesk.optimize.evaluate import default_text, evaluate, text_sha256
@@ -541,6 +572,11 @@ def optimize(
             if dest.exists():
                 raise SlmdeskError(f"A model file named {dest.name} already exists; choose --name.")
 
+    checked = size_check(info, qtype.name, removed, request.n_threads, cancel)
+    if checked["warning"]:
+        warnings[:] = [checked["warning"]]  # it says what the generic re-quantize warning says
+        if warn is not None:
+            warn(checked["warning"])
     # Prune from the F16 reference when one exists (no double rounding), else from the source.
     convert_from = reference if (reference is not None and removed) else info.path
     # Written and evaluated under a hidden name: the library lists it only once it is complete.
@@ -554,6 +590,7 @@ def optimize(
         "removed_blocks": removed,
         "size_before": info.size_bytes,
         "size_after": staged.stat().st_size,
+        "size_check": checked,
         "warnings": warnings,
     }
     try:
@@ -564,6 +601,9 @@ def optimize(
             evaluation = evaluate(staged, reference, heldout, request.n_threads, progress, cancel)
             report["eval"] = evaluation.as_dict()
             report["eval_text_sha256"] = text_sha256(heldout)
+            report["speed"] = _speed_against_source(
+                info, reference, staged, qtype, removed, heldout, request, progress, cancel
+            )
             if removed and request.compare:
                 report["comparison"] = _compare_plain(
                     info,
@@ -597,6 +637,81 @@ def optimize(
     os.replace(staged, dest)
     entry = Library().add_managed_file(dest, provenance=provenance, name=name)
     return OptimizeResult(dest, entry.name, report, warnings)
+
+
+def _speed_against_source(
+    info: GGUFInfo,
+    reference: Path,
+    result_path: Path,
+    qtype: QuantType,
+    removed: Sequence[int],
+    text: str,
+    request: OptimizeRequest,
+    progress: ProgressCallback | None,
+    cancel: CancelCheck | None,
+) -> dict[str, Any]:
+    """The result's decode speed against the source at the same type (the report's ``speed``).
+
+    Why: the evaluation's speed is against the F16 reference, so a pruned Q4_K_M model looks
+    slower than its own source did. A pruned result is compared with the unpruned model at its
+    own type (the source itself when it has that type, else converted for this comparison and
+    removed after); a plain conversion with the source as it is. Both are measured in one child,
+    back to back, so the machine's load weighs on both alike.
+    """
+    from slmdesk.models.quant_types import canonical_name
+
+    def relabel(p: Progress) -> None:
+        if progress is not None:
+            progress(replace(p, stage="speed"))
+
+    baseline, made = info.path, None
+    baseline_type = info.quantization
+    if removed:
+        baseline_type = qtype.name
+        if canonical_name(info.quantization) != qtype.name:
+            if reference != info.path and qtype.name == "F16":
+                baseline = reference
+            else:
+                made = paths.cache_dir() / f"compare-{os.getpid()}-speed-{qtype.name}.gguf"
+                baseline = quantize(
+                    reference,
+                    made,
+                    qtype,
+                    (),
+                    True,
+                    False,
+                    request.n_threads,
+                    relabel,
+                    cancel,
+                    overwrite=True,
+                )
+    try:
+        measured = run_worker(
+            {
+                "kind": "speed",
+                "models": [str(result_path), str(baseline)],
+                "text": text,
+                "n_threads": request.n_threads,
+            },
+            relabel,
+            cancel,
+            stage="speed",
+        )
+    finally:
+        if made is not None:
+            with contextlib.suppress(OSError):
+                made.unlink()
+    speed, base = (float(v) for v in measured["tokens_per_second"])
+    ratio = speed / base if base > 0 else None
+    label = f"the source at {baseline_type}"
+    return {
+        "tokens_per_second": speed,
+        "baseline_tokens_per_second": base,
+        "ratio": ratio,
+        "baseline": label,
+        "baseline_type": baseline_type,
+        "summary": f"{ratio:.2f}× the speed of {label}" if ratio else f"compared with {label}",
+    }
 
 
 def _compare_plain(

@@ -6,8 +6,8 @@ the window down with it. In a child, Cancel is ``kill()`` and a crash is an exit
 Protocol: the parent starts ``python -m slmdesk.optimize.child.main`` (see `worker_command`) and
 writes one JSON job on its stdin. The child writes JSON lines on stdout — ``{"event": "progress",
 ...}``, ``{"event": "result", ...}`` or ``{"event": "error", "message": ...}`` — and llama.cpp
-writes its log on stderr, where the per-tensor lines ``[  12/ 236] blk.1.attn_k.weight ...`` are
-turned into progress too.
+writes its log on stderr (kept for the crash message); a conversion's progress, weighted by tensor
+size, comes from the child's own reading of that log (`slmdesk.optimize.child.quantize_progress`).
 
 Threads: `run_worker` blocks the calling thread; it starts two reader threads named
 ``slmdesk-worker-out`` / ``slmdesk-worker-err`` and joins them before it returns. Callbacks run on
@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import queue
-import re
 import subprocess
 import sys
 import threading
@@ -33,7 +32,6 @@ WORKER_MODULE = "slmdesk.optimize.child.main"
 # When frozen (PyInstaller), the app executable itself must dispatch to the worker when it is
 # started with this first argument (see slmdesk.optimize.child.main.frozen_dispatch).
 FROZEN_FLAG = "--slmdesk-optimize-worker"
-_TENSOR_LINE = re.compile(r"^\[\s*(\d+)/\s*(\d+)\]\s+(\S+)")
 
 
 class OptimizeCancelled(SlmdeskError):
@@ -52,6 +50,13 @@ class Progress:
     done: int
     total: int
     detail: str = ""
+    # Share of the stage's work done (0..1) when it is known better than ``done / total``: a
+    # conversion weighs each tensor by its size.
+    fraction: float | None = None
+    # Planning: the set of blocks just measured and its mean KL divergence (a single block's is
+    # its importance).
+    blocks: tuple[int, ...] = ()
+    kld_mean: float | None = None
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -137,9 +142,6 @@ def run_worker(
                 continue
             if name == "err":
                 tail = [*tail[-19:], line]
-                match = _TENSOR_LINE.match(line)
-                if match and progress is not None:
-                    progress(Progress(stage, int(match[1]), int(match[2]), match[3]))
                 continue
             try:
                 message = json.loads(line)
@@ -148,12 +150,17 @@ def run_worker(
                 continue
             event = message.get("event")
             if event == "progress" and progress is not None:
+                fraction = message.get("fraction")
+                kld_mean = message.get("kld_mean")
                 progress(
                     Progress(
                         str(message.get("stage", stage)),
                         int(message.get("done", 0)),
                         int(message.get("total", 0)),
                         str(message.get("detail", "")),
+                        float(fraction) if fraction is not None else None,
+                        tuple(int(b) for b in message.get("blocks") or ()),
+                        float(kld_mean) if kld_mean is not None else None,
                     )
                 )
             elif event == "result":

@@ -73,3 +73,22 @@ def test_optimize_refuses_a_non_gguf_file(tmp_path: Path) -> None:
     fake.write_text("hello", encoding="utf-8")
     out = run_cli("optimize", str(fake), "--quant", "Q8_0")
     assert out.returncode == 1 and "not a GGUF" in out.stderr
+
+
+def test_optimize_warns_when_the_type_would_grow_the_file(tiny_model: Path, tmp_path: Path) -> None:
+    from slmdesk.optimize.pipeline import quantize
+
+    q4 = quantize(tiny_model, tmp_path / "tiny-q4.gguf", "Q4_K_M")
+    out = run_cli("optimize", str(q4), "--quant", "Q8_0", "--no-eval", "--name", "grown")
+    assert out.returncode == 0, out.stderr
+    assert "warning: Q8_0 would make this model" in out.stderr
+    assert "larger than its Q4_K_M source" in out.stderr
+    assert out.stdout.count("would make this model") == 0  # said once, before the work
+    data = run_cli(
+        "optimize", str(q4), "--quant", "Q8_0", "--no-eval", "--name", "grown2", "--json"
+    )
+    assert data.returncode == 0, data.stderr
+    report = json.loads(data.stdout)["report"]
+    assert report["size_check"]["predicted_size_bytes"] > report["size_check"]["source_size_bytes"]
+    assert "larger than its Q4_K_M source" in report["size_check"]["warning"]
+    assert report["size_before"] < report["size_after"]  # the old fields keep their meaning

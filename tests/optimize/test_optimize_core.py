@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,29 @@ def test_quantize_q4_k_m_with_pruning_loads_and_generates(tiny_model: Path, tmp_
     assert not list(tmp_path.glob(".*partial*"))
     with ModelRunner(out, 64) as runner:
         assert runner.decode_speed(runner.tokenize("the sun was out"), 4) > 0
+
+
+def test_quantize_progress_is_a_percentage_of_the_work(tiny_model: Path, tmp_path: Path) -> None:
+    """Each tensor is reported as it starts and as it ends, weighted by its size: the share
+    moves from 0 to 1 and a large tensor moves it more than a small one."""
+    seen: list[opt.Progress] = []
+    opt.quantize(tiny_model, tmp_path / "out.gguf", "Q4_K_M", [1], progress=seen.append)
+    fractions = [p.fraction for p in seen]
+    assert all(f is not None for f in fractions)
+    assert fractions[0] == 0.0 and fractions[-1] == 1.0
+    assert fractions == sorted(fractions)  # never goes back
+    info = read_gguf_info(tiny_model)
+    sizes = {t.name: t.n_elements for t in info.tensors}
+    steps = {}  # the share each finished tensor added
+    for before, after in itertools.pairwise(seen):
+        if after.done == before.done + 1 and after.detail == before.detail:
+            steps[after.detail] = after.fraction - before.fraction
+    assert steps["token_embd.weight"] > 50 * steps["output_norm.weight"]
+    assert steps["token_embd.weight"] == pytest.approx(
+        sizes["token_embd.weight"]
+        / sum(n for name, n in sizes.items() if not name.startswith("blk.1.")),
+        rel=0.3,
+    )
 
 
 def test_size_preview_predicts_real_sizes(tiny_model: Path, tmp_path: Path) -> None:
@@ -114,6 +138,17 @@ def test_plan_then_optimize_registers_provenance(tiny_model: Path, short_text_fi
     assert entry.provenance["type"] == "Q8_0"
     assert len(entry.provenance["calibration_sha256"]) == 64
     assert entry.provenance["report"]["eval"]["kld_mean"] > 0
+
+
+def test_each_block_importance_is_reported_as_it_is_measured(
+    tiny_model: Path, short_text_file: Path
+) -> None:
+    steps: list[opt.Progress] = []
+    plan = opt.plan_pruning(tiny_model, 0, short_text_file, progress=steps.append)
+    singles = [p for p in steps if len(p.blocks) == 1]
+    assert [p.blocks[0] for p in singles] == [0, 1, 2, 3]
+    assert [p.kld_mean for p in singles] == pytest.approx(plan.importance)
+    assert [p.done for p in singles] == [1, 2, 3, 4]  # one report per block, as it comes
 
 
 def test_measured_importance_is_reused_not_measured_again(

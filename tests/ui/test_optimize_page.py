@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
@@ -120,6 +121,7 @@ def test_quantize_q8_0_adds_the_model_with_a_report(qtbot, page) -> None:
     assert float(report.kld_tile.value.text()) >= 0
     assert report.top1_tile.value.text().endswith("%")
     assert "tokens/s" in report.speed_tile.value.text()
+    assert "× the speed of the source at F16" in report.speed_tile.context.text()
     titles = [title for title, _ in report.chart.groups()]
     assert titles == ["Size on disk", "KL divergence (lower is better)"]
     with qtbot.waitSignal(controller.chat_requested, timeout=5000) as signal:
@@ -168,6 +170,9 @@ def test_measure_importance_then_prune_one_block_automatically(
     assert entry.provenance["removed_blocks"] == [cheapest]
     assert entry.facts["block_count"] == 3
     assert controller.view.report_step.blocks_tile.value.text() == "4 → 3"
+    # the pruned model's speed against the unpruned model at the same type, not the F16 source
+    speed_context = controller.view.report_step.speed_tile.context.text()
+    assert "× the speed of the source at Q8_0" in speed_context
 
 
 def test_cancel_mid_run_leaves_no_partial_file(qtbot, page) -> None:
@@ -297,3 +302,129 @@ def test_closing_the_window_mid_run_is_bounded_and_leaves_no_partial_file(
     assert sorted(p.name for p in models.iterdir()) == before  # no partial, no output
     assert [e.name for e in Library().entries()] == ["tiny-llama-F16"]
     parts.shutdown()
+
+
+@pytest.fixture
+def q4_entry(tiny_model: Path, tmp_path: Path) -> str:
+    """A Q4_K_M copy of the tiny model in the library (imported before the window opens)."""
+    q4 = core_optimize.quantize(tiny_model, tmp_path / "tiny-q4.gguf", "Q4_K_M")
+    return Library().import_model(q4).name
+
+
+def test_a_type_that_grows_the_source_is_named_and_never_preselected(
+    qtbot, q4_entry: str, page
+) -> None:
+    _parts, controller = page
+    step = controller.view.type_step
+    _to_type_step(qtbot, controller)
+    assert controller.select_type("Q8_0")  # fine for the F16 source: no warning
+    assert not step.warning.isVisible()
+    _click(qtbot, controller.view.back_button)
+    assert controller.select_model(q4_entry)
+    qtbot.waitUntil(
+        lambda: controller.facts is not None and controller.facts.entry.name == q4_entry,
+        timeout=10_000,
+    )
+    _to_type_step(qtbot, controller)  # the rows of the Q4_K_M source
+    chosen = controller.selected_option()
+    assert chosen is not None and chosen.name not in {"Q8_0", "Q4_K_M"}  # neither grows it
+    assert chosen.size_warning == ""
+    source_size = controller.facts.info.size_bytes
+    assert chosen.predicted_size_bytes < 0.9 * source_size
+    assert controller.select_type("Q8_0")
+    assert step.warning.isVisible()
+    assert "Q8_0 would make this model" in step.warning.text()
+    assert "larger than its Q4_K_M source" in step.warning.text()
+    # made anyway: the report says it, and the next pass does not offer Q8_0 again
+    _click(qtbot, controller.view.next_button)
+    _click(qtbot, controller.view.next_button)
+    _click(qtbot, controller.view.run_step.start_button)
+    qtbot.waitUntil(lambda: controller.step == STEP_REPORT, timeout=TIMEOUT)
+    report = controller.view.report_step
+    assert "Q8_0 would make this model" in report.warnings.text()
+    _click(qtbot, report.again_button)
+    _click(qtbot, controller.view.next_button)
+    assert controller.step == STEP_TYPE
+    assert controller.selected_option().name not in {"Q8_0", "Q4_K_M"}
+
+
+def test_writing_the_model_shows_a_percentage(qtbot, page) -> None:
+    _parts, controller = page
+    _to_run_step(qtbot, controller, "Q4_K_M", MODE_NONE)
+    run = controller.view.run_step
+    shown: list[tuple[str, str, str]] = []  # (stage, detail, bar text) after each update
+    _click(qtbot, run.start_button)
+    assert controller.job is not None  # connected after the page's own handler: sees its result
+    controller.job.progress.connect(
+        lambda _p: shown.append((run.stage.text(), run.detail.text(), run.progress.text()))
+    )
+    qtbot.waitUntil(lambda: controller.step == STEP_REPORT, timeout=TIMEOUT)
+    writing = [s for s in shown if s[0] == "Writing the new model" and s[1] != "starting…"]
+    assert writing, shown
+    assert all(re.match(r"\d+ % · ", detail) for _, detail, _ in writing), writing
+    assert all(text.endswith("%") for *_, text in writing)
+
+
+def test_importance_bars_fill_in_as_each_block_is_measured(qtbot, page) -> None:
+    _parts, controller = page
+    _to_type_step(qtbot, controller)
+    _click(qtbot, controller.view.next_button)
+    prune = controller.view.prune_step
+    drawn: list[list[float | None]] = []  # what the chart shows after each update
+    _click(qtbot, prune.measure_button)
+    assert controller.job is not None  # connected after the page's own handler: sees its result
+    controller.job.progress.connect(lambda _p: drawn.append(list(prune.chart.importance or [])))
+    _wait_idle(qtbot, controller)
+    final = prune.chart.importance
+    assert final is not None and None not in final
+    partial = [d for d in drawn if d and None in d and any(v is not None for v in d)]
+    assert partial, drawn  # some bars were drawn while others were still being measured
+    for shown in drawn:  # every bar drawn early is the figure the measurement ends with
+        assert [v for v in shown if v is not None] == pytest.approx(
+            [f for f, v in zip(final, shown, strict=True) if v is not None]
+        )
+
+
+def test_discard_removes_the_result_after_confirmation(qtbot, page, dialog_script) -> None:
+    _parts, controller = page
+    _to_run_step(qtbot, controller, "Q8_0", MODE_NONE)
+    _click(qtbot, controller.view.run_step.start_button)
+    qtbot.waitUntil(lambda: controller.step == STEP_REPORT, timeout=TIMEOUT)
+    report = controller.view.report_step
+    path = Path(controller.result.path)
+    dialog_script.answers["confirm"] = False  # asked, declined: nothing changes
+    _click(qtbot, report.discard_button)
+    assert dialog_script.asked == ["confirm"]
+    assert "tiny-llama-Q8_0" in [e.name for e in Library().entries()]
+    dialog_script.answers["confirm"] = True
+    _click(qtbot, report.discard_button)
+    qtbot.waitUntil(lambda: report.title.text() == "tiny-llama-Q8_0 was discarded", timeout=10_000)
+    assert [e.name for e in Library().entries()] == ["tiny-llama-F16"]
+    assert not path.exists()
+    assert not report.discard_button.isEnabled() and not report.chat_button.isEnabled()
+
+
+def test_a_heavily_degraded_result_offers_the_recommended_plan(qtbot, page) -> None:
+    _parts, controller = page
+    _to_type_step(qtbot, controller)
+    assert controller.select_type("Q8_0")
+    _click(qtbot, controller.view.next_button)
+    controller.set_prune_mode(MODE_MANUAL)
+    controller.view.prune_step.chart.set_selected([0])  # the first block: costly to remove
+    controller._on_prune_changed()
+    _click(qtbot, controller.view.next_button)
+    controller.view.run_step.compare.setChecked(False)
+    _click(qtbot, controller.view.run_step.start_button)
+    qtbot.waitUntil(lambda: controller.step == STEP_REPORT, timeout=TIMEOUT)
+    report = controller.view.report_step
+    assert "heavily degraded" in report.kld_tile.context.text()
+    assert report.recommended_button.isEnabled()
+    assert "Build Q8_0 without pruning instead" in report.recommended_button.toolTip()
+    _click(qtbot, report.recommended_button)
+    assert controller.running and controller.step == STEP_RUN
+    qtbot.waitUntil(
+        lambda: controller.step == STEP_REPORT and not controller.running, timeout=TIMEOUT
+    )
+    assert controller.result.name == "tiny-llama-Q8_0"
+    assert Library().get("tiny-llama-Q8_0").provenance["removed_blocks"] == []
+    assert "tiny-llama-pruned1-Q8_0" in [e.name for e in Library().entries()]  # not discarded

@@ -14,6 +14,7 @@ Jobs (``kind``):
 - ``dry_run``: per offered type, the tensor types llama.cpp would choose (for the size preview).
 - ``evaluate``: `slmdesk.optimize.child.scoring.evaluate_in_process`.
 - ``plan``: guided pruning search (`slmdesk.optimize.child.plan.plan_in_process`).
+- ``speed``: decode speed of several models, back to back (`slmdesk.optimize.child.speed`).
 """
 
 from __future__ import annotations
@@ -36,9 +37,21 @@ def emit(event: str, **fields: Any) -> None:
     sys.stdout.flush()
 
 
-def progress(stage: str, done: int, total: int, detail: str = "") -> None:
-    """Report progress to the parent."""
-    emit("progress", stage=stage, done=done, total=total, detail=detail)
+def progress(
+    stage: str,
+    done: int,
+    total: int,
+    detail: str = "",
+    fraction: float | None = None,
+    blocks: Sequence[int] | None = None,
+    kld_mean: float | None = None,
+) -> None:
+    """Report progress to the parent (``fraction``: share of the work done, when known;
+    ``blocks`` and ``kld_mean``: the set of blocks just measured, and what removing it costs)."""
+    extra: dict[str, Any] = {} if fraction is None else {"fraction": fraction}
+    if blocks is not None and kld_mean is not None:
+        extra.update(blocks=list(blocks), kld_mean=kld_mean)
+    emit("progress", stage=stage, done=done, total=total, detail=detail, **extra)
 
 
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
@@ -46,7 +59,15 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     kind = job.get("kind")
     n_threads = int(job.get("n_threads") or 2)
     if kind == "quantize":
-        native.install_log(forward=True)
+        from slmdesk.models.gguf_info import read_gguf_info
+        from slmdesk.optimize.child.quantize_progress import QuantizeProgress
+
+        tracker = QuantizeProgress(
+            read_gguf_info(job["source"]),
+            job.get("prune_layers") or [],
+            lambda done, total, name, fraction: progress("quantizing", done, total, name, fraction),
+        )
+        native.install_log(forward=True, listener=tracker.feed)
         fixed = prune_and_fix(
             job["source"],
             job["dest"],
@@ -68,6 +89,12 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         report = evaluate_in_process(job["model"], job["reference"], job["text"], n_threads)
         progress("evaluating", 1, 1)
         return report.as_dict()
+    if kind == "speed":
+        native.install_log(forward=False)
+        from slmdesk.optimize.child.speed import measure_speeds
+
+        speeds = measure_speeds(list(job["models"]), str(job["text"]), n_threads, progress)
+        return {"tokens_per_second": speeds}
     if kind == "plan":
         native.install_log(forward=False)
         from slmdesk.optimize.child.plan import plan_in_process

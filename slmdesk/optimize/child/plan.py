@@ -76,10 +76,12 @@ class SilencedBlocks:
                 handle.flush()
 
 
-def plan_in_process(
-    job: dict[str, Any], progress: Callable[[str, int, int, str], None]
-) -> dict[str, Any]:
-    """The guided search, run inside the worker child (see `plan_pruning`)."""
+def plan_in_process(job: dict[str, Any], progress: Callable[..., None]) -> dict[str, Any]:
+    """The guided search, run inside the worker child (see `plan_pruning`).
+
+    ``progress(stage, done, total, detail, blocks=..., kld_mean=...)`` is called after each
+    measured set, so the parent can draw each block's importance as soon as it is known.
+    """
     started = time.perf_counter()
     ref_path = str(job["reference"])
     n = int(job["n"])
@@ -119,7 +121,14 @@ def plan_in_process(
                     candidate.unlink()
         scores[key] = float(summary["kld_mean"])
         done += 1
-        progress("planning", done, max(total, done), "blocks " + ",".join(map(str, key)))
+        progress(
+            "planning",
+            done,
+            max(total, done),
+            "blocks " + ",".join(map(str, key)),
+            blocks=key,
+            kld_mean=scores[key],
+        )
         return scores[key]
 
     importance = [score((b,)) for b in range(n_blocks)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import (
@@ -48,7 +49,7 @@ class ImportanceChart(QWidget):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMouseTracking(True)
         self._n = 0
-        self._importance: list[float] | None = None
+        self._importance: list[float | None] | None = None
         self._global: list[bool] | None = None
         self._selected: set[int] = set()
         self._interactive = False
@@ -59,9 +60,13 @@ class ImportanceChart(QWidget):
     # -- state ----------------------------------------------------------------------------------
 
     def set_blocks(
-        self, n: int, importance: list[float] | None = None, global_flags: list[bool] | None = None
+        self,
+        n: int,
+        importance: Sequence[float | None] | None = None,
+        global_flags: list[bool] | None = None,
     ) -> None:
-        """Show ``n`` blocks; ``importance`` None draws placeholders (not measured yet)."""
+        """Show ``n`` blocks; ``importance`` None draws placeholders (not measured yet), and so
+        does a None entry (that block is not measured yet, while the others arrive)."""
         self._n = n
         self._importance = list(importance) if importance is not None else None
         self._global = list(global_flags) if global_flags is not None else None
@@ -92,8 +97,8 @@ class ImportanceChart(QWidget):
         return self._current
 
     @property
-    def importance(self) -> list[float] | None:
-        """The measured importance, if any."""
+    def importance(self) -> list[float | None] | None:
+        """The measured importance, if any (None for blocks still being measured)."""
         return self._importance
 
     # -- geometry -------------------------------------------------------------------------------
@@ -109,12 +114,13 @@ class ImportanceChart(QWidget):
         slot = plot.width() / max(1, self._n)
         width = max(2.0, slot * 0.7)
         x = plot.left() + slot * index + (slot - width) / 2
-        if self._importance is None:
-            fraction = 0.35
+        measured = [v for v in self._importance or () if v is not None]
+        value = self._importance[index] if self._importance is not None else None
+        if value is None:
+            fraction = 0.12 if measured else 0.35  # low stubs while the others arrive
         else:
-            top = max(self._importance) or 1.0
-            value = max(0.0, self._importance[index])
-            fraction = max(0.02, math.sqrt(value / top))
+            top = max(measured) or 1.0
+            fraction = max(0.02, math.sqrt(max(0.0, value) / top))
         height = plot.height() * fraction
         return QRectF(x, plot.bottom() - height, width, height)
 
@@ -153,7 +159,7 @@ class ImportanceChart(QWidget):
             rect = self._bar_rect(i)
             if i in self._selected:
                 color = QColor(REMOVE_COLOR)
-            elif self._importance is None:
+            elif self._importance is None or self._importance[i] is None:
                 color = QColor(UNMEASURED_COLOR)
             else:
                 color = QColor(ACCENT)
@@ -254,8 +260,9 @@ class ImportanceChart(QWidget):
     def tooltip_for(self, block: int) -> str:
         """The hover text of one bar."""
         parts = [f"Block {block}"]
-        if self._importance is not None:
-            parts.append(f"KL divergence when removed: {self._importance[block]:.3f}")
+        value = self._importance[block] if self._importance is not None else None
+        if value is not None:
+            parts.append(f"KL divergence when removed: {value:.3f}")
         else:
             parts.append("importance not measured yet")
         if self._global is not None and block < len(self._global):

@@ -26,6 +26,7 @@ from slmdesk.common import settings as app_settings
 from slmdesk.common.errors import SlmdeskError
 from slmdesk.models.gguf_info import GGUFInfo
 from slmdesk.models.library import Library, ModelEntry
+from slmdesk.optimize.guardrails import Recommendation, preselected_type, recommended_plan
 from slmdesk.optimize.worker_process import OptimizeCancelled, Progress
 from slmdesk.ui import dialogs
 from slmdesk.ui.format import human_duration, human_size
@@ -48,9 +49,11 @@ STAGE_WORDS: dict[str, str] = {
     "planning": "Measuring which blocks matter least",
     "quantizing": "Writing the new model",
     "evaluating": "Measuring quality against the original",
+    "speed": "Measuring speed against the original",
     "compare": "Measuring plain quantization of the same size, for comparison",
 }
 PREVIEW_WORDS = "Predicting the size of each type"
+CAUTION_COLOR = "#b26a00"  # a predicted size that is not meaningfully smaller than the source
 
 
 @dataclass
@@ -94,6 +97,12 @@ def read_source_facts(entry: ModelEntry) -> SourceFacts:
     )
 
 
+def percent(fraction: float) -> str:
+    """``42 %``: whole percents, never 100 % before the end."""
+    value = int(fraction * 100) if fraction < 1 else 100
+    return f"{value} %"
+
+
 def verdict_badge(option: Any) -> QWidget:
     """A small coloured pill with the memory verdict, centred in its table cell."""
     cell = QWidget()
@@ -128,8 +137,11 @@ class OptimizeController(QObject):
         self._previews: dict[str, list[Any]] = {}
         self._preview_job: Job | None = None
         self.importance: list[float] | None = None
+        self._measured: list[float | None] = []  # importance arriving block by block
         self.calibration: Path | None = None
         self.result: Any = None  # OptimizeResult
+        self.recommendation: Recommendation | None = None  # what to build instead of the result
+        self._discard_job: Job | None = None
         self._job = ""  # "measure" | "optimize" | ""
         self._started = 0.0
         self._stage_key = ""
@@ -147,6 +159,7 @@ class OptimizeController(QObject):
         view.model_step.table.itemSelectionChanged.connect(self._on_model_selected)
         view.model_step.table.doubleClicked.connect(self._on_next)
         view.type_step.table.itemSelectionChanged.connect(self._update_nav)
+        view.type_step.table.itemSelectionChanged.connect(self._show_type_warning)
         view.type_step.table.doubleClicked.connect(self._on_next)
         prune = view.prune_step
         prune.mode_group.idClicked.connect(self._on_mode_changed)
@@ -164,6 +177,8 @@ class OptimizeController(QObject):
         report.chat_button.clicked.connect(self._on_chat)
         report.compare_button.clicked.connect(self._on_compare)
         report.again_button.clicked.connect(self._on_again)
+        report.discard_button.clicked.connect(self._on_discard)
+        report.recommended_button.clicked.connect(self._on_build_recommended)
         self.ab.closed.connect(lambda: self.go(STEP_REPORT))
         self.set_calibration(None)
         self.go(STEP_MODEL)
@@ -326,8 +341,7 @@ class OptimizeController(QObject):
             f"{facts.entry.name}: {facts.info.quantization}, "
             f"{human_size(facts.info.size_bytes)}, {facts.info.block_count} blocks"
         )
-        step.warning.setText(facts.requantize_warning or "")
-        step.warning.setVisible(bool(facts.requantize_warning))
+        self._show_type_warning()
         options = self._previews.get(str(facts.info.path))
         if options is None:
             step.table.setRowCount(0)
@@ -338,7 +352,7 @@ class OptimizeController(QObject):
     def _fill_types(self, options: list[Any]) -> None:
         step = self.view.type_step
         previous = self.selected_option()
-        wanted = previous.name if previous else DEFAULT_TYPE
+        wanted = preselected_type(options, previous.name if previous else None, DEFAULT_TYPE)
         self.options = options
         step.status.setText("")
         table = step.table
@@ -368,13 +382,27 @@ class OptimizeController(QObject):
                     item.setFlags(Qt.ItemFlag.NoItemFlags)
                     item.setForeground(grey)
                     item.setToolTip(option.reason)
+                elif option.size_warning:
+                    item.setToolTip(option.size_warning)
+                    if column == 1:
+                        item.setForeground(QBrush(QColor(CAUTION_COLOR)))
                 table.setItem(row, column, item)
             table.setCellWidget(row, 2, verdict_badge(option))
         table.blockSignals(False)
-        names = [o.name for o in options if o.available]
-        if wanted in names:
+        if wanted is not None:
             table.selectRow([o.name for o in options].index(wanted))
+        self._show_type_warning()
         self._update_nav()
+
+    @Slot()
+    def _show_type_warning(self) -> None:
+        """The chosen type's own size warning, else the source's re-quantize warning."""
+        step = self.view.type_step
+        option = self.selected_option()
+        generic = self.facts.requantize_warning if self.facts is not None else None
+        text = (option.size_warning if option is not None else "") or generic or ""
+        step.warning.setText(text)
+        step.warning.setVisible(bool(text))
 
     def selected_option(self) -> Any:
         """The `TypeOption` chosen in step 2."""
@@ -569,6 +597,7 @@ class OptimizeController(QObject):
 
         step = self.view.prune_step
         self._job = "measure"
+        self._measured = [None] * facts.info.block_count
         self._begin_progress()
         step.measure_button.setVisible(False)
         step.measure_cancel.setVisible(True)
@@ -675,7 +704,7 @@ class OptimizeController(QObject):
         self._planned = (
             (["reference"] if quantized_source else [])
             + (["planning"] if request.prune_count else [])
-            + ["quantizing", "evaluating"]
+            + ["quantizing", "evaluating", "speed"]
             + (["compare"] if pruning and request.compare else [])
         )
 
@@ -718,7 +747,9 @@ class OptimizeController(QObject):
 
             def report(p: Progress) -> None:
                 nonlocal stage
-                context.report(p, urgent=p.stage != stage or p.done >= p.total)
+                # a measured block is never merged away by the throttle: its bar needs it
+                urgent = p.stage != stage or p.done >= p.total or p.kld_mean is not None
+                context.report(p, urgent=urgent)
                 stage = p.stage
 
             return run(report, context.cancelled)
@@ -786,6 +817,8 @@ class OptimizeController(QObject):
             self._stage_mark = (p.stage, time.monotonic(), p.done)
         if p.stage == "planning" and p.detail:
             detail = f"trying without {p.detail} ({p.done} of {p.total}){self._eta(p)}"
+        elif p.fraction is not None:
+            detail = f"{percent(p.fraction)} · {p.detail} (tensor {p.done} of {p.total} done)"
         elif p.stage in {"quantizing", "reference"} and p.total > 1:
             detail = f"tensor {p.done} of {p.total}: {p.detail}"
         else:
@@ -800,13 +833,17 @@ class OptimizeController(QObject):
             step = self.view.prune_step
             bar = step.measure_progress
             step.measure_status.setText(f"{words}: {detail}" if detail else words)
+            self._show_measured(p)
         else:
             step_run = self.view.run_step
             bar = step_run.progress
             step_run.stage.setText(words)
             step_run.detail.setText(detail)
             self._render_stages()
-        if p.total > 1 and p.done < p.total:
+        if p.fraction is not None:
+            bar.setRange(0, 1000)  # the bar's own text shows the same percentage
+            bar.setValue(round(p.fraction * 1000))
+        elif p.total > 1 and p.done < p.total:
             bar.setRange(0, p.total)
             bar.setValue(p.done)
         elif p.total > 1:
@@ -814,6 +851,17 @@ class OptimizeController(QObject):
             bar.setValue(p.total)
         else:
             bar.setRange(0, 0)  # a busy bar: this stage reports no counts
+
+    def _show_measured(self, p: Progress) -> None:
+        """Draw a block's bar as soon as its importance is measured."""
+        if len(p.blocks) != 1 or p.kld_mean is None or self.facts is None:
+            return
+        block = p.blocks[0]
+        if 0 <= block < len(self._measured):
+            self._measured[block] = p.kld_mean
+            self.view.prune_step.chart.set_blocks(
+                len(self._measured), self._measured, self.facts.global_flags
+            )
 
     def _eta(self, p: Progress) -> str:
         """``, about 3 min left`` once a stage has timed a couple of its steps."""
@@ -878,6 +926,10 @@ class OptimizeController(QObject):
         self._timer.stop()
         if job == "measure":
             self._end_measure()
+            if self.facts is not None:  # an unfinished measurement is not a measurement
+                self.view.prune_step.chart.set_blocks(
+                    self.facts.info.block_count, self.importance, self.facts.global_flags
+                )
             if isinstance(exc, OptimizeCancelled):
                 self.view.prune_step.measure_status.setText("Measurement cancelled.")
             else:
@@ -934,6 +986,67 @@ class OptimizeController(QObject):
             facts.entry.name if facts else Path(result.report["source"]).stem,
             facts.info.block_count if facts else None,
         )
+        report = self.view.report_step
+        self.recommendation = recommended_plan(result.report)
+        for button in (report.chat_button, report.compare_button, report.discard_button):
+            button.setEnabled(True)
+        report.discard_button.setToolTip(
+            f"Remove {result.name} from your library and delete its file"
+        )
+        rec = self.recommendation
+        report.recommended_button.setEnabled(rec is not None)
+        report.recommended_button.setToolTip(
+            f"{rec.label}: {rec.reason}."
+            if rec is not None
+            else "Nothing better to suggest for this model: this result is the recommended one."
+        )
+
+    @Slot()
+    def _on_discard(self) -> None:
+        result = self.result
+        if result is None or (self._discard_job is not None and self._discard_job.running):
+            return
+        if not dialogs.confirm(
+            self.view,
+            "Discard the new model",
+            f"Remove {result.name} from your library and delete {Path(result.path).name}? "
+            "This cannot be undone.",
+            "Discard",
+        ):
+            return
+        self.ab.shutdown()  # the side-by-side view may still hold the file open
+        self.view.report_step.discard_button.setEnabled(False)
+        name = result.name
+
+        def done(_removed: Any) -> None:
+            report = self.view.report_step
+            report.title.setText(f"{name} was discarded")
+            report.subtitle.setText("It was removed from your library and its file deleted.")
+            for button in (report.chat_button, report.compare_button, report.discard_button):
+                button.setEnabled(False)
+
+        def failed(exc: BaseException) -> None:
+            self.view.report_step.discard_button.setEnabled(True)
+            self._show_failure(exc)
+
+        self._discard_job = self.tasks.run(
+            lambda: self.library.remove(name, delete_file=True), done, failed, "optimize-discard"
+        )
+
+    @Slot()
+    def _on_build_recommended(self) -> None:
+        """Start the recommended plan: its type, every block kept, the suggested name."""
+        rec = self.recommendation
+        if rec is None or self.running or self.facts is None:
+            return
+        if not self.select_type(rec.quant):
+            self.view.show_error(f"{rec.quant} is not available for {self.facts.entry.name}.")
+            return
+        self.set_prune_mode(MODE_NONE)
+        self.ab.shutdown()
+        self.view.run_step.name.clear()
+        self.go(STEP_RUN)
+        self.start()
 
     @Slot()
     def _on_chat(self) -> None:
@@ -955,7 +1068,17 @@ class OptimizeController(QObject):
         self.result = None
         self.view.run_step.name.clear()
         self.view.run_step.progress_card.setVisible(False)
+        self._preselect_type()
         self.go(STEP_MODEL)
+
+    def _preselect_type(self) -> None:
+        """Keep the last type for the next pass only if it still shrinks this source."""
+        option = self.selected_option()
+        wanted = preselected_type(self.options, option.name if option else None, DEFAULT_TYPE)
+        if wanted is None:
+            self.view.type_step.table.clearSelection()
+        elif option is None or wanted != option.name:
+            self.select_type(wanted)
 
     # -- shutdown --------------------------------------------------------------------------------
 
