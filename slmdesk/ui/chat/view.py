@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from slmdesk.ui.chat.base_model_bar import BaseModelBar
 from slmdesk.ui.chat.message_widget import MessageWidget
 from slmdesk.ui.theme import icon
 
@@ -276,6 +277,7 @@ class ChatView(QWidget):
         self.format_label = QLabel("")
         self.format_label.setProperty("role", "muted")
         self.format_label.setWordWrap(True)
+        self.base_model_bar = BaseModelBar()
         self.messages = MessageList()
         self.notice = QLabel("")
         self.notice.setWordWrap(True)
@@ -311,6 +313,7 @@ class ChatView(QWidget):
         middle_layout.addLayout(header)
         middle_layout.addWidget(self.title)
         middle_layout.addWidget(self.format_label)
+        middle_layout.addWidget(self.base_model_bar)
         middle_layout.addWidget(self.messages, 1)
         middle_layout.addWidget(self.notice)
         middle_layout.addWidget(self.edit_banner)
