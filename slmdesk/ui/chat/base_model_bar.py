@@ -20,8 +20,8 @@ BASE_MODEL_TEXT = (
     "answer frame and answers can be wrong."
 )
 COMPLETION_TEXT = (
-    "Text completion: your message is continued as written, with no hidden frame and no system "
-    "prompt."
+    "Text completion is on: your message is continued as written; the prompt format above and "
+    "the system prompt are not used."
 )
 
 
