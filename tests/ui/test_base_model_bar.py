@@ -63,9 +63,15 @@ def test_a_base_model_is_named_as_such_and_text_completion_is_one_key_away(
         with gui_guard.allowed():
             store = ConversationStore()
             (conversation,) = store.list_conversations()
+
+        def stored_mode() -> object:  # settings are saved a moment after a change
+            with gui_guard.allowed():
+                return store.get(conversation.id).settings.get("mode")
+
+        qtbot.waitUntil(lambda: stored_mode() == COMPLETE, timeout=TIMEOUT)
+        with gui_guard.allowed():
             saved = store.get(conversation.id)
             store.close()
-        assert saved.settings["mode"] == COMPLETE  # kept with the conversation
         assert [m.text for m in saved.messages if m.role == "user"] == [
             "what is the capital",
             "the cat sat on",
