@@ -10,6 +10,11 @@ With a `ConversationStore` the session works on a stored conversation. Without o
 side-by-side comparison, the terminal chat) it keeps the history in memory; its messages get
 negative ids so listeners can treat both cases alike.
 
+A conversation is in one of two modes, stored with its settings as ``"mode"``: ``chat`` (the
+model's prompt format, which for a base model is a hidden question-and-answer frame) or
+``complete`` (text completion: the latest message is continued as written, with no hidden
+prompt). Either way only what the user typed and what the model wrote are saved.
+
 No Qt here: the window's inference thread, the A/B view and ``slmdesk chat`` all use it. It
 blocks while the engine generates; run it on a worker thread and stop it with ``stop_event``.
 """
@@ -32,6 +37,9 @@ log = logging.getLogger("slmdesk.chat.session")
 
 SAVE_INTERVAL = 1.0
 NO_MODEL = "No model is loaded: pick one above the chat."
+CHAT = "chat"
+COMPLETE = "complete"
+MODES = (CHAT, COMPLETE)
 
 
 class SessionListener(Protocol):
@@ -91,6 +99,8 @@ class ChatSession:
         conversation_id: the stored conversation (with ``store``).
         system_prompt: the system prompt of an in-memory conversation.
         save_interval: at most this many seconds between saves of a streaming reply.
+        mode: ``chat`` or ``complete`` when neither the settings passed to `reply` nor the
+            stored conversation's settings name one.
     """
 
     engine: ChatEngine
@@ -98,6 +108,7 @@ class ChatSession:
     conversation_id: int | None = None
     system_prompt: str = ""
     save_interval: float = SAVE_INTERVAL
+    mode: str = CHAT
     history: list[Message] = field(default_factory=list)
     _ids: itertools.count[int] = field(
         default_factory=lambda: itertools.count(-1, -1), init=False, repr=False
@@ -106,6 +117,8 @@ class ChatSession:
     def __post_init__(self) -> None:
         if self.store is not None and self.conversation_id is None:
             raise ValueError("a stored session needs a conversation id")
+        if self.mode not in MODES:
+            raise ValueError(f"unknown chat mode {self.mode!r}; choose from {MODES}")
 
     def reset(self) -> None:
         """Forget an in-memory conversation (and the engine's cached prompt)."""
@@ -125,7 +138,8 @@ class ChatSession:
 
         Args:
             user_text: the new user message, saved before generation starts.
-            sampling: settings; empty uses the stored conversation's own.
+            sampling: settings; empty uses the stored conversation's own. A ``"mode"`` key
+                (``chat`` / ``complete``) in a mapping chooses the mode for this reply.
             listener: told about saved messages and streamed text.
             stop_event: set from any thread to stop the reply within one token (it is kept).
             replace_from: delete this message and everything after it first (stored
@@ -137,14 +151,15 @@ class ChatSession:
         """
         listener = listener or _Quiet()
         mark = len(self.history)
+        mode = _mode_of(sampling, self.mode)
         if self.store is not None:
-            messages, settings, reply = self._prepare_stored(
+            messages, settings, reply, mode = self._prepare_stored(
                 user_text, sampling, listener, replace_from
             )
         else:
             messages, settings, reply = self._prepare_in_memory(user_text, sampling, listener)
         listener.reply_started(reply)
-        return self._stream(reply, messages, settings, listener, stop_event, mark)
+        return self._stream(reply, messages, settings, listener, stop_event, mark, mode)
 
     # -- before generation -----------------------------------------------------------------------
 
@@ -154,7 +169,7 @@ class ChatSession:
         sampling: SamplingSettings | Mapping[str, Any] | None,
         listener: SessionListener,
         replace_from: int | None,
-    ) -> tuple[list[dict[str, str]], SamplingSettings, Message]:
+    ) -> tuple[list[dict[str, str]], SamplingSettings, Message, str]:
         store, cid = self.store, self.conversation_id
         assert store is not None and cid is not None
         if replace_from is not None:
@@ -166,8 +181,9 @@ class ChatSession:
             raise EngineError(NO_MODEL)
         conversation = store.get(cid)
         settings = _settings(sampling or conversation.settings)
+        mode = _mode_of(sampling, _mode_of(conversation.settings, self.mode))
         reply = store.add_message(cid, "assistant", "", finished=False)
-        return conversation.chat_messages(), settings, reply
+        return conversation.chat_messages(), settings, reply, mode
 
     def _prepare_in_memory(
         self,
@@ -208,6 +224,7 @@ class ChatSession:
         listener: SessionListener,
         stop_event: threading.Event | None,
         mark: int,
+        mode: str = CHAT,
     ) -> Reply:
         parts: list[str] = []
         last_save = time.monotonic()
@@ -222,7 +239,9 @@ class ChatSession:
                 last_save = now
 
         try:
-            result = self.engine.generate(messages, settings, on_token, stop_event)
+            result = self.engine.generate(
+                messages, settings, on_token, stop_event, complete=mode == COMPLETE
+            )
         except SlmdeskError as exc:
             self._fail(reply, "".join(parts), mark)
             raise exc from None
@@ -255,6 +274,13 @@ class ChatSession:
                 self.store.truncate_after(reply.id, inclusive=True)
         except Exception:  # the failure is reported by the caller either way
             log.exception("could not save the failed reply")
+
+
+def _mode_of(settings: SamplingSettings | Mapping[str, Any] | None, default: str) -> str:
+    """The ``"mode"`` a settings mapping names, else ``default`` (unknown values too)."""
+    if isinstance(settings, Mapping) and settings.get("mode") in MODES:
+        return str(settings["mode"])
+    return default
 
 
 def _settings(sampling: SamplingSettings | Mapping[str, Any] | None) -> SamplingSettings:

@@ -1,5 +1,8 @@
 """``slmdesk chat MODEL``: chat in the terminal, or ``--prompt TEXT`` for one streamed reply.
 
+``--complete`` switches to text completion: each message is continued as written, with no
+prompt format around it (what a base model was trained to do).
+
 The reply is generated on a named worker thread while the main thread waits, so Ctrl+C (which
 Python delivers to the main thread) can stop it within one token: the first Ctrl+C stops the
 reply, a second one (or Ctrl+C at the prompt) leaves.
@@ -24,6 +27,10 @@ from slmdesk.cli.validate import (
 REPL_HELP = (
     "Type a message and press Enter. /reset starts over, /exit leaves (Ctrl+C stops a reply)."
 )
+COMPLETE_HELP = (
+    "Text completion: type the start of a text and press Enter; the model continues it. "
+    "/exit leaves (Ctrl+C stops it)."
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,7 +52,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--format",
         dest="chat_format",
         default=None,
-        help="force a chat format: gemma, chatml, llama3, phi3, mistral or plain",
+        help="force a chat format: gemma, chatml, llama3, phi3, mistral, plain or qa",
+    )
+    p.add_argument(
+        "--complete",
+        action="store_true",
+        help="text completion: continue the text as written, with no chat format around it",
     )
     p.add_argument("--json", action="store_true", help="with --prompt: print the reply as JSON")
     p.set_defaults(func=_chat)
@@ -65,7 +77,7 @@ def _sampling(args: argparse.Namespace) -> Any:
 
 
 def _chat(args: argparse.Namespace) -> int:
-    from slmdesk.chat.session import ChatSession
+    from slmdesk.chat.session import CHAT, COMPLETE, ChatSession
     from slmdesk.llama.engine import ChatEngine, EngineError
     from slmdesk.models.library import Library
 
@@ -73,6 +85,8 @@ def _chat(args: argparse.Namespace) -> int:
         raise EngineError("--json needs --prompt (the interactive chat prints text).")
     if args.prompt is not None and not args.prompt.strip():
         raise EngineError("The message is empty: give --prompt some text.")
+    if args.complete and args.system:
+        raise EngineError("--system cannot be used with --complete: only your text is continued.")
     sampling = _sampling(args)
     path = Library().resolve(check_model_ref(args.model))
     engine = ChatEngine()
@@ -86,14 +100,33 @@ def _chat(args: argparse.Namespace) -> int:
     )
     if bar:
         bar.finish(f"{loaded.context_length:,} tokens of context, {loaded.n_threads} threads")
-        print(f"format: {loaded.chat_format.description}", file=sys.stderr)
-    session = ChatSession(engine, system_prompt=args.system)
+        _print_format(loaded.chat_format, path.name, args.complete)
+    session = ChatSession(
+        engine, system_prompt=args.system, mode=COMPLETE if args.complete else CHAT
+    )
     try:
         if args.prompt is not None:
             return _one_reply(session, args, sampling)
         return _repl(session, sampling)
     finally:
         engine.unload()
+
+
+def _print_format(chat_format: Any, name: str, complete: bool) -> None:
+    """Say how prompts are written, and plainly when the model looks like a base model."""
+    from slmdesk.models.completion import CompletionFormat
+
+    if complete:
+        print(f"mode: {CompletionFormat(chat_format).description}", file=sys.stderr)
+        return
+    print(f"format: {chat_format.description}", file=sys.stderr)
+    if chat_format.base_model:
+        print(
+            f"note: {name} looks like a base model (no chat template, nothing says it was tuned "
+            "to chat): questions go through a hidden question-and-answer frame and answers may "
+            "be wrong; --complete continues text instead.",
+            file=sys.stderr,
+        )
 
 
 class _Printer:
@@ -149,13 +182,25 @@ def _one_reply(session: Any, args: argparse.Namespace, sampling: Any) -> int:
             {
                 "reply": reply.text,
                 "timings": reply.timings,
-                "format": session.engine.chat_format.as_dict(),
+                "format": _format_facts(session),
+                "mode": session.mode,
             }
         )
     else:
         sys.stdout.write("\n")
         _print_timings(reply)
     return 130 if reply.timings["finish_reason"] == "cancelled" else 0
+
+
+def _format_facts(session: Any) -> dict[str, Any]:
+    """The JSON ``format`` object: the chat format, or text completion's."""
+    from slmdesk.chat.session import COMPLETE
+    from slmdesk.models.completion import CompletionFormat
+
+    chat_format = session.engine.chat_format
+    if session.mode == COMPLETE:
+        return CompletionFormat(chat_format).as_dict()
+    return dict(chat_format.as_dict())
 
 
 def _print_timings(reply: Any) -> None:
@@ -178,9 +223,10 @@ def _print_timings(reply: Any) -> None:
 
 
 def _repl(session: Any, sampling: Any) -> int:
+    from slmdesk.chat.session import COMPLETE
     from slmdesk.common.errors import SlmdeskError
 
-    print(REPL_HELP, file=sys.stderr)
+    print(COMPLETE_HELP if session.mode == COMPLETE else REPL_HELP, file=sys.stderr)
     while True:
         try:
             line = input("> ")

@@ -33,6 +33,7 @@ from typing import Any
 from slmdesk.common.errors import InvalidModelError, SlmdeskError
 from slmdesk.llama import probe
 from slmdesk.models.chat_format import FAMILIES, ChatFormat
+from slmdesk.models.completion import CompletionFormat
 from slmdesk.models.gguf_info import GGUFInfo, read_gguf_info
 from slmdesk.models.hardware import context_for_load, estimate_memory, machine_info
 from slmdesk.models.template_sandbox import BoundedTemplate, Budget, Limits, TemplateLimitError
@@ -284,7 +285,8 @@ class ChatEngine:
             progress: called with 0.0-1.0 while loading; returning False cancels.
             cancel: set from another thread to cancel loading.
             chat_format: force a format family (``gemma``, ``chatml``, ``llama3``, ``phi3``,
-                ``mistral``, ``plain``); None uses the model's template or the automatic fallback.
+                ``mistral``, ``plain``, ``qa``); None uses the model's template or the automatic
+                fallback.
             prove: load a file in a child process first unless it is known not to crash
                 llama.cpp (`slmdesk.llama.probe`); only the probe child itself passes False.
 
@@ -540,10 +542,13 @@ class ChatEngine:
     # -- generating ---------------------------------------------------------------------------
 
     def fit_messages(
-        self, messages: Sequence[Mapping[str, Any]], reply_room: int
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        reply_room: int,
+        prompt_format: ChatFormat | CompletionFormat | None = None,
     ) -> tuple[list[dict[str, Any]], str, int]:
         """Drop the oldest turns (never the system prompt or the last message) until the prompt
-        leaves ``reply_room`` tokens free.
+        leaves ``reply_room`` tokens free (rendered with ``prompt_format``, default the model's).
 
         Returns:
             The kept messages, their rendered prompt and how many messages were dropped.
@@ -552,13 +557,14 @@ class ChatEngine:
             ContextOverflowError: even the system prompt and the last message alone do not fit.
         """
         loaded = self._require()
+        fmt = prompt_format or loaded.chat_format
         n_ctx = loaded.context_length
         system = [dict(m) for m in messages if m.get("role") == "system"]
         turns = [dict(m) for m in messages if m.get("role") != "system"]
         dropped = 0
         while True:
             kept = system + turns
-            prompt = loaded.chat_format.render(kept, add_generation_prompt=True)
+            prompt = fmt.render(kept, add_generation_prompt=True)
             n_prompt = len(self._tokenize(prompt, add_bos=False))
             if n_prompt + reply_room <= n_ctx:
                 return kept, prompt, dropped
@@ -581,6 +587,7 @@ class ChatEngine:
         sampling: SamplingSettings | None = None,
         on_token: TokenCallback | None = None,
         stop_event: threading.Event | None = None,
+        complete: bool = False,
     ) -> GenerationResult:
         """Write the assistant's reply to ``messages``, streaming it through ``on_token``.
 
@@ -591,6 +598,8 @@ class ChatEngine:
             on_token: called with each new piece of visible text (whole characters only; end-of
                 -turn markers are never passed).
             stop_event: when set (from any thread) the reply ends after the current token.
+            complete: text completion: the last message alone is the prompt, continued as
+                written (`CompletionFormat`), instead of the conversation in the chat format.
 
         Returns:
             The reply text and its timings. A stopped reply keeps what was written so far.
@@ -599,7 +608,9 @@ class ChatEngine:
             EngineError: no model, an empty message, or a message longer than the context.
         """
         with self._busy:
-            return self._generate(messages, sampling or SamplingSettings(), on_token, stop_event)
+            return self._generate(
+                messages, sampling or SamplingSettings(), on_token, stop_event, complete
+            )
 
     def _generate(
         self,
@@ -607,8 +618,10 @@ class ChatEngine:
         sampling: SamplingSettings,
         on_token: TokenCallback | None,
         stop_event: threading.Event | None,
+        complete: bool = False,
     ) -> GenerationResult:
         loaded = self._require()
+        fmt = CompletionFormat(loaded.chat_format) if complete else loaded.chat_format
         sampling.validate()
         if not messages or messages[-1].get("role") != "user":
             raise EngineError("The conversation must end with a message from you.")
@@ -617,8 +630,12 @@ class ChatEngine:
         n_ctx = loaded.context_length
         started = time.monotonic()
         reply_room = max(1, min(sampling.max_tokens, n_ctx // REPLY_ROOM_SHARE))
-        _kept, prompt, dropped = self.fit_messages(messages, reply_room)
-        return self._complete(prompt, sampling, on_token, stop_event, started, dropped)
+        if complete:  # the text alone: earlier turns are not part of the prompt
+            messages = [messages[-1]]
+        _kept, prompt, dropped = self.fit_messages(messages, reply_room, fmt)
+        return self._complete(
+            prompt, sampling, on_token, stop_event, started, dropped, prompt_format=fmt
+        )
 
     def complete(
         self,
@@ -671,8 +688,10 @@ class ChatEngine:
         grammar: Any = None,
         extra_stops: Sequence[str] = (),
         keep_lead: bool = False,
+        prompt_format: ChatFormat | CompletionFormat | None = None,
     ) -> GenerationResult:
         loaded = self._require()
+        fmt = prompt_format or loaded.chat_format
         llm = self._llm
         n_ctx = loaded.context_length
         tokens = self._prompt_tokens(prompt)
@@ -707,7 +726,7 @@ class ChatEngine:
             if stopped():
                 timings.finish_reason = "cancelled"
                 timings.prompt_seconds = time.monotonic() - started
-                return GenerationResult("", timings, dropped, loaded.chat_format.description)
+                return GenerationResult("", timings, dropped, fmt.description)
             llm.eval(pending[i : i + _PROMPT_CHUNK])
         prompt_done = time.monotonic()
         timings.prompt_seconds = prompt_done - started
@@ -726,7 +745,7 @@ class ChatEngine:
         vocab = llm._model.vocab
         import llama_cpp
 
-        stops = (*loaded.chat_format.stop_strings, *extra_stops)
+        stops = (*fmt.stop_strings, *extra_stops)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         raw = ""  # everything decoded, exactly what the KV cache holds after the prompt
         lead = -1  # leading whitespace not shown (-1: the reply has not started yet)
@@ -790,7 +809,7 @@ class ChatEngine:
             timings.tokens_per_second = timings.generated_tokens / timings.generation_seconds
         if clean_end and raw:
             self._checkpoints.append((prompt + raw, int(llm.n_tokens)))
-        return GenerationResult(reply, timings, dropped, loaded.chat_format.description)
+        return GenerationResult(reply, timings, dropped, fmt.description)
 
 
 _CPU_VARIANT: str | None = None

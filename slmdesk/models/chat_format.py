@@ -9,7 +9,8 @@ that loops for ever or builds gigabyte strings is refused) with the same helpers
 provides, repairs the conversation when a template refuses it (fold the system prompt into the
 first user turn, merge consecutive turns of one role) and, when the template is missing, broken
 or refused, falls back to the family's known format chosen by architecture, else a plain
-transcript.
+transcript. A model without a template that shows no sign of instruction tuning is a base model:
+it gets a hidden question-and-answer frame instead (`base_qa`).
 
 `ChatFormat.source` and `ChatFormat.description` tell the UI which of these is in use, and
 `ChatFormat.stop_strings` lists the end-of-turn markers that end a reply.
@@ -29,6 +30,7 @@ from typing import Any, Literal
 
 import jinja2
 
+from slmdesk.models import base_qa
 from slmdesk.models.gguf_info import GGUFInfo
 from slmdesk.models.template_sandbox import BoundedTemplate, Budget, Limits, TemplateLimitError
 
@@ -163,6 +165,14 @@ _PLAIN = _Family(
     ("\nUser:", "\nAssistant:"),
     uses_bos=True,
 )
+_QA = _Family(
+    "qa",
+    "question-and-answer format for base models",
+    {"system": "", "user": f"{base_qa.QUESTION} ", "assistant": f"{base_qa.ANSWER} "},
+    base_qa.TURN_GAP,
+    base_qa.ANSWER,
+    base_qa.STOPS,
+)
 
 _ARCH_FAMILY: dict[str, _Family] = {
     **{a: _GEMMA for a in ("gemma", "gemma2", "gemma3", "gemma3n", "gemma-embedding")},
@@ -172,7 +182,7 @@ _ARCH_FAMILY: dict[str, _Family] = {
 }
 _PROBE_ORDER = (_GEMMA, _LLAMA3, _CHATML, _PHI3)
 FAMILIES: dict[str, _Family] = {
-    f.key: f for f in (_GEMMA, _LLAMA3, _CHATML, _PHI3, _MISTRAL, _PLAIN)
+    f.key: f for f in (_GEMMA, _LLAMA3, _CHATML, _PHI3, _MISTRAL, _PLAIN, _QA)
 }
 
 
@@ -183,9 +193,10 @@ def looks_instruction_tuned(info: GGUFInfo) -> bool:
     """Whether the model's name or tags say it was tuned to chat (``-it``, ``Instruct``, ``chat``).
 
     A model without a chat template that is *not* tuned is a base model: it never saw turn
-    markers such as ``<start_of_turn>``, and it answers far better in a plain ``User:`` /
-    ``Assistant:`` transcript (measured on the Gemma 3 270M base model: the Gemma turn format
-    makes it repeat the question; the transcript gets "The capital of France is Paris.").
+    markers such as ``<start_of_turn>`` (the Gemma turn format makes the Gemma 3 270M base model
+    repeat the question), and a plain ``User:`` / ``Assistant:`` transcript makes it echo the
+    system prompt and ramble; it answers best inside a short quiz (`base_qa`). This is a guess
+    from the file alone, so the UI says "looks like a base model" and offers text completion.
     """
     keys = ("general.name", "general.finetune", "general.basename", "general.tags", "general.type")
     words = [str(info.metadata.get(k) or "") for k in keys] + [info.path.stem]
@@ -198,9 +209,9 @@ def _family_for(
     is_special_token: Callable[[str], bool] | None,
     base_model: bool = False,
 ) -> _Family:
-    """Pick a fallback format: plain for base models, else by architecture, then by vocab."""
+    """Pick a fallback format: Q&A for base models, else by architecture, then by vocab."""
     if base_model:
-        return _PLAIN
+        return _QA
     if architecture in _ARCH_FAMILY:
         return _ARCH_FAMILY[architecture]
     if is_special_token is not None:
@@ -275,11 +286,12 @@ class ChatFormat:
         source: ``"template"`` (the model's own), ``"fallback"`` (a known family format) or
             ``"plain"`` (a plain ``User:``/``Assistant:`` transcript).
         family: ``"template"`` or the fallback's key (``gemma``, ``chatml``, ``llama3``,
-            ``phi3``, ``mistral``, ``plain``).
+            ``phi3``, ``mistral``, ``plain``, ``qa``: the hidden quiz frame for base models).
         description: one sentence for the UI, e.g. "Gemma format (fallback: the model has no
             chat template)".
         note: the last repair made while rendering ("system prompt folded into the first
             message"), or None.
+        base_model: the model has no chat template and nothing says it was tuned to chat.
         bos_token / eos_token: the token texts given to the template.
     """
 
@@ -309,10 +321,10 @@ class ChatFormat:
                 the model's vocabulary; lets a template-less model fall back to the format its
                 vocabulary was built for.
             base_model: the model is not instruction-tuned; without a template it gets the
-                plain transcript format (see `looks_instruction_tuned`).
+                question-and-answer format (see `looks_instruction_tuned`, `base_qa`).
             fallback: force a fallback family by key (``gemma``, ``chatml``, ``llama3``,
-                ``phi3``, ``mistral``, ``plain``), e.g. from a user's choice; the model's own
-                template is then not used.
+                ``phi3``, ``mistral``, ``plain``, ``qa``), e.g. from a user's choice; the
+                model's own template is then not used.
         """
         self.bos_token = bos_token
         self.eos_token = eos_token
@@ -320,6 +332,9 @@ class ChatFormat:
         self.architecture = architecture
         self.template_text = template
         self.note: str | None = None
+        # A guess from the file (no template, no tuning hint): the UI says so and offers
+        # text completion, whatever format ends up in use.
+        self.base_model = bool(base_model and not (template and template.strip()))
         self._fallback_family = _family_for(
             architecture, tokenizer_model, is_special_token, base_model and not template
         )
@@ -339,7 +354,7 @@ class ChatFormat:
         if template is None or not template.strip():
             self._use_fallback(
                 "the model has no chat template"
-                + (" and looks like a base model" if self._fallback_family is _PLAIN else "")
+                + (" and looks like a base model" if self.base_model else "")
             )
             return
         try:
@@ -418,6 +433,7 @@ class ChatFormat:
             "description": self.description,
             "stop_strings": list(self.stop_strings),
             "note": self.note,
+            "base_model": self.base_model,
         }
 
     def render(
@@ -565,6 +581,8 @@ class ChatFormat:
     def _render_fallback(self, messages: Sequence[Message], add_generation_prompt: bool) -> str:
         family = self._fallback_family
         turns = normalize_messages(messages, fold_system=not family.system_role)
+        if family is _QA:
+            return base_qa.render(turns, self.bos_token, add_generation_prompt)
         parts: list[str] = [self.bos_token] if family.uses_bos and self.bos_token else []
         if family is _MISTRAL:
             for turn in turns:

@@ -26,7 +26,7 @@ def test_prompt_json(tiny_model: Path) -> None:
     out = _run(str(tiny_model), "--prompt", "hello", "--max-tokens", "6", "--seed", "1", "--json")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
-    assert set(data) == {"reply", "timings", "format"}
+    assert set(data) == {"reply", "timings", "format", "mode"}
     assert data["timings"]["generated_tokens"] <= 6
     assert data["format"]["source"] == "template"
     assert "<|im_end|>" in data["format"]["stop_strings"]
@@ -105,4 +105,6 @@ def test_gemma_starter_answers_from_the_command_line(gemma_model: Path) -> None:
     data = json.loads(out.stdout)
     assert "Paris" in data["reply"]
     assert "User:" not in data["reply"]
-    assert data["format"]["description"].startswith("plain text format (fallback: ")
+    assert data["format"]["description"].startswith("question-and-answer format for base models")
+    assert data["format"]["base_model"] is True and data["mode"] == "chat"
+    assert "Question:" not in data["reply"] and "Answer:" not in data["reply"]

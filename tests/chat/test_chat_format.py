@@ -208,10 +208,11 @@ def test_vocabulary_probe_picks_the_format_the_tokens_were_made_for() -> None:
     assert fmt.family == "chatml"
 
 
-def test_base_models_without_a_template_get_the_plain_transcript() -> None:
-    fmt = ChatFormat(None, architecture="gemma3", bos_token="<bos>", base_model=True)
-    assert fmt.source == "plain"
-    assert "looks like a base model" in fmt.description
+def test_the_plain_transcript_when_chosen_for_a_base_model() -> None:
+    fmt = ChatFormat(
+        None, architecture="gemma3", bos_token="<bos>", base_model=True, fallback="plain"
+    )
+    assert fmt.source == "plain" and fmt.base_model
     assert fmt.render(CONVERSATION) == (
         "<bos>Be brief.\n\nUser: Hello there\nAssistant: Hi! How can I help?\n"
         "User: What is 2+2?\nAssistant:"
@@ -233,7 +234,7 @@ def test_from_info_on_real_files(tiny_model: Path, tiny_model_no_template: Path)
     )
     base_info = read_gguf_info(tiny_model_no_template)
     assert not looks_instruction_tuned(base_info)
-    assert ChatFormat.from_info(base_info).source == "plain"
+    assert ChatFormat.from_info(base_info).family == "qa"  # the base models' hidden Q&A frame
 
 
 @pytest.mark.integration
@@ -241,7 +242,7 @@ def test_from_info_on_the_gemma_starter(gemma_model: Path) -> None:
     info = read_gguf_info(gemma_model)
     assert not looks_instruction_tuned(info)  # Gemma 3 270M pretrained: a base model
     fmt = ChatFormat.from_info(info)
-    assert fmt.source == "plain"
+    assert fmt.family == "qa" and fmt.base_model
     assert ChatFormat.from_info(info, fallback="gemma").family == "gemma"
 
 

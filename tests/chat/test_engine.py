@@ -257,9 +257,11 @@ def test_switching_models_without_restarting(
         engine.load(tiny_model, context_length=512)
         assert engine.chat_format.source == "template"
         engine.load(tiny_model_no_template, context_length=512)
-        assert engine.chat_format.source == "plain"
+        assert engine.chat_format.family == "qa"
         result = engine.generate(HELLO, SamplingSettings(seed=2, max_tokens=8))
-        assert result.format_description.startswith("plain text format (fallback: ")
+        assert result.format_description.startswith(
+            "question-and-answer format for base models (fallback: "
+        )
     finally:
         engine.unload()
 

@@ -136,6 +136,7 @@ class ChatController(QObject):
         v.cancel_edit_button.clicked.connect(self._cancel_edit)
         v.settings_panel.changed.connect(self._on_settings_edited)
         v.settings_panel.reset_button.clicked.connect(self._on_reset_settings)
+        v.base_model_bar.mode_changed.connect(self._on_settings_edited)
         self.client.load_progress.connect(self._on_load_progress)
         self.client.loaded.connect(self._on_loaded)
         self.client.load_failed.connect(self._on_load_failed)
@@ -248,6 +249,7 @@ class ChatController(QObject):
         self.view.eject_button.setText("Unload")
         self.view.model_state.setText(f"Ready · {info['context_length']:,} tokens of context")
         self.view.format_label.setText(f"Prompt format: {info['format']}")
+        self.view.base_model_bar.show_for(self.loaded_name, bool(info.get("base_model")))
         self.view.model_state.setToolTip(
             f"{info['path']}\nloaded in {info['load_seconds']:.1f} s, {info['n_threads']} threads,"
             f" llama.cpp CPU variant: {info.get('cpu_variant', 'unknown')}"
@@ -263,6 +265,7 @@ class ChatController(QObject):
         self.loaded_name = None
         self.view.model_state.setText("No model loaded")
         self.view.format_label.setText("")
+        self.view.base_model_bar.show_for(None, False)
         self.view.show_notice(message)
         self._update_empty_chat()
 
@@ -272,6 +275,7 @@ class ChatController(QObject):
         self.loaded_info = None
         self.view.model_state.setText("No model loaded")
         self.view.format_label.setText("")
+        self.view.base_model_bar.show_for(None, False)
         self._update_empty_chat()
 
     # -- conversations -------------------------------------------------------------------------
@@ -731,6 +735,7 @@ class ChatController(QObject):
             panel.seed.setValue(-1 if sampling.seed is None else sampling.seed)
             panel.max_tokens.setValue(sampling.max_tokens)
             panel.context.setValue(int(stored.get("context_length") or 0))
+            self.view.base_model_bar.set_mode(stored.get("mode"))
             system = (
                 conversation.system_prompt
                 if conversation is not None
@@ -752,6 +757,7 @@ class ChatController(QObject):
             "seed": None if seed < 0 else seed,
             "max_tokens": panel.max_tokens.value(),
             "context_length": panel.context.value(),
+            "mode": self.view.base_model_bar.mode(),
         }
 
     @Slot()

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from slmdesk.ui.accessibility import named
+from slmdesk.ui.chat.base_model_bar import BaseModelBar
 from slmdesk.ui.chat.empty_state import EmptyState, list_text
 from slmdesk.ui.chat.message_widget import MessageWidget
 from slmdesk.ui.elided import ElidedLabel, ShrinkingComboBox
@@ -303,6 +304,7 @@ class ChatView(QWidget):
         self.format_label = QLabel("")
         self.format_label.setProperty("role", "muted")
         self.format_label.setWordWrap(True)
+        self.base_model_bar = BaseModelBar()
         self.messages = MessageList()
         self.notice = QLabel("")
         self.notice.setObjectName("chatNotice")  # coloured by its "kind" (ui/theme.py)
@@ -340,6 +342,7 @@ class ChatView(QWidget):
         middle_layout.addLayout(header)
         middle_layout.addWidget(self.title)
         middle_layout.addWidget(self.format_label)
+        middle_layout.addWidget(self.base_model_bar)
         middle_layout.addWidget(self.messages, 1)
         middle_layout.addWidget(self.notice)
         middle_layout.addWidget(self.edit_banner)

@@ -144,6 +144,7 @@ class InferenceWorker(QObject):
             "context_length": loaded.context_length,
             "n_threads": loaded.n_threads,
             "format": loaded.chat_format.description,
+            "base_model": loaded.chat_format.base_model,
             "load_seconds": loaded.load_seconds,
             "cpu_variant": loaded.cpu_variant,
         }
