@@ -356,6 +356,29 @@ def test_messages_keep_a_reading_width_in_a_wide_window(qtbot) -> None:
     assert reply.width() <= reading_width(reply)
 
 
+def test_a_capped_message_gets_the_height_its_text_needs_at_the_capped_width(qtbot) -> None:
+    # A paragraph that fits on one line of the wide window but wraps at the reading width, then
+    # a code block: the layout must size the message for the width it really has.
+    paragraph = "For example, a sentence long enough to wrap at the reading width. " * 3
+    text = f"{paragraph}\n\n```python\ndef f():\n    return 1\n```\n\n{paragraph}"
+    messages = MessageList()
+    qtbot.addWidget(messages)
+    messages.resize(1800, 700)
+    reply = MessageWidget("assistant", text, 1, "Model")
+    messages.add(reply)
+    messages.show()
+    qtbot.waitExposed(messages)
+    qtbot.waitUntil(lambda: reply.width() > 0)
+
+    from slmdesk.ui.chat.message_widget import reading_width
+
+    assert reply.width() <= reading_width(reply)
+    qtbot.waitUntil(lambda: reply.height() >= reply.heightForWidth(reply.width()), timeout=2000)
+    for part in _parts(reply):
+        label = part.code if isinstance(part, CodeBlock) else part
+        assert label.height() >= label.heightForWidth(label.width())  # no line cut off
+
+
 def test_a_streaming_block_loads_its_lexer_off_the_gui_thread(qtbot) -> None:
     import sys
 

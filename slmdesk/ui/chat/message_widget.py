@@ -170,7 +170,6 @@ class MessageWidget(QFrame):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 8, 12, 8)
         layout.setSpacing(4)
-        self.setMaximumWidth(reading_width(self))
         self.speaker = QLabel(f"<b>{html.escape(speaker)}</b>")
         layout.addWidget(self.speaker)
         self.body = QVBoxLayout()

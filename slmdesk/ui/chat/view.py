@@ -4,7 +4,7 @@ the right. Widgets only; `ChatController` gives them behaviour."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtGui import QKeyEvent, QResizeEvent
 from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 from slmdesk.ui.accessibility import named
 from slmdesk.ui.chat.base_model_bar import BaseModelBar
 from slmdesk.ui.chat.empty_state import EmptyState, list_text
-from slmdesk.ui.chat.message_widget import MessageWidget
+from slmdesk.ui.chat.message_widget import MessageWidget, reading_width
 from slmdesk.ui.elided import ElidedLabel, ShrinkingComboBox
 from slmdesk.ui.theme import icon
 
@@ -59,6 +59,9 @@ class Composer(QPlainTextEdit):
         super().keyPressEvent(event)
 
 
+SIDE_MARGIN = 16  # between the messages and the edges of the conversation
+
+
 class MessageList(QScrollArea):
     """The messages of one conversation; sticks to the bottom while a reply streams.
 
@@ -75,7 +78,7 @@ class MessageList(QScrollArea):
         named(self, "Conversation", "The messages; arrow keys scroll")
         self.container = QWidget()
         self.column = QVBoxLayout(self.container)
-        self.column.setContentsMargins(16, 8, 16, 8)
+        self.column.setContentsMargins(SIDE_MARGIN, 8, SIDE_MARGIN, 8)
         self.column.setSpacing(4)
         self.history = QWidget()
         self.history_column = QVBoxLayout(self.history)
@@ -100,6 +103,17 @@ class MessageList(QScrollArea):
         bar = self.verticalScrollBar()
         bar.rangeChanged.connect(self._on_range_changed)
         bar.valueChanged.connect(self._on_scrolled)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        """Keep the messages' column at most `reading_width` wide, whatever the window's width.
+
+        Why margins and not a maximum width on each message: a layout gives a widget the height
+        it needs at the layout's width, not at the widget's narrower maximum, which cut the last
+        line off messages whose text wraps at the narrower width.
+        """
+        super().resizeEvent(event)
+        spare = self.viewport().width() - SIDE_MARGIN * 2 - reading_width(self)
+        self.column.setContentsMargins(SIDE_MARGIN, 8, SIDE_MARGIN + max(0, spare), 8)
 
     def _on_scrolled(self, value: int) -> None:
         self._stick = value >= self.verticalScrollBar().maximum() - 24
@@ -250,6 +264,8 @@ class ChatView(QWidget):
         self.conversations = QListWidget()
         self.conversations.setObjectName("conversations")
         self.conversations.setWordWrap(True)
+        # titles and snippets wrap; a horizontal bar would only ever scroll a margin
+        self.conversations.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.conversations.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         named(self.conversations, "Chats", "F2 renames, Delete deletes, Shift+F10 opens the menu")
         # replaces the list while it is empty: no chats yet, or no search match
