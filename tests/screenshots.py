@@ -144,7 +144,10 @@ def main(argv: list[str]) -> int:
 
 
 def _shoot(app, parts, out: Path, apply_theme) -> None:  # type: ignore[no-untyped-def]
+    from slmdesk.ui.optimize.controller import OptimizeController
+
     window = parts.window
+    optimizer = next(c for c in parts.controllers if isinstance(c, OptimizeController))
     chat = parts.chat_controller
     view = chat.view
     _wait(app, lambda: view.conversations.count() == 2, "the chat list")
@@ -165,12 +168,12 @@ def _shoot(app, parts, out: Path, apply_theme) -> None:  # type: ignore[no-untyp
             window.show_page(page)
             _settle(app)
             window.grab().save(str(out / f"{page.lower()}-{theme}.png"))
-        optimize = window.pages["Optimize"]
         window.show_page("Optimize")
-        optimize.show_step(2)  # the pruning choices: radio buttons and a check box
+        _wait(app, lambda: optimizer.select_model("gemma-3-270m-Q4_K_M"), "the model to optimize")
+        optimizer.go(2)  # the pruning choices: radio buttons, a check box, the chart
         _settle(app)
         window.grab().save(str(out / f"optimize-pruning-{theme}.png"))
-        optimize.show_step(0)
+        optimizer.go(0)
         window.show_page("Chat")
         view.settings_button.setChecked(True)
         _settle(app)

@@ -87,6 +87,7 @@ def _style_sheet(dark: bool) -> str:
     QListWidget#navigation::item:selected {{ background: {side_sel}; color: palette(text); }}
     QLabel[role="title"] {{ font-size: 20px; font-weight: 600; }}
     QLabel[role="muted"] {{ color: {muted}; }}
+    QLabel[role="step"] {{ font-weight: 700; }}
     QLabel[role="badge"] {{ border-radius: 8px; padding: 2px 8px; color: white; font-weight: 600; }}
     QFrame[role="card"] {{ border: 1px solid {border}; border-radius: 10px; }}
     QListWidget#conversations::item {{ padding: 6px 4px; border-radius: 6px; }}

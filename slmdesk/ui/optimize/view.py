@@ -460,10 +460,9 @@ class OptimizeView(QWidget):
         """Switch to step ``index`` and highlight it in the indicator."""
         self.stack.setCurrentIndex(index)
         for i, label in enumerate(self.step_labels):
-            font = label.font()
-            font.setBold(i == index)
-            label.setFont(font)
-            label.setProperty("role", "" if i == index else "muted")
+            # bold through the style sheet (ui/theme.py): a font set on the label would be
+            # replaced by the one the style sheet saved when it first polished the label
+            label.setProperty("role", "step" if i == index else "muted")
             label.style().unpolish(label)
             label.style().polish(label)
 
