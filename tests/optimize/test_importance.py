@@ -104,3 +104,26 @@ def test_importance_unlocks_the_lowest_bit_types(tiny_model: Path, tmp_path: Pat
     assert f"importance matrix data with {len(means)} entries" in log_text
     with ModelRunner(tmp_path / "iq2.gguf", 256, 2) as runner:
         assert len(runner.tokenize("the sun was out")) > 1
+
+
+def test_embedding_and_output_types_are_chosen_apart_from_the_rest(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    q4 = QUANT_TYPES["Q4_K_M"].ftype
+    quantize.install_log(False)
+    out = tmp_path / "mixed.gguf"
+    quantize.quantize_file(
+        str(tiny_model),
+        str(out),
+        q4,
+        embedding_type=int(gguf.GGMLQuantizationType.Q8_0),
+        output_type=int(gguf.GGMLQuantizationType.Q3_K),
+    )
+    types = {t.name: t.tensor_type for t in gguf.GGUFReader(str(out)).tensors}
+    assert types["token_embd.weight"] == gguf.GGMLQuantizationType.Q8_0
+    assert types["output.weight"] == gguf.GGMLQuantizationType.Q3_K
+    assert types["blk.0.attn_q.weight"] in (
+        gguf.GGMLQuantizationType.Q4_K,
+        gguf.GGMLQuantizationType.Q5_K,
+        gguf.GGMLQuantizationType.Q6_K,
+    )
