@@ -76,6 +76,7 @@ def quantize_file(
     """
     import llama_cpp
 
+    _check_row_types(Path(source), embedding_type, output_type)
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = ftype
     params.allow_requantize = allow_requantize
@@ -102,3 +103,33 @@ def quantize_file(
     del keep_alive, imatrix_keep
     if rc != 0:
         raise SlmdeskError(f"llama.cpp could not convert {Path(source).name} (code {rc}).")
+
+
+def _check_row_types(source: Path, embedding_type: int | None, output_type: int | None) -> None:
+    """Refuse an embedding or output type whose block does not divide the tensor's rows.
+
+    llama.cpp falls back to another type for such tensors on its own, but an explicit type
+    bypasses that and aborts the process (Gemma 3's 640-wide rows and the 256-wide K-quants).
+    """
+    if embedding_type is None and output_type is None:
+        return
+    import gguf
+
+    from slmdesk.models.gguf_info import read_gguf_info
+
+    tensors = {t.name: t for t in read_gguf_info(source).tensors}
+    wanted = {"token_embd.weight": embedding_type, "output.weight": output_type}
+    if "output.weight" not in tensors and output_type is not None:
+        wanted["token_embd.weight"] = output_type  # tied: the embedding is the output
+    for name, type_code in wanted.items():
+        tensor = tensors.get(name)
+        if type_code is None or tensor is None:
+            continue
+        kind = gguf.GGMLQuantizationType(type_code)
+        block = gguf.GGML_QUANT_SIZES[kind][0]
+        if tensor.shape[0] % block:
+            raise SlmdeskError(
+                f"{kind.name} cannot hold {name}: its rows of {tensor.shape[0]:,} values are not "
+                f"a multiple of the type's {block}-value blocks; choose a type such as Q8_0 or "
+                "IQ4_NL."
+            )

@@ -127,3 +127,24 @@ def test_embedding_and_output_types_are_chosen_apart_from_the_rest(
         gguf.GGMLQuantizationType.Q5_K,
         gguf.GGMLQuantizationType.Q6_K,
     )
+
+
+def test_a_type_whose_blocks_do_not_divide_the_rows_is_refused_not_aborted(
+    tmp_path: Path,
+) -> None:
+    from slmdesk.models.synth import TinyModelSpec, write_tiny_llama
+
+    # 320-wide rows: Q8_0's 32-value blocks divide them, the K-quants' 256-value blocks do not
+    model = write_tiny_llama(
+        tmp_path / "narrow.gguf", TinyModelSpec(n_embd=320, n_head=5, n_head_kv=5)
+    )
+    q8 = QUANT_TYPES["Q8_0"].ftype
+    quantize.install_log(False)
+    with pytest.raises(SlmdeskError, match="multiple of the type's 256-value blocks"):
+        quantize.quantize_file(
+            str(model),
+            str(tmp_path / "k.gguf"),
+            q8,
+            embedding_type=int(gguf.GGMLQuantizationType.Q6_K),
+        )
+    assert not (tmp_path / "k.gguf").exists()
