@@ -20,6 +20,9 @@ from bench.common import print_figures, save_results
 
 THREADS = 2
 TYPES = ("Q2_K", "Q3_K_S", "IQ4_XS", "IQ3_XXS")
+# The embedding (Gemma ties it to the output) holds most of a small model's bytes: its type is
+# swept at IQ4_XS with the importance matrix. Gemma's 640-wide rows take only 32-value blocks.
+EMBEDDING_TYPES = ("Q8_0", "Q5_0", "IQ4_NL", "Q4_0")
 CHUNK_TOKENS = 256
 
 
@@ -92,6 +95,32 @@ def main(argv: list[str]) -> int:
                 f"{with_ if with_ is None else round(with_, 4)}",
             )
         )
+    import gguf
+
+    sweep: dict[str, dict[str, float]] = {}
+    for embedding in EMBEDDING_TYPES if not argv else ():
+        ggml_type = int(gguf.GGMLQuantizationType[embedding])
+        out = home / f"IQ4_XS-embedding-{embedding}.gguf"
+        quantize.quantize_file(
+            str(reference),
+            str(out),
+            QUANT_TYPES["IQ4_XS"].ftype,
+            n_threads=THREADS,
+            importance=means,
+            embedding_type=ggml_type,
+            output_type=ggml_type,
+        )
+        summary, _ = score_model(out, heldout, THREADS)
+        sweep[embedding] = {"size": out.stat().st_size, "kld": float(summary["kld_mean"])}
+        out.unlink()
+        rows.append(
+            (
+                f"IQ4_XS + imatrix, embedding {embedding}",
+                f"{sweep[embedding]['size'] / 1e6:.1f} MB",
+                f"KLD {sweep[embedding]['kld']:.4f}",
+            )
+        )
+    figures["embedding_sweep_IQ4_XS"] = sweep
     print_figures("importance matrix (Gemma 3 270M, held-out text, 2 threads)", rows)
     print(f"results: {save_results('imatrix', figures)}")
     return 0
