@@ -427,14 +427,7 @@ class ChatFormat:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready facts (the CLI's ``format`` object)."""
-        return {
-            "source": self.source,
-            "family": self.family,
-            "description": self.description,
-            "stop_strings": list(self.stop_strings),
-            "note": self.note,
-            "base_model": self.base_model,
-        }
+        return format_facts(self)
 
     def render(
         self,
@@ -597,3 +590,15 @@ class ChatFormat:
         if add_generation_prompt:
             parts.append(family.generation_prompt)
         return "".join(parts)
+
+
+def format_facts(fmt: Any) -> dict[str, Any]:
+    """The CLI's ``format`` object for any prompt format (a `ChatFormat` or text completion)."""
+    return {
+        "source": fmt.source,
+        "family": fmt.family,
+        "description": fmt.description,
+        "stop_strings": list(fmt.stop_strings),
+        "note": fmt.note,
+        "base_model": fmt.base_model,
+    }

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from slmdesk.models.chat_format import ChatFormat
+from slmdesk.models.chat_format import ChatFormat, format_facts
 
 DESCRIPTION = "text completion (your text is continued as written, with no hidden prompt)"
 
@@ -47,11 +47,4 @@ class CompletionFormat:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready facts, the same keys as `ChatFormat.as_dict`."""
-        return {
-            "source": self.source,
-            "family": self.family,
-            "description": self.description,
-            "stop_strings": list(self.stop_strings),
-            "note": self.note,
-            "base_model": self.base_model,
-        }
+        return format_facts(self)

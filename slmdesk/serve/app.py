@@ -168,6 +168,12 @@ def create_app(
                 return model_card(entry.name, entry.added_at)
         raise model_not_found(name)
 
+    async def answer(request: Request, model: str | None, text: TextRequest) -> tuple[str, Any]:
+        """The whole reply of a request that is not streamed: (served model, result)."""
+        ticket = service.submit(model, generation_work(text))
+        result = await _unless_gone(request, ticket, ticket.wait())
+        return ticket.served_model, result
+
     async def start(request: Request, model: str | None, text: TextRequest) -> _Stream:
         ticket = service.submit(model, generation_work(text))
         stream = _Stream(ticket)
@@ -181,9 +187,8 @@ def create_app(
         text = from_chat(body)
         rid = replies.new_id("chatcmpl-")
         if not body.stream:
-            ticket = service.submit(body.model, generation_work(text))
-            result = await _unless_gone(request, ticket, ticket.wait())
-            return JSONResponse(replies.chat_completion(rid, ticket.served_model, result))
+            served, result = await answer(request, body.model, text)
+            return JSONResponse(replies.chat_completion(rid, served, result))
         stream = await start(request, body.model, text)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
 
@@ -210,13 +215,10 @@ def create_app(
         text = from_completion(body)
         rid = replies.new_id("cmpl-")
         if not body.stream:
-            ticket = service.submit(body.model, generation_work(text))
-            result = await _unless_gone(request, ticket, ticket.wait())
+            served, result = await answer(request, body.model, text)
             finish = replies.finish_reason(result)
             use = replies.usage(result)
-            return JSONResponse(
-                replies.completion(rid, ticket.served_model, result.text, finish, use)
-            )
+            return JSONResponse(replies.completion(rid, served, result.text, finish, use))
         stream = await start(request, body.model, text)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
 
@@ -241,12 +243,9 @@ def create_app(
         text = from_responses(body)
         rid, mid, created = replies.new_id("resp_"), replies.new_id("msg_"), int(time.time())
         if not body.stream:
-            ticket = service.submit(body.model, generation_work(text))
-            result = await _unless_gone(request, ticket, ticket.wait())
+            served, result = await answer(request, body.model, text)
             return JSONResponse(
-                replies.response(
-                    rid, mid, ticket.served_model, result.text, "completed", result, created
-                )
+                replies.response(rid, mid, served, result.text, "completed", result, created)
             )
         stream = await start(request, body.model, text)
 
