@@ -425,7 +425,14 @@ def _as_count(value: Any, pick: str = "first") -> int:
 
 
 class _Cursor:
-    """Bounds-checked little-endian reads over a memory map."""
+    """Bounds-checked little-endian reads over a memory map.
+
+    Every read goes through `view`, so a subclass can serve the bytes from elsewhere (the Hub,
+    in ranges: `slmdesk.models.gguf_ranges`) and skip what it need not read; ``contiguous`` says
+    whether ``buf`` holds every byte, which the vocabulary's fast loop relies on.
+    """
+
+    contiguous = True
 
     def __init__(self, buf: mmap.mmap | bytes, path: Path) -> None:
         self.buf = buf
@@ -450,10 +457,35 @@ class _Cursor:
                 f"{self.name} is truncated or corrupt: the {what} runs past the end of the file."
             )
 
+    def view(self, n: int) -> tuple[Any, int]:
+        """A buffer holding the ``n`` bytes at the read position, and their index in it."""
+        return self.buf, self.pos
+
+    def peek_u64(self) -> int:
+        """The 64-bit number at the read position without moving (0 past the end)."""
+        if self.left < 8:
+            return 0
+        buf, index = self.view(8)
+        return int(struct.unpack_from("<Q", buf, index)[0])
+
+    def skip(self, n: int, what: str) -> None:
+        """Move past ``n`` bytes that the file has, without reading them."""
+        self.need(n, what)
+        self.pos += n
+
+    def skip_string_array(self, key: str, length: int, what: str) -> bool:
+        """Move past a long array of strings without reading it, when the cursor can.
+
+        Only a cursor that reads in ranges can (it finds where the array ends); this one reads
+        every item, so it returns False.
+        """
+        return False
+
     def scalar(self, fmt: str, what: str) -> Any:
         size = struct.calcsize(fmt)
         self.need(size, what)
-        (value,) = struct.unpack_from(fmt, self.buf, self.pos)
+        buf, index = self.view(size)
+        (value,) = struct.unpack_from(fmt, buf, index)
         self.pos += size
         return value
 
@@ -470,8 +502,16 @@ class _Cursor:
             self.need(length, what)  # past the end: say "truncated", the likelier story
             raise self.corrupt(f"the {what} claims {length:,} bytes (at most {limit:,} expected).")
         self.need(length, what)
-        raw = bytes(self.buf[self.pos : self.pos + length])
+        buf, index = self.view(length)
+        raw = bytes(buf[index : index + length])
         self.pos += length
+        return raw
+
+    def raw_bytes(self, n: int) -> bytes:
+        """The next ``n`` bytes (which must exist), moving past them."""
+        buf, index = self.view(n)
+        raw = bytes(buf[index : index + n])
+        self.pos += n
         return raw
 
     def string(self, what: str, limit: int) -> str:
@@ -493,7 +533,7 @@ def _value_type(cur: _Cursor, code: int, key: str) -> int:
 def _read_value(cur: _Cursor, vtype: int, key: str) -> Any:
     what = f"value of {quoted(key)}"
     if vtype == _STRING:
-        length = struct.unpack_from("<Q", cur.buf, cur.pos)[0] if cur.left >= 8 else 0
+        length = cur.peek_u64()
         if length > MAX_KEPT_STRING_BYTES:
             return SkippedText(cur.skip_string(what))
         return cur.string(what, MAX_KEPT_STRING_BYTES)
@@ -509,11 +549,14 @@ def _read_value(cur: _Cursor, vtype: int, key: str) -> Any:
                 f"{length:,} items, more than the {cur.left:,} bytes left in the file can hold."
             )
         if item_type == _STRING:
+            if cur.skip_string_array(key, length, what):
+                summary = ArraySummary("STRING", length)
+                return (summary, VocabularyFacts()) if key == TOKENS_KEY else summary
             if key == TOKENS_KEY:
                 return _read_tokens(cur, length, what)
             items: list[str] | None = [] if length <= _ARRAY_KEEP_LIMIT else None
             for _ in range(length):
-                size = struct.unpack_from("<Q", cur.buf, cur.pos)[0] if cur.left >= 8 else 0
+                size = cur.peek_u64()
                 if items is not None and size <= MAX_KEPT_ITEM_BYTES:
                     items.append(cur.string(what, MAX_KEPT_ITEM_BYTES))
                 else:
@@ -524,10 +567,11 @@ def _read_value(cur: _Cursor, vtype: int, key: str) -> Any:
         size = struct.calcsize(fmt)
         cur.need(size * length, what)
         if length <= _ARRAY_KEEP_LIMIT:
-            values = list(struct.unpack_from(f"<{length}{fmt[1]}", cur.buf, cur.pos))
+            buf, index = cur.view(size * length)
+            values = list(struct.unpack_from(f"<{length}{fmt[1]}", buf, index))
             cur.pos += size * length
             return values
-        cur.pos += size * length
+        cur.skip(size * length, what)
         return ArraySummary(_TYPE_NAMES[item_type], length)
     return cur.scalar(SCALAR_FORMATS[vtype], what)
 
@@ -542,6 +586,18 @@ def _read_tokens(cur: _Cursor, length: int, what: str) -> tuple[Any, VocabularyF
     Written for speed (a 262k-token vocabulary is read on every inspect): one tight loop
     collects the texts, and the checks then run on the whole list at once.
     """
+    if not cur.contiguous:
+        words = _read_token_words_stepwise(cur, length, what)
+    else:
+        words = _read_token_words(cur, length, what)
+    facts = _vocabulary_facts(words)
+    if length <= _ARRAY_KEEP_LIMIT:
+        return [w.decode("utf-8", errors="replace") for w in words], facts
+    return ArraySummary("STRING", length), facts
+
+
+def _read_token_words(cur: _Cursor, length: int, what: str) -> list[bytes]:
+    """The vocabulary's texts from a buffer that holds them all (one tight loop)."""
     buf, unpack, end = cur.buf, struct.Struct("<Q").unpack_from, cur.size
     pos = cur.pos
     words: list[bytes] = []
@@ -559,16 +615,33 @@ def _read_tokens(cur: _Cursor, length: int, what: str) -> tuple[Any, VocabularyF
             cur.need(size, what)
         total += size
         if size > MAX_TOKEN_BYTES or total > MAX_VOCABULARY_BYTES:
-            raise cur.corrupt(
-                f"vocabulary token {index:,} claims {size:,} bytes (the vocabulary's text would "
-                f"reach {total:,} bytes)."
-            )
+            raise _token_too_long(cur, index, size, total)
         append(buf[start:pos])
     cur.pos = pos
-    facts = _vocabulary_facts(words)
-    if length <= _ARRAY_KEEP_LIMIT:
-        return [w.decode("utf-8", errors="replace") for w in words], facts
-    return ArraySummary("STRING", length), facts
+    return words
+
+
+def _read_token_words_stepwise(cur: _Cursor, length: int, what: str) -> list[bytes]:
+    """The same texts, with the same limits, through the cursor's reads (bytes from elsewhere)."""
+    words: list[bytes] = []
+    total = 0
+    for index in range(length):
+        size = cur.u64(what)
+        cur.need(size, what)
+        total += size
+        if size > MAX_TOKEN_BYTES or total > MAX_VOCABULARY_BYTES:
+            raise _token_too_long(cur, index, size, total)
+        buf, start = cur.view(size)
+        words.append(bytes(buf[start : start + size]))
+        cur.pos += size
+    return words
+
+
+def _token_too_long(cur: _Cursor, index: int, size: int, total: int) -> InvalidModelError:
+    return cur.corrupt(
+        f"vocabulary token {index:,} claims {size:,} bytes (the vocabulary's text would "
+        f"reach {total:,} bytes)."
+    )
 
 
 def _vocabulary_facts(words: list[bytes]) -> VocabularyFacts:
@@ -734,10 +807,18 @@ def _read_one(path: Path) -> GGUFInfo:
 
 
 def _parse(buf: mmap.mmap | bytes, path: Path, size: int) -> GGUFInfo:
-    cur = _Cursor(buf, path)
-    if size < 24 or bytes(buf[:4]) != GGUF_MAGIC:
+    return parse_with_cursor(_Cursor(buf, path), size)
+
+
+def parse_with_cursor(cur: _Cursor, size: int) -> GGUFInfo:
+    """Read and validate a GGUF header through ``cur`` (``size``: the whole file's bytes).
+
+    The one parser behind local files, remote prefixes and range reads (`gguf_ranges`), so
+    every way of reading a header applies the same rules.
+    """
+    path = cur.path
+    if size < 24 or cur.left < 4 or cur.raw_bytes(4) != GGUF_MAGIC:
         raise invalid(f"{cur.name} is not a GGUF model file (it does not start with 'GGUF').")
-    cur.pos = 4
     version = cur.u32("header")
     if version not in SUPPORTED_VERSIONS:
         raise invalid(f"{cur.name} is GGUF version {version}; slmdesk reads versions 2 and 3.")
@@ -823,6 +904,9 @@ def _parse(buf: mmap.mmap | bytes, path: Path, size: int) -> GGUFInfo:
     )
 
 
+HeaderCursor = _Cursor  # the public name, for cursors that read elsewhere (`gguf_ranges`)
+
+
 def read_gguf_info(path: str | os.PathLike[str], check: bool = True) -> GGUFInfo:
     """Read and validate a GGUF file (all parts of a split model).
 
@@ -879,6 +963,7 @@ __all__ = [
     "MAX_MESSAGE_CHARS",
     "ArraySummary",
     "GGUFInfo",
+    "HeaderCursor",
     "SkippedText",
     "TensorInfo",
     "VocabularyFacts",
@@ -886,6 +971,7 @@ __all__ = [
     "one_sentence",
     "printable",
     "quoted",
+    "parse_with_cursor",
     "read_gguf_header",
     "read_gguf_info",
     "split_first_part",
