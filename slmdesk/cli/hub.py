@@ -73,7 +73,9 @@ def _files(args: argparse.Namespace) -> int:
     check_hub_endpoint()
     from slmdesk.hub.listing import list_repo_models
 
-    repo = list_repo_models(check_repo_ref(args.repo), with_card=args.card or args.json)
+    repo = list_repo_models(
+        check_repo_ref(args.repo), with_card=args.card or args.json, read_header="every"
+    )
     if args.json:
         print_json(repo.as_dict())
         return 0

@@ -31,16 +31,18 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from slmdesk.common.errors import InvalidModelError, SlmdeskError
+from slmdesk.common.errors import SlmdeskError
+from slmdesk.hub.remote_header import HeaderFacts, check_content_range, read_header_facts
 from slmdesk.models import hardware, quant_types
-from slmdesk.models.gguf_info import GGUFInfo, read_gguf_header
+from slmdesk.models.gguf_info import GGUFInfo
+from slmdesk.models.gguf_ranges import read_header_in_ranges
+from slmdesk.models.gguf_text import printable
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 API_TIMEOUT = 20.0  # seconds for one metadata request
 PROBE_TIMEOUT = 4.0  # seconds to decide that the Hub cannot be reached at all
 CARD_MAX_BYTES = 512 * 1024
-HEADER_FIRST_BYTES = 4 << 20  # the first read of a remote GGUF header; doubled while too short
-HEADER_MAX_BYTES = 64 << 20  # a header beyond this is not worth reading for an estimate
+MAX_FILE_HEADERS = 24  # files of one repository whose own headers ``files`` reads
 
 SortKey = Literal["downloads", "likes", "updated"]
 log = logging.getLogger(__name__)
@@ -165,6 +167,7 @@ class RemoteModel:
     verdict: hardware.Verdict = "fits"
     recommended: bool = False
     is_projector: bool = False  # a vision projector (mmproj), not a language model
+    header: HeaderFacts | None = None  # this file's own header, once read
 
     @property
     def size_bytes(self) -> int:
@@ -195,6 +198,8 @@ class RemoteModel:
             "split": len(self.files) > 1,
             "memory_estimate_bytes": self.estimate_bytes,
             "memory_estimate_exact": self.estimate_exact,
+            "estimate_exact": self.estimate_exact,
+            "header": self.header.as_dict() if self.header else None,
             "verdict": self.verdict,
             "recommended": self.recommended,
             "projector": self.is_projector,
@@ -211,6 +216,7 @@ class RepoFiles:
     card_text: str | None
     gated: bool
     license: str | None
+    header_problems: dict[str, str] = dataclasses.field(default_factory=dict)  # name -> why
 
     @property
     def recommended(self) -> RemoteModel | None:
@@ -228,6 +234,7 @@ class RepoFiles:
             "recommended": rec.name if rec else None,
             "files": [m.as_dict() for m in self.models],
             "card_text": self.card_text,
+            "header_problems": dict(self.header_problems),
         }
 
 
@@ -607,16 +614,41 @@ def fetch_model_card(repo_id: str, revision: str = "main", token: str | None = N
 
 
 def read_remote_header(model: RemoteModel, token: str | None = None) -> GGUFInfo:
-    """The header facts of a model on the Hub, from the first bytes of its (first) file.
+    """The header facts of a model on the Hub, from its (first) file, read in ranges.
 
-    Reads 4 MiB with an HTTP ``Range`` request and more while the header is longer (a 262k-token
-    vocabulary makes Gemma's 6.5 MB), up to `HEADER_MAX_BYTES`. As for downloads, the token goes
-    to the Hub only, never to the CDN the Hub redirects to.
+    A few hundred KB at most for real files (`slmdesk.models.gguf_ranges`), never more than its
+    hard cap. As for downloads, the token goes to the Hub only, never to the CDN the Hub
+    redirects to.
 
     Raises:
-        HubError: the Hub could not be asked.
+        HubError: the Hub could not be asked, ignored ``Range`` or lied about the size.
         InvalidModelError: the file is not GGUF, or its header is damaged or too long.
     """
+    first = model.files[0]
+    read = _range_reader(model, token)
+    return read_header_in_ranges(read, first.filename.rsplit("/", 1)[-1], first.size_bytes).info
+
+
+def read_file_header(model: RemoteModel, token: str | None = None) -> HeaderFacts:
+    """The facts of ``model``'s own (first) file: from the cache, else read in ranges.
+
+    Raises:
+        HubError, InvalidModelError: as `read_remote_header`.
+    """
+    first = model.files[0]
+    content_id = first.sha256 or first.blob_id
+    from slmdesk.hub.remote_header import cached_facts
+
+    facts = cached_facts(model.repo_id, first.filename, content_id)
+    if facts is not None:
+        return facts
+    return read_header_facts(
+        _range_reader(model, token), model.repo_id, first.filename, first.size_bytes, content_id
+    )
+
+
+def _range_reader(model: RemoteModel, token: str | None) -> Any:
+    """``read(offset, length)`` over the first file of ``model``, one Range request per call."""
     from huggingface_hub import get_hf_file_metadata
     from huggingface_hub.utils import build_hf_headers
 
@@ -631,32 +663,38 @@ def read_remote_header(model: RemoteModel, token: str | None = None) -> GGUFInfo
     same_origin = url_origin(location) == url_origin(endpoint)
     headers = build_hf_headers(token=tok if same_origin else False)  # never to the CDN
     headers["Accept-Encoding"] = "identity"
-    data = b""
-    want = min(HEADER_FIRST_BYTES, first.size_bytes)
-    while True:
-        headers["Range"] = f"bytes={len(data)}-{want - 1}"
-        data = _read_range(location, headers, data, want, model.repo_id, bool(tok))
-        try:
-            return read_gguf_header(data, first.filename, first.size_bytes)
-        except InvalidModelError:
-            if len(data) < want or want >= min(HEADER_MAX_BYTES, first.size_bytes):
-                raise
-        want = min(want * 2, HEADER_MAX_BYTES, first.size_bytes)
+    name = printable(first.filename.rsplit("/", 1)[-1], 80)
+
+    def read(offset: int, length: int) -> bytes:
+        wanted = {**headers, "Range": f"bytes={offset}-{offset + length - 1}"}
+        return _read_range(location, wanted, offset, length, first.size_bytes, name, model, tok)
+
+    return read
 
 
 def _read_range(
-    url: str, headers: dict[str, str], have: bytes, want: int, repo_id: str, has_token: bool
+    url: str,
+    headers: dict[str, str],
+    offset: int,
+    length: int,
+    size_bytes: int,
+    name: str,
+    model: RemoteModel,
+    token: str | bool,
 ) -> bytes:
-    """``have`` extended to the first ``want`` bytes of the file at ``url``.
+    """``length`` bytes of the file at ``url`` from ``offset``.
 
     Streamed, and stopped once enough arrived: a server that ignores ``Range`` and answers with
-    the whole file costs ``want`` bytes, not the file.
+    the whole file costs ``length`` bytes, not the file (and is refused past the first range).
+
+    Raises:
+        HubError: the Hub failed, ignored the range, or sent another size than it lists.
     """
     from huggingface_hub.utils import get_session, hf_raise_for_status
 
     got = bytearray()
     with (
-        hub_errors(repo_id, has_token),
+        hub_errors(model.repo_id, bool(token)),
         get_session().stream(
             "GET", url, headers=headers, timeout=API_TIMEOUT, follow_redirects=True
         ) as resp,
@@ -664,13 +702,26 @@ def _read_range(
         if resp.status_code >= 400:
             resp.read()
             hf_raise_for_status(resp)
-        if resp.status_code != 206:
-            have = b""  # the range was ignored: this is the file from its first byte
+        if resp.status_code == 206:
+            problem = check_content_range(
+                resp.headers.get("Content-Range"), offset, size_bytes, name
+            )
+            if problem:
+                raise HubError(problem)
+        elif offset:
+            raise HubError(
+                f"The Hub ignored a range request for {name}, so its header cannot be read "
+                "without downloading the whole file."
+            )
+        else:
+            sent = resp.headers.get("Content-Length", "")
+            if sent.isdigit() and int(sent) != size_bytes:
+                raise HubError(f"The Hub lists {size_bytes:,} bytes for {name} but sends {sent}.")
         for piece in resp.iter_bytes():
             got += piece
-            if len(have) + len(got) >= want:
+            if len(got) >= length:
                 break
-    return (have + bytes(got))[:want]
+    return bytes(got[:length])
 
 
 def url_origin(url: str) -> tuple[str, str, int]:
@@ -684,28 +735,37 @@ def url_origin(url: str) -> tuple[str, str, int]:
 
 
 def apply_header_estimates(
-    models: list[RemoteModel], reference: RemoteModel, header: GGUFInfo
+    models: list[RemoteModel], reference: RemoteModel, header: GGUFInfo | HeaderFacts
 ) -> None:
     """Estimate every language model of a repository from the header of one of them.
 
     ``reference`` gets exactly what ``slmdesk inspect`` would say once it is downloaded (the same
-    `hardware.estimate_memory` on the same header). Its siblings are other quantizations of the
+    `hardware.estimate_for` on the same header). Its siblings are other quantizations of the
     same model: the same layers, heads and vocabulary, with weights their file size less the
-    header, which is close to exact but not read from their own header.
+    header, which is close to exact but not read from their own header (unless it was: a model
+    whose own header was read keeps its exact figure).
     """
-    shape = hardware.ModelShape.of(header)
+    facts = header if isinstance(header, HeaderFacts) else HeaderFacts.of(header, 0)
     for model in models:
         if model.is_projector:
             continue
-        if model is reference and len(model.files) == 1:
-            model.estimate_bytes = hardware.estimate_for(header.weights_bytes, shape).total_bytes
-            model.estimate_exact = True
-            if model.quantization is None:
-                model.quantization = header.quantization
-                model.quantization_source = "header"
+        if model.header is not None:
+            apply_file_facts(model, model.header)
+        elif model is reference and len(model.files) == 1:
+            apply_file_facts(model, facts)
         else:
-            weights = max(0, model.size_bytes - header.data_offset * len(model.files))
-            model.estimate_bytes = hardware.estimate_for(weights, shape).total_bytes
+            weights = max(0, model.size_bytes - facts.data_offset * len(model.files))
+            model.estimate_bytes = hardware.estimate_for(weights, facts.shape).total_bytes
+
+
+def apply_file_facts(model: RemoteModel, facts: HeaderFacts) -> None:
+    """Give a single-file ``model`` the estimate of its own header (exact: no "≈")."""
+    model.header = facts
+    model.estimate_bytes = hardware.estimate_for(facts.weights_bytes, facts.shape).total_bytes
+    model.estimate_exact = True
+    if model.quantization is None:
+        model.quantization = facts.quantization
+        model.quantization_source = "header"
 
 
 def _header_reference(models: list[RemoteModel]) -> RemoteModel | None:
@@ -723,7 +783,7 @@ def list_repo_models(
     token: str | None = None,
     machine: hardware.MachineInfo | None = None,
     with_card: bool = True,
-    read_header: bool = False,
+    read_header: bool | Literal["every"] = False,
 ) -> RepoFiles:
     """Every GGUF model in ``repo_id`` with exact sizes, SHA-256, quantization and fit verdict.
 
@@ -732,9 +792,11 @@ def list_repo_models(
         token: a Hub token; None uses the saved one.
         machine: judge against this machine (None: this computer, now).
         with_card: also fetch the README.md model card.
-        read_header: also read one file's GGUF header from the Hub (a few MB at most), so the
-            memory estimates are the ones ``slmdesk inspect`` gives after the download; without
-            it (or if it cannot be read) they come from the file sizes alone.
+        read_header: also read one file's GGUF header from the Hub (a few hundred KB, at most
+            8 MiB), so the memory estimates are the ones ``slmdesk inspect`` gives after the
+            download; ``"every"`` reads each single-file model's own header (exact facts for
+            every row). Without it (or if a header cannot be read) estimates come from the file
+            sizes alone.
 
     Raises:
         RepoNotFoundError, GatedRepoError, NoGGUFError, HubOfflineError, HubServerError.
@@ -773,29 +835,55 @@ def list_repo_models(
         gated=bool(info.gated),
         license=license_name,
     )
-    return with_header_estimates(repo, token, machine) if read_header else repo
+    if not read_header:
+        return repo
+    every = [m.name for m in models] if read_header == "every" else None
+    return with_header_estimates(repo, token, machine, every)
 
 
 def with_header_estimates(
-    repo: RepoFiles, token: str | None = None, machine: hardware.MachineInfo | None = None
+    repo: RepoFiles,
+    token: str | None = None,
+    machine: hardware.MachineInfo | None = None,
+    files: list[str] | None = None,
 ) -> RepoFiles:
-    """A copy of ``repo`` whose estimates come from one file's GGUF header, read from the Hub.
+    """A copy of ``repo`` whose estimates come from GGUF headers read from the Hub.
+
+    One reference file's header gives every sibling a close estimate; the single-file models
+    named in ``files`` (at most `MAX_FILE_HEADERS`) also get their own header read, for exact
+    facts and an exact estimate. Headers come from the cache when read before.
 
     The window shows a listing at once and calls this afterwards in the background: the models
     it already shows are left untouched (a copy is returned), so no thread changes what another
-    reads. If the header cannot be read, the copy keeps the size-only estimates.
+    reads. A header that cannot be read leaves its model with the size-only estimate ("≈"), and
+    the reason is kept in ``header_problems`` of the copy.
     """
     models = [dataclasses.replace(m, files=list(m.files)) for m in repo.models]
+    problems = dict(repo.header_problems)
     reference = _header_reference(models)
-    if reference is not None:
+    wanted = [
+        m for m in models if m.name in (files or ()) and len(m.files) == 1 and not m.is_projector
+    ][:MAX_FILE_HEADERS]
+    if reference is not None and reference not in wanted:
+        wanted.insert(0, reference)
+    read_any = False
+    for model in wanted:
+        if model.header is not None:
+            read_any = True
+            continue
         try:
-            header = read_remote_header(reference, token)
+            apply_file_facts(model, read_file_header(model, token))
+            read_any = True
         except SlmdeskError as exc:
-            log.info("estimates of %s from file sizes only: %s", repo.repo_id, exc)
-        else:
-            apply_header_estimates(models, reference, header)
-            judge_fit(models, machine or hardware.machine_info())
-    return dataclasses.replace(repo, models=models)
+            log.info("no header for %s in %s: %s", model.name, repo.repo_id, exc)
+            problems[model.name] = str(exc)
+    if reference is not None:
+        facts = reference.header or next((m.header for m in models if m.header), None)
+        if facts is not None:
+            apply_header_estimates(models, reference, facts)
+    if read_any:
+        judge_fit(models, machine or hardware.machine_info())
+    return dataclasses.replace(repo, models=models, header_problems=problems)
 
 
 def _model_named(repo: RepoFiles, wanted: str) -> RemoteModel:

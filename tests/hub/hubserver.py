@@ -148,6 +148,7 @@ class Faults:
     endless: bool = False  # after the file, keep sending bytes (with ``no_length``'s headers)...
     endless_limit: int = 64 << 20  # ...until this many extra bytes, so the test always ends
     head_size: int | None = None  # the size a HEAD on ``resolve`` claims (X-Linked-Size)
+    ignore_range: bool = False  # answer range requests with the whole file (200)
 
 
 @dataclass
@@ -540,7 +541,7 @@ class _Handler(BaseHTTPRequestHandler):
         start, end = 0, size
         status = 200
         rng = self.headers.get("Range")
-        if rng:
+        if rng and not faults.ignore_range:
             match = re.fullmatch(r"bytes=(\d+)-(\d*)", rng.strip())
             if not match or int(match[1]) >= size:
                 req.status = 416
