@@ -25,6 +25,7 @@ from slmdesk.models.library import Library, ModelEntry
 from slmdesk.ui import dialogs
 from slmdesk.ui.discover import file_state as fs
 from slmdesk.ui.discover.file_actions import FileActions
+from slmdesk.ui.discover.file_facts import facts_text
 from slmdesk.ui.discover.view import DiscoverView, DownloadRow
 from slmdesk.ui.format import human_count, human_size
 from slmdesk.ui.runtime.jobs import SHUTDOWN_BUDGET, UpdateChannel
@@ -83,6 +84,8 @@ class DiscoverController(QObject):
         view.search_button.clicked.connect(self.search)
         view.query.returnPressed.connect(self.search)
         view.results.itemSelectionChanged.connect(self._on_result_picked)
+        view.files.itemSelectionChanged.connect(self._on_file_selected)
+        self._header_reading = False  # a header read for the shown repository is under way
         view.notice_chat.clicked.connect(self._on_notice_chat)
         self._notice_name: str | None = None
         self.tasks.run(self.manager.restore, self._on_restored, self._on_error, name="dl-restore")
@@ -153,6 +156,8 @@ class DiscoverController(QObject):
         self.view.repo_meta.setText("Reading the file list…")
         self._file_cells = {}
         self.view.files.setRowCount(0)
+        self.view.file_facts.setText("")
+        self._header_reading = False
         self.view.card.clear()
         self.tasks.run(
             lambda: hub.list_repo_models(repo_id),
@@ -163,17 +168,57 @@ class DiscoverController(QObject):
 
     def _on_repo_listed(self, repo: hub.RepoFiles) -> None:
         """Show the files at once; sharpen the memory estimates once a header is read."""
+        self._header_reading = True  # the selection below waits for the first read
         self._show_repo(repo)
+        self._read_headers(repo, [])
+
+    def _read_headers(self, repo: hub.RepoFiles, names: list[str]) -> None:
+        """Read the reference header and those of ``names`` on a worker thread (cached)."""
+        self._header_reading = True
+
+        def failed(exc: BaseException) -> None:
+            if self.repo is repo:
+                self._header_reading = False
+            log.info("no header estimates for %s: %s", repo.repo_id, exc)
+
         self.tasks.run(
-            lambda: hub.with_header_estimates(repo),
+            lambda: hub.with_header_estimates(repo, files=names),
             lambda refined: self._on_estimates(repo, refined),
-            lambda exc: log.info("no header estimates for %s: %s", repo.repo_id, exc),
+            failed,
             name="hub-header",
         )
 
     def _on_estimates(self, shown: hub.RepoFiles, refined: hub.RepoFiles) -> None:
         if self.repo is shown:  # still the repository on screen
+            self._header_reading = False
+            selected = self._selected_model()
             self._show_repo(refined)
+            if selected is not None:
+                names = [m.name for m in refined.models]
+                if selected.name in names:
+                    self.view.files.selectRow(names.index(selected.name))
+            self._on_file_selected()  # the same row stays selected: no signal
+
+    def _selected_model(self) -> hub.RemoteModel | None:
+        rows = self.view.files.selectionModel().selectedRows()
+        if self.repo is None or not rows or rows[0].row() >= len(self.repo.models):
+            return None
+        return self.repo.models[rows[0].row()]
+
+    @Slot()
+    def _on_file_selected(self) -> None:
+        """Show the selected file's facts; read its own header if it has not been read."""
+        model = self._selected_model()
+        repo = self.repo
+        if model is None or repo is None:
+            self.view.file_facts.setText("")
+            return
+        problem = repo.header_problems.get(model.name)
+        readable = len(model.files) == 1 and not model.is_projector
+        wants_read = readable and model.header is None and problem is None
+        self.view.file_facts.setText(facts_text(model, problem, reading=wants_read))
+        if wants_read and not self._header_reading:
+            self._read_headers(repo, [model.name])
 
     def _on_repo_error(self, exc: BaseException) -> None:
         self.view.repo_meta.setText(user_message(exc))

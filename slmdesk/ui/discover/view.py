@@ -208,6 +208,10 @@ class DiscoverView(QWidget):
             self.files.horizontalHeader().setSectionResizeMode(
                 col, QHeaderView.ResizeMode.ResizeToContents
             )
+        self.file_facts = QLabel("")
+        self.file_facts.setProperty("role", "muted")
+        self.file_facts.setWordWrap(True)
+        named(self.file_facts, "Selected file", "What the selected file's own header says")
         self.card = QTextBrowser()
         self.card.setOpenExternalLinks(False)
         self.card.setOpenLinks(False)
@@ -222,6 +226,7 @@ class DiscoverView(QWidget):
         repo_split.addWidget(self.card)
         repo_split.setSizes([260, 240])
         repo_layout.addWidget(repo_split, 1)
+        repo_layout.addWidget(self.file_facts)
         self.repo_panel = repo
         self.repo_panel.setVisible(False)
 
