@@ -377,10 +377,13 @@ def check_llama(model: Path | None = None) -> list[Check]:
             Check("model", False, "not tried", {}),
         ]
     lib = {k: answer[k] for k in ("llama_cpp", "cpu_variant", "cpu_backend", "system_info")}
+    gpu = answer.get("gpu") or {"summary": "unknown"}
+    lib["gpu"] = gpu
     lib_check = Check(
         "llama.cpp",
         True,
-        f"llama-cpp-python {answer['llama_cpp']}, CPU variant: {answer['cpu_variant']}",
+        f"llama-cpp-python {answer['llama_cpp']}, CPU variant: {answer['cpu_variant']}, "
+        f"GPU: {gpu.get('summary', 'unknown')}",
         lib,
     )
     gen = answer.get("generate") or {}
@@ -420,6 +423,12 @@ def llama_probe(model: str) -> int:
     except Exception as exc:
         print(json.dumps({"error": f"cannot load llama.cpp: {type(exc).__name__}: {exc}"}))
         return 1
+    try:
+        from slmdesk.llama.devices import offload_support
+
+        answer["gpu"] = offload_support().as_dict()
+    except Exception as exc:
+        answer["gpu"] = {"summary": f"unknown ({type(exc).__name__})"}
     try:
         answer["generate"] = generate_tokens(Path(model), GENERATE_TOKENS)
     except Exception as exc:

@@ -35,7 +35,12 @@ from slmdesk.llama import probe
 from slmdesk.models.chat_format import FAMILIES, ChatFormat
 from slmdesk.models.completion import CompletionFormat
 from slmdesk.models.gguf_info import GGUFInfo, read_gguf_info
-from slmdesk.models.hardware import context_for_load, estimate_memory, machine_info
+from slmdesk.models.hardware import (
+    context_for_load,
+    estimate_with_offload,
+    machine_info,
+    plan_offload,
+)
 from slmdesk.models.template_sandbox import BoundedTemplate, Budget, Limits, TemplateLimitError
 
 log = logging.getLogger(__name__)
@@ -232,6 +237,7 @@ class LoadedModel:
     load_seconds: float
     chat_format: ChatFormat = field(repr=False)
     cpu_variant: str = "unknown"  # which llama.cpp CPU build runs it (portable builds pick one)
+    gpu_layers: int = 0  # layers offloaded to a GPU (0: all on the CPU)
 
 
 # -- the engine -----------------------------------------------------------------------------------
@@ -274,6 +280,7 @@ class ChatEngine:
         cancel: threading.Event | None = None,
         chat_format: str | None = None,
         prove: bool = True,
+        n_gpu_layers: int | None = None,
     ) -> LoadedModel:
         """Load a model, replacing the one in memory.
 
@@ -289,6 +296,9 @@ class ChatEngine:
                 fallback.
             prove: load a file in a child process first unless it is known not to crash
                 llama.cpp (`slmdesk.llama.probe`); only the probe child itself passes False.
+            n_gpu_layers: layers to offload to a GPU; None decides from the device's free
+                memory (`hardware.plan_offload`) when the build supports offload; 0 keeps
+                everything on the CPU.
 
         A file that fails validation leaves the current model loaded; once llama.cpp starts
         loading, the current model has been freed (two models need not fit side by side).
@@ -300,7 +310,14 @@ class ChatEngine:
         """
         with self._busy:
             return self._load(
-                Path(path), context_length, n_threads, progress, cancel, chat_format, prove
+                Path(path),
+                context_length,
+                n_threads,
+                progress,
+                cancel,
+                chat_format,
+                prove,
+                n_gpu_layers,
             )
 
     def _load(
@@ -312,6 +329,7 @@ class ChatEngine:
         cancel: threading.Event | None,
         format_family: str | None,
         prove: bool = True,
+        n_gpu_layers: int | None = None,
     ) -> LoadedModel:
         started = time.monotonic()
         if format_family is not None and format_family not in FAMILIES:
@@ -325,7 +343,11 @@ class ChatEngine:
         if context_length is not None and context_length < MIN_CONTEXT:
             raise EngineError(f"The context length must be at least {MIN_CONTEXT} tokens.")
         ctx = context_for_load(info, context_length, machine, minimum=MIN_CONTEXT)
-        estimate = estimate_memory(info, ctx, machine)
+        if n_gpu_layers is not None and n_gpu_layers < 0:
+            raise EngineError("The number of GPU layers must be 0 or more.")
+        device_free = _gpu_free_bytes() if n_gpu_layers != 0 else None
+        gpu_layers = plan_offload(info, ctx, device_free, n_gpu_layers).gpu_layers
+        estimate = estimate_with_offload(info, ctx, machine, device_free, n_gpu_layers)
         if estimate.verdict == "too big":
             raise EngineError(
                 f"Not enough memory for {path.name}: it needs about "
@@ -371,6 +393,7 @@ class ChatEngine:
                     n_threads=threads,
                     n_threads_batch=threads,
                     use_mmap=True,
+                    n_gpu_layers=gpu_layers,
                     swa_full=bool(info.sliding_window),  # keeps prefix reuse possible
                     verbose=False,
                 )
@@ -398,6 +421,7 @@ class ChatEngine:
             load_seconds=time.monotonic() - started,
             chat_format=chat_format,
             cpu_variant=_cpu_variant(),
+            gpu_layers=gpu_layers,
         )
         log.info(
             "loaded %s: %d tokens of context, %d threads, llama.cpp CPU variant %s",
@@ -931,3 +955,12 @@ class _BoundedChatTemplate:
 
 
 _HOOK_LOCK = threading.Lock()
+
+
+def _gpu_free_bytes() -> int | None:
+    """Free memory of the GPU layers would go to; None on a build without GPU offload."""
+    from slmdesk.llama.devices import offload_support
+
+    support = offload_support()
+    gpu = support.gpu if support.supported else None
+    return gpu.free_bytes if gpu is not None else None

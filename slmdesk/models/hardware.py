@@ -66,11 +66,18 @@ class MemoryEstimate:
     overhead_bytes: int
     context_length: int
     verdict: Verdict
+    gpu_layers: int = 0  # layers offloaded to a GPU (0: all on the CPU)
+    device_bytes: int = 0  # the part of the total held in the GPU's memory
 
     @property
     def total_bytes(self) -> int:
         """Everything added up."""
         return self.weights_bytes + self.kv_cache_bytes + self.overhead_bytes
+
+    @property
+    def ram_bytes(self) -> int:
+        """The part held in the computer's memory (the verdict judges this part)."""
+        return self.total_bytes - self.device_bytes
 
     def as_dict(self) -> dict[str, int | str]:
         """JSON-ready form."""
@@ -81,6 +88,9 @@ class MemoryEstimate:
             "total_bytes": self.total_bytes,
             "context_length": self.context_length,
             "verdict": self.verdict,
+            "gpu_layers": self.gpu_layers,
+            "device_bytes": self.device_bytes,
+            "ram_bytes": self.ram_bytes,
         }
 
 
@@ -280,3 +290,124 @@ def _shape_overhead_bytes(shape: ModelShape) -> int:
     """Compute buffers, logits scratch, and llama.cpp's ~4 bytes per trained context position."""
     trained = min(shape.context_length or 0, MAX_CONTEXT) * TRAINED_CONTEXT_BYTES_PER_TOKEN
     return COMPUTE_OVERHEAD_BYTES + shape.vocab_size * 4 * OVERHEAD_LOGIT_ROWS + trained
+
+
+# -- GPU offload ----------------------------------------------------------------------------------
+
+# Device memory kept free when deciding how many layers to offload: the driver, the display and
+# other programs use some, and llama.cpp's compute buffer on the device grows with the context.
+DEVICE_RESERVE_BYTES = 512 * 1024 * 1024
+DEVICE_RESERVE_SHARE = 0.1  # of the device's free memory, when that is more than the fixed part
+
+
+@dataclass(frozen=True)
+class OffloadPlan:
+    """How many layers go to the GPU and the device memory they take."""
+
+    gpu_layers: int  # llama.cpp's n_gpu_layers: block_count + 1 also moves the output layer
+    device_bytes: int
+
+
+def offload_layers(
+    layer_bytes: list[int],
+    kv_bytes_per_layer: int,
+    device_free_bytes: int | None,
+    output_bytes: int = 0,
+    reserve_bytes: int | None = None,
+) -> OffloadPlan:
+    """How many layers to offload to a device with ``device_free_bytes`` free (a pure function).
+
+    llama.cpp offloads the *last* ``n`` blocks, each taking its weights and its KV cache with
+    it; ``n = blocks + 1`` also moves the output layer. Layers are added from the last one while
+    they fit in the free memory less a reserve (`DEVICE_RESERVE_BYTES`, or
+    `DEVICE_RESERVE_SHARE` of the free memory when more).
+
+    Args:
+        layer_bytes: weight bytes of each block, in order (from the tensor table).
+        kv_bytes_per_layer: KV cache bytes of one block at the context to be loaded.
+        device_free_bytes: the device's free memory; None or 0 means no device (all CPU).
+        output_bytes: weight bytes of the output layer (moved only when every block fits).
+        reserve_bytes: override the reserve.
+    """
+    if not device_free_bytes or device_free_bytes <= 0 or not layer_bytes:
+        return OffloadPlan(0, 0)
+    reserve = reserve_bytes
+    if reserve is None:
+        reserve = max(DEVICE_RESERVE_BYTES, int(device_free_bytes * DEVICE_RESERVE_SHARE))
+    room = device_free_bytes - reserve
+    used = 0
+    count = 0
+    for size in reversed(layer_bytes):
+        need = size + kv_bytes_per_layer
+        if used + need > room:
+            break
+        used += need
+        count += 1
+    if count == len(layer_bytes) and used + output_bytes <= room:
+        return OffloadPlan(count + 1, used + output_bytes)
+    return OffloadPlan(count, used)
+
+
+def layer_weight_bytes(info: GGUFInfo) -> tuple[list[int], int]:
+    """Weight bytes per block (``blk.N.*`` tensors) and of the output layer, from the table."""
+    blocks = [0] * info.block_count
+    output = 0
+    for tensor in info.tensors:
+        parts = tensor.name.split(".")
+        if parts[0] == "blk" and len(parts) > 2 and parts[1].isdigit():
+            index = int(parts[1])
+            if index < len(blocks):
+                blocks[index] += tensor.n_bytes
+        elif parts[0] in ("output", "output_norm"):
+            output += tensor.n_bytes
+    return blocks, output
+
+
+def plan_offload(
+    info: GGUFInfo,
+    context_length: int,
+    device_free_bytes: int | None,
+    requested: int | None = None,
+) -> OffloadPlan:
+    """The offload for ``info`` at ``context_length``: the user's layer count, or decided.
+
+    Args:
+        info: the model's facts.
+        context_length: tokens of context it will be loaded with.
+        device_free_bytes: free memory of the GPU; None: no GPU (or offload unsupported).
+        requested: layers the user asked for (None: decide; 0: CPU only).
+    """
+    blocks, output = layer_weight_bytes(info)
+    kv_per_layer = _kv_bytes_per_token(info) * context_length // max(info.block_count, 1)
+    if requested is not None:
+        count = max(0, min(requested, len(blocks) + 1))
+        if not device_free_bytes or count == 0:
+            return OffloadPlan(count if device_free_bytes else 0, 0)
+        chosen = blocks[len(blocks) - min(count, len(blocks)) :]
+        used = sum(chosen) + kv_per_layer * len(chosen) + (output if count > len(blocks) else 0)
+        return OffloadPlan(count, used)
+    return offload_layers(blocks, kv_per_layer, device_free_bytes, output)
+
+
+def estimate_with_offload(
+    info: GGUFInfo,
+    context_length: int | None = None,
+    machine: MachineInfo | None = None,
+    device_free_bytes: int | None = None,
+    requested_layers: int | None = None,
+) -> MemoryEstimate:
+    """`estimate_memory` with the offloaded part in the device: the verdict judges the RAM part."""
+    base = estimate_memory(info, context_length, machine)
+    plan = plan_offload(info, base.context_length, device_free_bytes, requested_layers)
+    if plan.gpu_layers == 0:
+        return base
+    ram = base.total_bytes - plan.device_bytes
+    return MemoryEstimate(
+        base.weights_bytes,
+        base.kv_cache_bytes,
+        base.overhead_bytes,
+        base.context_length,
+        verdict_for(ram, machine),
+        gpu_layers=plan.gpu_layers,
+        device_bytes=plan.device_bytes,
+    )
