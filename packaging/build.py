@@ -16,6 +16,12 @@ x86-64 Linux and Windows the portable wheel is built with ``GGML_BACKEND_DL`` an
 ``GGML_CPU_ALL_VARIANTS``: one CPU library per CPU generation, and ``llama_backend_init`` (via
 ``ggml_backend_load_all``) loads the best one this CPU supports from the executable's folder. On
 macOS (where ggml has no CPU variants) it is built with ``GGML_NATIVE=OFF`` and Metal.
+
+GPU offload (``--gpu``): Metal is llama.cpp's default on macOS and stays on there (``--gpu
+metal``, the default on macOS). ``--gpu vulkan`` on Windows and Linux adds ``GGML_VULKAN=ON``;
+it needs the Vulkan SDK (headers, loader and the ``glslc`` shader compiler; ``VULKAN_SDK`` set
+by the LunarG installer), checked before anything is compiled. Its wheel is cached apart from
+the CPU one. ``--gpu cpu`` (the default elsewhere) builds no GPU backend.
 """
 
 from __future__ import annotations
@@ -41,6 +47,56 @@ PORTABLE_CMAKE_ARGS = {
 }
 
 
+GPU_BACKENDS = ("cpu", "vulkan", "metal")
+GPU_CMAKE_ARGS = {"cpu": "", "vulkan": "-DGGML_VULKAN=ON", "metal": "-DGGML_METAL=ON"}
+
+
+def default_gpu(system: str | None = None) -> str:
+    """Metal on macOS (llama.cpp's own default there), no GPU backend elsewhere."""
+    return "metal" if (sys.platform if system is None else system) == "darwin" else "cpu"
+
+
+def gpu_problem(
+    gpu: str, system: str | None = None, env: dict[str, str] | None = None
+) -> str | None:
+    """Why this machine cannot build llama.cpp with ``gpu`` (None: it can).
+
+    Args:
+        gpu: ``cpu``, ``vulkan`` or ``metal``.
+        system: ``sys.platform`` of the build (default: this one).
+        env: the environment (default: this process's).
+    """
+    system = sys.platform if system is None else system
+    env = dict(os.environ) if env is None else env
+    if gpu == "metal" and system != "darwin":
+        return "--gpu metal builds only on macOS; use --gpu vulkan on Windows and Linux."
+    if gpu == "vulkan":
+        if system == "darwin":
+            return "--gpu vulkan is for Windows and Linux; macOS builds use Metal (--gpu metal)."
+        sdk = env.get("VULKAN_SDK", "")
+        glslc = shutil.which("glslc", path=env.get("PATH")) or (
+            sdk and shutil.which("glslc", path=str(Path(sdk) / "bin"))
+        )
+        headers = (sdk and (Path(sdk) / "include" / "vulkan" / "vulkan.h").is_file()) or (
+            system.startswith("linux") and Path("/usr/include/vulkan/vulkan.h").is_file()
+        )
+        if not glslc or not headers:
+            missing = " and ".join(
+                name
+                for name, found in (
+                    ("the glslc shader compiler", glslc),
+                    ("Vulkan headers", headers),
+                )
+                if not found
+            )
+            return (
+                f"--gpu vulkan needs the Vulkan SDK, and {missing} cannot be found: install the "
+                "LunarG Vulkan SDK (it sets VULKAN_SDK), or on Debian/Ubuntu the packages "
+                "libvulkan-dev and glslc."
+            )
+    return None
+
+
 def project_version() -> str:
     """The version in pyproject.toml (the one source of truth)."""
     data = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
@@ -56,51 +112,70 @@ def _venv_python(venv: Path) -> Path:
     return venv / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
 
 
-def portable_cmake_args(system: str | None = None, machine: str | None = None) -> str:
+def portable_cmake_args(
+    system: str | None = None, machine: str | None = None, gpu: str = "cpu"
+) -> str:
     """CMake flags for a llama.cpp that runs on any CPU of this architecture.
 
     Args:
         system: ``sys.platform`` of the build (default: this one).
         machine: ``platform.machine()`` of the build (default: this one).
+        gpu: the GPU backend to add (`GPU_BACKENDS`); ``cpu`` adds none.
     """
     system = sys.platform if system is None else system
     machine = platform.machine() if machine is None else machine
     if system == "darwin":
-        return PORTABLE_CMAKE_ARGS["darwin"]
-    if machine.lower() in ("x86_64", "amd64"):
-        return PORTABLE_CMAKE_ARGS["x86_64"]
-    return PORTABLE_CMAKE_ARGS["other"]
+        base = PORTABLE_CMAKE_ARGS["darwin"]
+    elif machine.lower() in ("x86_64", "amd64"):
+        base = PORTABLE_CMAKE_ARGS["x86_64"]
+    else:
+        base = PORTABLE_CMAKE_ARGS["other"]
+    return " ".join(part for part in (base, GPU_CMAKE_ARGS[gpu]) if part)
 
 
-def build_portable_wheel(base_python: str) -> Path:
-    """Compile the portable llama-cpp-python wheel once (cached in build/portable-llama/wheels).
+def portable_dir(gpu: str = "cpu") -> Path:
+    """Where the wheel and build venv of a backend live (a GPU build never reuses the CPU one)."""
+    return (
+        PORTABLE_DIR if gpu in ("cpu", "metal") else PORTABLE_DIR.with_name(f"portable-llama-{gpu}")
+    )
 
-    The compile runs at the lowest CPU priority: it takes 15-30 minutes on two cores.
-    """
-    wheels = PORTABLE_DIR / "wheels"
-    found = sorted(wheels.glob(f"llama_cpp_python-{LLAMA_VERSION}-*.whl"))
-    if found:
-        return found[-1]
-    wheels.mkdir(parents=True, exist_ok=True)
+
+def wheel_build_command(base_python: str, gpu: str = "cpu") -> tuple[list[str], dict[str, str]]:
+    """The pip command compiling the portable wheel, and the environment it runs with."""
+    folder = portable_dir(gpu)
     env = dict(os.environ)
-    env["CMAKE_ARGS"] = portable_cmake_args()
+    env["CMAKE_ARGS"] = portable_cmake_args(gpu=gpu)
     env.setdefault("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 2))
     sdists = sorted(PORTABLE_DIR.glob(f"llama_cpp_python-{LLAMA_VERSION}.tar.gz"))
     source = str(sdists[-1]) if sdists else f"llama-cpp-python=={LLAMA_VERSION}"
     cmd = [base_python, "-m", "pip", "wheel", "--no-deps", "--no-binary", "llama-cpp-python"]
-    cmd += ["-w", str(wheels), source]
+    cmd += ["-w", str(folder / "wheels"), source]
     if sys.platform != "win32" and shutil.which("nice"):
         cmd = ["nice", "-n", "19", *cmd]
+    return cmd, env
+
+
+def build_portable_wheel(base_python: str, gpu: str = "cpu") -> Path:
+    """Compile the portable llama-cpp-python wheel once (cached in build/portable-llama/wheels).
+
+    The compile runs at the lowest CPU priority: it takes 15-30 minutes on two cores.
+    """
+    wheels = portable_dir(gpu) / "wheels"
+    found = sorted(wheels.glob(f"llama_cpp_python-{LLAMA_VERSION}-*.whl"))
+    if found:
+        return found[-1]
+    wheels.mkdir(parents=True, exist_ok=True)
+    cmd, env = wheel_build_command(base_python, gpu)
     started = time.monotonic()
     _run(cmd, env=env)
     print(f"portable wheel built in {time.monotonic() - started:.0f} s", flush=True)
     return sorted(wheels.glob(f"llama_cpp_python-{LLAMA_VERSION}-*.whl"))[-1]
 
 
-def portable_venv(base_python: str) -> Path:
+def portable_venv(base_python: str, gpu: str = "cpu") -> Path:
     """A build venv with slmdesk, PyInstaller and the portable llama.cpp; returns its python."""
-    wheel = build_portable_wheel(base_python)
-    venv = PORTABLE_DIR / "venv"
+    wheel = build_portable_wheel(base_python, gpu)
+    venv = portable_dir(gpu) / "venv"
     python = _venv_python(venv)
     if not python.exists():
         _run([base_python, "-m", "venv", str(venv)])
@@ -124,8 +199,10 @@ def gather_backend_libraries(python: Path) -> None:
     out = subprocess.run([str(python), "-c", code], check=True, capture_output=True, text=True)
     lib_dir, purelib = (Path(line) for line in out.stdout.splitlines()[:2])
     pattern = "ggml-cpu-*.dll" if sys.platform == "win32" else "libggml-cpu-*.so"
+    gpu_pattern = "ggml-vulkan*.dll" if sys.platform == "win32" else "libggml-vulkan*.so"
     moved = 0
-    for candidate in Path(purelib).rglob(pattern):
+    found = [*Path(purelib).rglob(pattern), *Path(purelib).rglob(gpu_pattern)]
+    for candidate in found:
         if candidate.parent != lib_dir:
             shutil.copy2(candidate, lib_dir / candidate.name)
             moved += 1
@@ -182,6 +259,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="the default: compile llama.cpp with portable CPU code into a build venv (slow, once)",
     )
+    parser.add_argument(
+        "--gpu",
+        choices=GPU_BACKENDS,
+        default=default_gpu(),
+        help=(
+            "GPU backend compiled into llama.cpp: metal (macOS, its default), vulkan (Windows "
+            "and Linux; needs the Vulkan SDK), cpu (none; the default on Windows and Linux)"
+        ),
+    )
     parser.add_argument("--python", default=sys.executable, help="interpreter with slmdesk")
     parser.add_argument("--dist", type=Path, default=ROOT / "dist", help="output folder")
     parser.add_argument("--work", type=Path, default=ROOT / "build", help="scratch folder")
@@ -204,8 +290,15 @@ def main(argv: list[str] | None = None) -> int:
     """Build the bundle (and the .deb on Linux); prints sizes and times."""
     args = parse_args(argv)
     started = time.monotonic()
+    if args.native_llama and args.gpu != default_gpu():
+        print("error: --gpu needs the portable build (it compiles llama.cpp)", file=sys.stderr)
+        return 2
+    problem = gpu_problem(args.gpu)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     if uses_portable_llama(args):
-        python = str(portable_venv(args.python))
+        python = str(portable_venv(args.python, args.gpu))
     else:
         print(
             f"warning: --native-llama freezes the llama.cpp of {args.python} as it is; it may run "

@@ -64,3 +64,69 @@ def test_this_machine_gets_its_portable_flags(build: ModuleType) -> None:
     assert build.portable_cmake_args() == build.portable_cmake_args(
         sys.platform, platform.machine()
     )
+
+
+# -- GPU backends: the options and the command line they produce (no GPU SDK on this machine) --
+
+
+def test_metal_is_the_macos_default_and_cpu_elsewhere(build: ModuleType) -> None:
+    assert build.default_gpu("darwin") == "metal"
+    assert build.default_gpu("linux") == "cpu"
+    assert build.default_gpu("win32") == "cpu"
+
+
+@pytest.mark.parametrize(("system", "machine"), [("linux", "x86_64"), ("win32", "AMD64")])
+def test_vulkan_adds_its_backend_to_the_portable_flags(
+    build: ModuleType, system: str, machine: str
+) -> None:
+    flags = build.portable_cmake_args(system, machine, gpu="vulkan").split()
+    assert "-DGGML_VULKAN=ON" in flags
+    assert "-DGGML_CPU_ALL_VARIANTS=ON" in flags and "-DGGML_NATIVE=OFF" in flags
+    assert "-DGGML_VULKAN=ON" not in build.portable_cmake_args(system, machine).split()
+
+
+def test_metal_flags_on_macos(build: ModuleType) -> None:
+    flags = build.portable_cmake_args("darwin", "arm64", gpu="metal").split()
+    assert "-DGGML_METAL=ON" in flags and "-DGGML_NATIVE=OFF" in flags
+
+
+def test_the_vulkan_wheel_command_and_cache(build: ModuleType) -> None:
+    cmd, env = build.wheel_build_command("python3", gpu="vulkan")
+    assert "-DGGML_VULKAN=ON" in env["CMAKE_ARGS"].split()
+    wheels = cmd[cmd.index("-w") + 1]
+    assert Path(wheels).parent.name == "portable-llama-vulkan"  # never the CPU wheel's cache
+    assert cmd[cmd.index("--no-binary") + 1] == "llama-cpp-python"
+    _, cpu_env = build.wheel_build_command("python3")
+    assert "VULKAN" not in cpu_env["CMAKE_ARGS"]
+
+
+def test_vulkan_prerequisites_are_checked_with_a_sentence(
+    build: ModuleType, tmp_path: Path
+) -> None:
+    empty = {"PATH": str(tmp_path)}
+    problem = build.gpu_problem("vulkan", "win32", empty)
+    assert problem is not None and "Vulkan SDK" in problem and "glslc" in problem
+    assert "--gpu vulkan is for Windows and Linux" in build.gpu_problem("vulkan", "darwin", empty)
+    assert "only on macOS" in build.gpu_problem("metal", "linux", empty)
+    assert build.gpu_problem("cpu", "linux", empty) is None
+    # A Vulkan SDK laid out as LunarG installs it is enough.
+    sdk = tmp_path / "VulkanSDK"
+    (sdk / "include" / "vulkan").mkdir(parents=True)
+    (sdk / "include" / "vulkan" / "vulkan.h").write_text("")
+    (sdk / "bin").mkdir()
+    glslc = sdk / "bin" / "glslc"
+    glslc.write_text("#!/bin/sh\n")
+    glslc.chmod(0o755)
+    assert build.gpu_problem("vulkan", "linux", {"PATH": "", "VULKAN_SDK": str(sdk)}) is None
+
+
+def test_the_build_refuses_vulkan_without_the_sdk(
+    build: ModuleType,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("VULKAN_SDK", raising=False)
+    assert build.main(["--gpu", "vulkan", "--no-deb"]) == 2
+    assert "needs the Vulkan SDK" in capsys.readouterr().err
