@@ -99,6 +99,12 @@ class ChatController(QObject):
         self._fill_settings(None)
         self._update_empty_chat()
         self.tasks.run(self.store.open, self._on_store_open, self._on_store_failed, name="chat-db")
+        self.tasks.run(
+            _offload_supported,
+            self.view.settings_panel.show_gpu_layers,
+            lambda exc: log.info("GPU offload support unknown: %s", exc),
+            name="gpu-offload",
+        )
 
     def _on_store_open(self, _result: object) -> None:
         # e.g. a damaged database was set aside: say where, once
@@ -815,3 +821,10 @@ class ChatController(QObject):
     def shutdown(self, budget: float = SHUTDOWN_BUDGET) -> bool:
         """`request_stop` and `wait_stopped` within ``budget`` seconds. True when stopped."""
         return not stop_all([self], Deadline(budget))
+
+
+def _offload_supported() -> bool:
+    """Whether llama.cpp can offload layers to a GPU here (asked on a worker thread)."""
+    from slmdesk.llama.devices import offload_support
+
+    return offload_support().supported

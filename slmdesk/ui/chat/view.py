@@ -216,6 +216,14 @@ class SettingsPanel(QScrollArea):
         self.context.setSingleStep(1024)
         self.context.setSpecialValueText("automatic")
         form.addRow("Context length", self.context)
+        # Shown only when this llama.cpp build can offload to a GPU (`show_gpu_layers`).
+        self.gpu_layers = self._int(-1, 999, "layers on the GPU; automatic fits the GPU's memory")
+        self.gpu_layers.setSpecialValueText("automatic")
+        self.gpu_layers.setValue(-1)
+        self._gpu_label = QLabel("GPU layers")
+        self._gpu_label.setBuddy(self.gpu_layers)
+        form.addRow(self._gpu_label, self.gpu_layers)
+        self.show_gpu_layers(False)
         self.reset_button = QPushButton("Reset to defaults")
         named(self.reset_button, "Reset chat settings to defaults")
         layout.addWidget(title)
@@ -227,6 +235,16 @@ class SettingsPanel(QScrollArea):
         layout.addStretch(1)
         self.setWidget(body)
         self.system_prompt.textChanged.connect(self.changed)
+
+    def show_gpu_layers(self, supported: bool) -> None:
+        """Show the "GPU layers" setting only when the build can offload layers."""
+        self._gpu_label.setVisible(supported)
+        self.gpu_layers.setVisible(supported)
+
+    def gpu_layers_value(self) -> int | None:
+        """The layer count for `ChatEngine.load`: None decides automatically, 0 is CPU only."""
+        value = self.gpu_layers.value()
+        return None if value < 0 or not self.gpu_layers.isVisibleTo(self) else value
 
     def _double(self, low: float, high: float, step: float, tip: str) -> QDoubleSpinBox:
         box = QDoubleSpinBox()
