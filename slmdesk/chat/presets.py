@@ -136,7 +136,7 @@ class PresetStore:
 
     def get(self, name: str) -> Preset:
         """The preset called ``name``."""
-        wanted = name.strip().lower()
+        wanted = " ".join(name.split()).lower()
         for preset in self.all():
             if preset.name.lower() == wanted:
                 return preset
@@ -178,10 +178,9 @@ class PresetStore:
         new_clean = _clean_name(new_name)
         with self._update() as presets:
             index = _index_of(presets, name)
-            if any(
-                p.name.lower() == new_clean.lower() for i, p in enumerate(presets) if i != index
-            ):
-                raise PresetError(f"There is already a preset named {new_clean!r}.")
+            for other, preset in enumerate(presets):
+                if other != index and preset.name.lower() == new_clean.lower():
+                    raise PresetError(f"There is already a preset named {preset.name!r}.")
             presets[index] = Preset(new_clean, presets[index].text)
             return presets[index]
 
@@ -192,7 +191,7 @@ class PresetStore:
 
 
 def _index_of(presets: list[Preset], name: str) -> int:
-    wanted = name.strip().lower()
+    wanted = " ".join(name.split()).lower()
     for index, preset in enumerate(presets):
         if preset.name.lower() == wanted:
             return index

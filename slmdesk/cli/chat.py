@@ -75,11 +75,12 @@ def _sampling(args: argparse.Namespace, saved: Any) -> Any:
         values["temperature"] = args.temperature
     if args.seed is not None:
         values["seed"] = args.seed
+    given = SamplingSettings.from_dict(values)  # the command line's own values are checked first
     try:
         return SamplingSettings.from_dict(saved.merged_sampling(values))
     except EngineError as exc:
         print(f"note: the model's saved sampling settings are not used: {exc}", file=sys.stderr)
-        return SamplingSettings.from_dict(values)
+        return given
 
 
 def _system_prompt(args: argparse.Namespace, saved: Any) -> str:
@@ -208,6 +209,11 @@ def _one_reply(session: Any, args: argparse.Namespace, sampling: Any) -> int:
                 "timings": reply.timings,
                 "format": _format_facts(session),
                 "mode": session.mode,
+                "system_prompt": session.system_prompt,
+                "load": {
+                    "context_length": session.engine.loaded.context_length,
+                    "n_threads": session.engine.loaded.n_threads,
+                },
             }
         )
     else:
