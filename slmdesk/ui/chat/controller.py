@@ -158,7 +158,6 @@ class ChatController(QObject):
     def set_models(self, entries: list[ModelEntry]) -> None:
         """Fill the model picker from the library (called after every library refresh)."""
         self._entries = [e for e in entries if e.status == "ok"]
-        self.defaults.set_entries(self._entries)
         picker = self.view.model_picker
         pending = self._pending_name if self.client.loading else None
         wanted = (
@@ -176,6 +175,7 @@ class ChatController(QObject):
         index = picker.findData(wanted) if wanted else -1
         picker.setCurrentIndex(max(index, 0))
         picker.blockSignals(False)
+        self.defaults.set_entries(self._entries)
         if self.loaded_name and self.loaded_name not in {e.name for e in self._entries}:
             self.view.model_state.setText(f"{self.loaded_name} was removed from the library")
         self._update_empty_chat()
@@ -225,6 +225,7 @@ class ChatController(QObject):
         context = context or saved.context_length or int(app_settings.get("context_length") or 0)
         threads = threads or saved.threads or int(app_settings.get("threads") or 0)
         self._pending_name = name
+        self.defaults.show_model(name)
         self.view.model_state.setText(f"Loading {name}…")
         self.view.load_progress.setValue(0)
         self.view.load_progress.setVisible(True)
