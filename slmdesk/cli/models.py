@@ -6,6 +6,7 @@ import argparse
 import datetime as dt
 import sys
 
+from slmdesk.cli.models_folder import register as register_folder
 from slmdesk.cli.output import (
     ProgressBar,
     human_count,
@@ -54,6 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     from slmdesk.cli.model_settings import register_settings
 
     register_settings(msub)
+    register_folder(msub)
 
 
 def _list(args: argparse.Namespace) -> int:

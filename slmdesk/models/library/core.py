@@ -72,6 +72,7 @@ from slmdesk.models.library.facts import (
     summarize,
 )
 from slmdesk.models.library.index import LibraryIndex
+from slmdesk.models.library.move_journal import recover_interrupted_move
 from slmdesk.models.library.partials import PartialFile, clean_stale_partials
 from slmdesk.models.model_settings import ModelSettings
 
@@ -150,10 +151,29 @@ class Library:
     """
 
     def __init__(self, models_dir: Path | None = None, index_path: Path | None = None) -> None:
-        self.models_dir = models_dir or paths.models_dir()
+        # None: the folder the user chose (`paths.models_dir`), read again on each use, so a
+        # change of folder (`location`, `move`) made by any process is followed at once.
+        self._fixed_models_dir = models_dir
         self.index_path = index_path or paths.library_index_path()
         self._shared = _shared_for(self.index_path)
+        moved_to = recover_interrupted_move(self._shared.index)  # a killed folder move
+        if moved_to is not None:
+            self.follow_folder(moved_to)
         clean_stale_partials(self.models_dir)
+
+    @property
+    def models_dir(self) -> Path:
+        """The models folder: the one given to the constructor, else the user's choice."""
+        return self._fixed_models_dir or paths.models_dir()
+
+    @models_dir.setter
+    def models_dir(self, folder: Path) -> None:
+        self._fixed_models_dir = folder
+
+    def follow_folder(self, folder: Path) -> None:
+        """The models folder moved to ``folder``: a library on an explicit folder goes along."""
+        if self._fixed_models_dir is not None:
+            self._fixed_models_dir = folder
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Hear every change to this library (see `slmdesk.models.library.events`).
