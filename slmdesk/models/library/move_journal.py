@@ -155,15 +155,19 @@ def recover_interrupted_move(index: LibraryIndex) -> Path | None:
 
 def roll_back(index: LibraryIndex, journal: Journal) -> None:
     """Undo a move still copying: delete its partial copies and the journal (sources untouched)."""
-    folders: set[Path] = set()
     for model in journal.models:
         for temp in model.temps:
             with contextlib.suppress(OSError):
                 Path(temp).unlink(missing_ok=True)
-        folders.update(Path(target).parent for target in model.targets)
+    _clean_partials(journal)
+    journal_path(index).unlink(missing_ok=True)
+
+
+def _clean_partials(journal: Journal) -> None:
+    """Remove unowned partial files and lock files left in the destination folders."""
+    folders = {Path(target).parent for model in journal.models for target in model.targets}
     for folder in sorted(folders):
         clean_stale_partials(folder)
-    journal_path(index).unlink(missing_ok=True)
 
 
 def finish(index: LibraryIndex, journal: Journal) -> None:
@@ -172,6 +176,7 @@ def finish(index: LibraryIndex, journal: Journal) -> None:
         for model in journal.models:
             if model.state not in (REMOVED, KEPT):
                 commit_model(index, journal, model)
+        _clean_partials(journal)
         write_setting(index, Path(journal.target_dir))
         kill_point("before-journal-removed")
         journal_path(index).unlink(missing_ok=True)
@@ -190,6 +195,7 @@ def commit_model(index: LibraryIndex, journal: Journal, model: MovedModel) -> No
         if temp is not None and temp.exists():
             os.replace(temp, target)
         elif not model.copy and source.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(source, target)
         fsync_folder(target.parent)
     if not all(
