@@ -137,7 +137,7 @@ def test_a_destination_without_room_is_refused_before_anything_is_written(
     library, hashes = _fill(tiny_model, big_model)
     needed = sum(e.size_bytes for e in library.entries())
     monkeypatch.setattr(location_module, "free_bytes", lambda folder: needed)  # no margin left
-    with pytest.raises(LibraryError, match="Not enough room in .*GB are free"):
+    with pytest.raises(LibraryError, match=r"Not enough room in .*GB are free"):
         move_models(library, other_disk)
     assert list(other_disk.iterdir()) == []
     assert library.models_dir == paths.models_dir() != other_disk
@@ -191,7 +191,7 @@ def test_a_read_only_folder_is_refused(tmp_path: Path) -> None:
     folder.mkdir()
     folder.chmod(0o500)
     try:
-        with pytest.raises(LibraryError, match="Cannot use .* as the models folder"):
+        with pytest.raises(LibraryError, match=r"Cannot use .* as the models folder"):
             use_folder(Library(), folder)
     finally:
         folder.chmod(0o700)
