@@ -110,7 +110,7 @@ def build_window(
     prefs = settings_store if settings_store is not None else settings.store()
     library_view = LibraryView()
     library_controller = LibraryController(library_view, library, tasks)
-    settings_page = SettingsPage(prefs, tasks)
+    settings_page = SettingsPage(prefs, tasks, library)
     # Not opened here: the chat controller opens it on the task pool.
     store = ConversationStore(connect=False)
     chat_view = ChatView()
@@ -201,6 +201,8 @@ def build_window(
 
     discover_controller.library_requested.connect(show_in_library)
     settings_page.theme_changed.connect(_reapply_theme)
+    if settings_page.models_folder is not None:  # a new folder lists what it holds
+        settings_page.models_folder.folder_changed.connect(lambda _f: library_controller.refresh())
     settings_page.save_problem.connect(window.show_problem)
     window.on_shutdown(parts.shutdown)
     library_controller.refresh()
