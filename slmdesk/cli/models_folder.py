@@ -29,13 +29,24 @@ def register(msub: argparse._SubParsersAction) -> None:
 
 
 def _folder(args: argparse.Namespace) -> int:
+    from slmdesk.common import paths
+    from slmdesk.common.fileio import atomic_write_json
+    from slmdesk.common.paths import DataFolderError
     from slmdesk.models.library import Library
-    from slmdesk.models.library.location import folder_info, use_folder
+    from slmdesk.models.library.location import check_folder, folder_info, use_folder
     from slmdesk.models.library.move import move_models
 
     if args.move and not args.path:
         args.folder_parser.error("--move needs PATH, the folder to move the models to")
-    library = Library()
+    try:
+        library = Library()
+    except DataFolderError:
+        if not args.path or args.move or paths.chosen_models_dir() is None:
+            raise
+        # the chosen folder is gone (an unplugged drive): choosing another must still work
+        folder = check_folder(args.path)
+        atomic_write_json(paths.models_folder_setting_path(), {"path": str(folder)})
+        library = Library()
     if not args.path:
         info = folder_info(library)
     elif args.move:
@@ -44,6 +55,8 @@ def _folder(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.finish(f"{result.models} model(s), {human_size(result.bytes)}")
         info = folder_info(library)
+    elif library.models_dir == check_folder(args.path):
+        info = folder_info(library)  # just switched away from a folder that is gone
     else:
         previous = library.models_dir
         info = use_folder(library, args.path)

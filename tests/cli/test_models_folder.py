@@ -88,3 +88,16 @@ def test_bad_folders_give_one_sentence(tmp_path: Path) -> None:
     usage = run_cli("models", "folder", "--move")
     assert usage.returncode == 2 and "needs PATH" in usage.stderr
     assert paths.chosen_models_dir() is None
+
+
+def test_a_chosen_folder_that_is_gone_is_a_sentence_and_can_be_replaced(tmp_path: Path) -> None:
+    gone = tmp_path / "unplugged"
+    gone.mkdir()
+    assert run_cli("models", "folder", str(gone)).returncode == 0
+    gone.rmdir()
+    assert_clean_failure(run_cli("models", "list"), "not available", "models folder PATH")
+    assert not gone.exists()  # never created on the wrong disk
+    replacement = tmp_path / "replacement"
+    replacement.mkdir()
+    assert _json("models", "folder", str(replacement))["path"] == str(replacement.resolve())
+    assert _json("models", "list")["models_dir"] == str(replacement.resolve())
