@@ -291,3 +291,21 @@ def test_a_rename_move_killed_is_finished_by_the_next_start(
     restarted = Library()
     assert restarted.models_dir == target.resolve()  # a rename move is committed from the start
     _assert_whole(restarted, hashes, old, target)
+
+
+def test_a_file_that_took_the_name_meanwhile_is_never_replaced(
+    tiny_model: Path, big_model: Path, other_disk: Path
+) -> None:
+    library, hashes = _fill(tiny_model, big_model)
+    old = library.models_dir
+    _move_killed_at("copied", other_disk)  # every copy verified, none renamed yet
+    foreign = other_disk / "big-tiny.gguf"
+    foreign.write_bytes(b"somebody else's file")
+    restarted = Library()
+    assert foreign.read_bytes() == b"somebody else's file"
+    by_name = {e.name: e for e in restarted.entries()}
+    assert by_name["big-tiny"].path == old / "big-tiny.gguf"  # stayed where it was
+    assert _sha(by_name["big-tiny"].path) == hashes["big-tiny"]
+    assert by_name["tiny-llama-F16"].path.parent == other_disk.resolve()  # the others moved
+    assert sorted(e.name for e in restarted.entries() if e.status == "ok") == sorted(hashes)
+    assert _partials(old, other_disk) == []

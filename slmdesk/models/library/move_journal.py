@@ -187,21 +187,10 @@ def commit_model(index: LibraryIndex, journal: Journal, model: MovedModel) -> No
 
     Idempotent: each step looks at the files first, so it can run again after a kill at any point.
     """
-    for i, target in enumerate(map(Path, model.targets)):
-        source = Path(model.sources[i])
-        temp = Path(model.temps[i]) if i < len(model.temps) else None
-        if target.exists():
-            continue
-        if temp is not None and temp.exists():
-            os.replace(temp, target)
-        elif not model.copy and source.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(source, target)
-        fsync_folder(target.parent)
-    if not all(
-        _has_size(Path(t), size) for t, size in zip(model.targets, model.sizes, strict=True)
-    ):
-        log.warning("the moved copy of %s is missing; it stays at %s", model.name, model.sources[0])
+    if not _place(model):
+        log.warning(
+            "the moved copy of %s could not be placed; it stays at %s", model.name, model.sources[0]
+        )
         model.state = KEPT
         save(index, journal)
         return
@@ -217,6 +206,44 @@ def commit_model(index: LibraryIndex, journal: Journal, model: MovedModel) -> No
             Path(moved_from).unlink()
     model.state = REMOVED
     save(index, journal)
+
+
+def _pending(model: MovedModel, i: int) -> Path | None:
+    """What still has to be renamed to part ``i``'s target: its copy, or (on one disk) its source."""
+    candidate = Path(model.temps[i]) if model.copy and i < len(model.temps) else None
+    if not model.copy:
+        candidate = Path(model.sources[i])
+    return candidate if candidate is not None and candidate.exists() else None
+
+
+def _place(model: MovedModel) -> bool:
+    """Rename every part to its target; False (and the model back as it was) when one cannot be.
+
+    A part already at its target (renamed before a kill) is left there. A target name taken by
+    another file (it appeared after the plan) is never replaced: the model then stays.
+    """
+    targets = [Path(t) for t in model.targets]
+    pending = [_pending(model, i) for i in range(len(targets))]
+    clash = any(p is not None and t.exists() for p, t in zip(pending, targets, strict=True))
+    if not clash:
+        for part, target in zip(pending, targets, strict=True):
+            if part is not None:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(part, target)
+                fsync_folder(target.parent)
+        if all(_has_size(t, n) for t, n in zip(targets, model.sizes, strict=True)):
+            return True
+    for i, target in enumerate(targets):  # the model stays: undo what this move placed
+        source = Path(model.sources[i])
+        with contextlib.suppress(OSError):
+            if model.copy:
+                if i < len(model.temps):
+                    Path(model.temps[i]).unlink(missing_ok=True)
+                if not clash and source.exists():
+                    target.unlink(missing_ok=True)
+            elif not source.exists() and target.exists():
+                os.replace(target, source)
+    return False
 
 
 def _has_size(path: Path, size: int) -> bool:
