@@ -300,9 +300,10 @@ def test_a_file_that_took_the_name_meanwhile_is_never_replaced(
     old = library.models_dir
     _move_killed_at("copied", other_disk)  # every copy verified, none renamed yet
     foreign = other_disk / "big-tiny.gguf"
-    foreign.write_bytes(b"somebody else's file")
+    theirs = b"somebody else's file".ljust(big_model.stat().st_size, b".")  # even the same size
+    foreign.write_bytes(theirs)
     restarted = Library()
-    assert foreign.read_bytes() == b"somebody else's file"
+    assert foreign.read_bytes() == theirs
     by_name = {e.name: e for e in restarted.entries()}
     assert by_name["big-tiny"].path == old / "big-tiny.gguf"  # stayed where it was
     assert _sha(by_name["big-tiny"].path) == hashes["big-tiny"]
