@@ -27,6 +27,7 @@ from slmdesk.models.library import location as location_module
 from slmdesk.models.library.location import folder_info, use_folder
 from slmdesk.models.library.move import MoveCancelled, move_models
 from slmdesk.models.library.move_journal import JOURNAL_NAME, KILL_ENV
+from slmdesk.models.model_settings import ModelSettings
 from slmdesk.models.synth import TinyModelSpec, write_tiny_llama
 
 SHM = Path("/dev/shm")
@@ -100,6 +101,7 @@ def _assert_whole(library: Library, hashes: dict[str, str], *folders: Path) -> N
 
 def test_move_across_filesystems(tiny_model: Path, big_model: Path, other_disk: Path) -> None:
     library, hashes = _fill(tiny_model, big_model)
+    library.save_settings("big-tiny", ModelSettings(context_length=1024))
     old = library.models_dir
     seen: list[tuple[int, int, str]] = []
     result = move_models(library, other_disk, progress=lambda d, t, n: seen.append((d, t, n)))
@@ -113,6 +115,7 @@ def test_move_across_filesystems(tiny_model: Path, big_model: Path, other_disk: 
     assert done == sorted(done) and seen[-1][:2] == (total, total)
     assert {n for _, _, n in seen} >= {"big-tiny", "tiny-llama-F16"}
     assert all(e.managed for e in library.entries())
+    assert Library().settings_of("big-tiny").context_length == 1024  # the record moved whole
     # the next model goes to the new folder
     fresh = _fresh_model(old.parent)
     assert library.import_model(fresh).path.parent == other_disk.resolve()
