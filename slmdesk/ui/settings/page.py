@@ -132,7 +132,8 @@ class SettingsPage(QScrollArea):
         layout.addWidget(hub)
         self._show_token_state()
 
-        where = QGroupBox("Where slmdesk keeps your data")
+        self._body = layout
+        where = self._where = QGroupBox("Where slmdesk keeps your data")
         where_form = QFormLayout(where)
         for label, folder in (
             ("Models", paths.models_dir()),
@@ -168,6 +169,10 @@ class SettingsPage(QScrollArea):
         layout.addStretch(1)
         self.setWidget(body)
         self._version_requested = False
+
+    def add_section(self, section: QWidget) -> None:
+        """Add a group (e.g. the local server's) before "Where slmdesk keeps your data"."""
+        self._body.insertWidget(self._body.indexOf(self._where), section)
 
     def main_field(self) -> QWidget:
         """Where the keyboard focus goes when the page opens."""
