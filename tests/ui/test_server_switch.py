@@ -292,3 +292,22 @@ def test_closing_the_window_stops_the_server_within_the_budget(qtbot, window) ->
     _start(qtbot, parts)
     parts.window.close()
     assert parts.shutdown() == []
+
+
+def test_a_server_left_on_starts_with_the_window(qtbot, tiny_model: Path, background) -> None:
+    from slmdesk.common import settings
+
+    Library().import_model(tiny_model)
+    settings.update(server_enabled=True, server_port=0)
+    assert settings.flush()
+    parts = build_window()
+    qtbot.addWidget(parts.window)
+    parts.window.show()
+    try:
+        server = parts.local_server
+        qtbot.waitUntil(lambda: server.running is not None, timeout=TIMEOUT)
+        assert _section(parts).switch.isChecked()
+        assert _section(parts).switch.text() == "Stop server"
+    finally:
+        parts.window.close()
+        assert parts.shutdown() == []
