@@ -14,7 +14,7 @@ import logging
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from slmdesk.common.errors import SlmdeskError
@@ -55,7 +55,7 @@ class ServeConfig:
 
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)  # never shown in a log or repr
     model: str | None = None
     max_body: int = MAX_BODY_BYTES
     # Seconds open connections get to finish once stopping (the window's budget is 2 s in all).

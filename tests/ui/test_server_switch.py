@@ -311,3 +311,15 @@ def test_a_server_left_on_starts_with_the_window(qtbot, tiny_model: Path, backgr
     finally:
         parts.window.close()
         assert parts.shutdown() == []
+
+
+def test_a_bad_key_is_a_sentence(qtbot, window) -> None:
+    parts = window
+    section = _section(parts)
+    parts.window.show_page("Settings")
+    section.key.setText(" key with spaces around ")
+    qtbot.mouseClick(section.switch, Qt.MouseButton.LeftButton)
+    assert section.error.text() == (
+        "The API key must be 1 to 256 printable characters without spaces around it."
+    )
+    assert not section.switch.isChecked() and parts.local_server.running is None
