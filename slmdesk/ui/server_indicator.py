@@ -43,4 +43,5 @@ class ServerIndicator(QObject):
 
     def text(self) -> str:
         """What the status bar says about the server ("" when it says nothing)."""
-        return self.label.text() if self.label is not None and self.label.isVisible() else ""
+        # not isVisible(): a status bar created while the window is shown appears one event later
+        return self.label.text() if self.label is not None and not self.label.isHidden() else ""

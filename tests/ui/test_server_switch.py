@@ -88,6 +88,7 @@ def test_switch_starts_the_server_lists_models_and_stop_frees_the_port(
     port = parts.local_server.running.port
     assert url == f"http://127.0.0.1:{port}/v1"
     assert _indicator(parts).text() == f"Server on :{port}"
+    qtbot.waitUntil(lambda: _indicator(parts).label.isVisible(), timeout=TIMEOUT)  # on screen
     assert "Idle" in section.status.text()
 
     def models() -> list[dict[str, Any]]:
