@@ -17,7 +17,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,7 +26,8 @@ from slmdesk.llama.embedding import Embedder, can_embed, is_encoder_only
 from slmdesk.llama.engine import ChatEngine
 from slmdesk.models.gguf_info import read_gguf_info
 from slmdesk.models.library import Library
-from slmdesk.models.library.entry import STATUS_OK
+from slmdesk.models.library.entry import STATUS_OK, ModelEntry
+from slmdesk.models.model_settings import ModelSettings
 from slmdesk.serve.errors import ApiError, bad_request, internal_error, load_failed, model_not_found
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ class Slot:
     push: Push  # send a piece of text to the client
     cancel: threading.Event
     embedder: Embedder | None = None
+    defaults: ModelSettings = field(default_factory=ModelSettings)  # the model's saved ones
 
 
 Work = Callable[[Slot], Any]
@@ -66,6 +68,7 @@ class ModelHost:
         self.name: str | None = None
         self.purpose: Purpose | None = None
         self._path: Path | None = None  # the file this host loaded as ``name``
+        self.defaults = ModelSettings()
 
     def loaded_name(self) -> str | None:
         """The library name of the model in memory, whoever loaded it, or None.
@@ -80,20 +83,29 @@ class ModelHost:
             return None
         if self.purpose == "chat" and self._path == loaded.path:
             return self.name
+        entry = self._entry_for(loaded.path)
+        return entry.name if entry is not None else None
+
+    def _entry_for(self, path: Path) -> ModelEntry | None:
         for entry in self.library.entries():
-            if entry.status == STATUS_OK and Path(entry.path) == loaded.path:
-                return entry.name
+            if entry.status == STATUS_OK and Path(entry.path) == path:
+                return entry
         return None
 
     def _follow_engine(self) -> None:
-        """Take over what `loaded_name` finds (on the inference thread, before a request)."""
-        name = self.loaded_name()
-        if name != self.name or (name is not None and self.purpose != "embed"):
-            loaded = self.engine.loaded
-            if name is None or loaded is None:
-                self.name = self.purpose = self._path = None
-            else:
-                self.name, self.purpose, self._path = name, "chat", loaded.path
+        """Take over a model someone else loaded in the engine (on the inference thread)."""
+        if self.purpose == "embed" and self.embedder.is_loaded:
+            return
+        loaded = self.engine.loaded
+        if loaded is not None and self.purpose == "chat" and self._path == loaded.path:
+            return  # the one this host loaded (or adopted) still
+        entry = self._entry_for(loaded.path) if loaded is not None else None
+        if entry is None or loaded is None:
+            self.name = self.purpose = self._path = None
+            self.defaults = ModelSettings()
+        else:
+            self.name, self.purpose, self._path = entry.name, "chat", loaded.path
+            self.defaults = ModelSettings.from_dict(entry.settings)
 
     def ensure(
         self, name: str | None, cancel: threading.Event | None = None, purpose: Purpose = "chat"
@@ -139,15 +151,21 @@ class ModelHost:
                 code="model_cannot_generate",
             )
         log.info("loading %s for a request", entry.name)
+        defaults = ModelSettings.from_dict(entry.settings)
         self.close()
         try:
             if purpose == "embed":
                 self.embedder.load(entry.path, cancel=cancel)
             else:
-                self.engine.load(entry.path, cancel=cancel)
+                self.engine.load(
+                    entry.path,
+                    context_length=defaults.context_length or None,
+                    n_threads=defaults.threads or None,
+                    cancel=cancel,
+                )
         except SlmdeskError as exc:
             raise load_failed(entry.name, str(exc)) from None
-        self.name, self.purpose = entry.name, purpose
+        self.name, self.purpose, self.defaults = entry.name, purpose, defaults
         self._path = Path(entry.path) if purpose == "chat" else None
         return entry.name
 
@@ -156,6 +174,7 @@ class ModelHost:
         self.engine.unload()
         self.embedder.unload()
         self.name = self.purpose = self._path = None
+        self.defaults = ModelSettings()
 
 
 _END = object()
@@ -325,7 +344,14 @@ def answer_ticket(host: ModelHost, ticket: Ticket) -> Any:
     ticket.started_at = time.perf_counter()
     try:
         ticket.served_model = host.ensure(ticket.model, ticket.cancel, ticket.purpose)
-        slot = Slot(host.engine, ticket.served_model, ticket.push, ticket.cancel, host.embedder)
+        slot = Slot(
+            host.engine,
+            ticket.served_model,
+            ticket.push,
+            ticket.cancel,
+            host.embedder,
+            host.defaults,
+        )
         result = ticket.work(slot)
     except ApiError as exc:
         ticket.fail(exc)
