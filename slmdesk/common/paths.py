@@ -158,3 +158,8 @@ def downloads_state_path() -> Path:
 def token_path() -> Path:
     """The Hugging Face token, stored with owner-only permissions."""
     return config_dir() / "hf_token"
+
+
+def server_key_path() -> Path:
+    """The local server's API key (the window's server), stored with owner-only permissions."""
+    return config_dir() / "server_api_key"

@@ -141,7 +141,8 @@ class SettingsPage(QScrollArea):
         if self.models_folder is not None:
             layout.addWidget(self.models_folder)
 
-        where = QGroupBox("Where slmdesk keeps your data")
+        self._body = layout
+        where = self._where = QGroupBox("Where slmdesk keeps your data")
         where_form = QFormLayout(where)
         for label, folder in (
             *([] if self.models_folder is not None else [("Models", paths.models_dir())]),
@@ -177,6 +178,10 @@ class SettingsPage(QScrollArea):
         layout.addStretch(1)
         self.setWidget(body)
         self._version_requested = False
+
+    def add_section(self, section: QWidget) -> None:
+        """Add a group (e.g. the local server's) before "Where slmdesk keeps your data"."""
+        self._body.insertWidget(self._body.indexOf(self._where), section)
 
     def main_field(self) -> QWidget:
         """Where the keyboard focus goes when the page opens."""
