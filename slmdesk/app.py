@@ -25,6 +25,7 @@ from slmdesk.common.logs import setup_logging
 from slmdesk.common.settings import SettingsStore
 from slmdesk.models.library import Library
 from slmdesk.ui.chat.controller import ChatController
+from slmdesk.ui.chat.server_notice import ServerChatNotice
 from slmdesk.ui.chat.view import ChatView
 from slmdesk.ui.discover.controller import DiscoverController
 from slmdesk.ui.discover.view import DiscoverView
@@ -36,8 +37,12 @@ from slmdesk.ui.optimize.view import OptimizeView
 from slmdesk.ui.placeholder import ComingPage
 from slmdesk.ui.runtime.inference import InferenceClient
 from slmdesk.ui.runtime.jobs import SHUTDOWN_BUDGET, Deadline, Stoppable, wait_all
+from slmdesk.ui.runtime.local_server import LocalServer
+from slmdesk.ui.runtime.shared_inference import SharedInference
 from slmdesk.ui.runtime.tasks import TaskRunner
+from slmdesk.ui.server_indicator import ServerIndicator
 from slmdesk.ui.settings.page import SettingsPage
+from slmdesk.ui.settings.server_section import ServerSection
 from slmdesk.ui.theme import apply_theme, icon
 from slmdesk.ui.welcome import WelcomeController, WelcomeView
 
@@ -56,6 +61,7 @@ class AppParts:
     chat_controller: ChatController | None = None
     discover_controller: DiscoverController | None = None
     welcome_controller: WelcomeController | None = None
+    local_server: LocalServer | None = None
     controllers: list[QObject] = field(default_factory=list)
     _done: bool = False
     _stuck: list[str] = field(default_factory=list)
@@ -110,7 +116,7 @@ def build_window(
     prefs = settings_store if settings_store is not None else settings.store()
     library_view = LibraryView()
     library_controller = LibraryController(library_view, library, tasks)
-    settings_page = SettingsPage(prefs, tasks)
+    settings_page = SettingsPage(prefs, tasks, library)
     # Not opened here: the chat controller opens it on the task pool.
     store = ConversationStore(connect=False)
     chat_view = ChatView()
@@ -136,6 +142,14 @@ def build_window(
     }
     window = MainWindow(pages, prefs)
     parts = AppParts(window, library, tasks, library_controller, prefs, chat_controller)
+    # The local server shares the chat's inference thread and model (one model in memory).
+    shared = SharedInference(chat_controller.client, library)
+    local_server = LocalServer(shared, library, tasks)
+    settings_page.add_section(ServerSection(prefs, tasks, local_server, shared))
+    ServerIndicator(window, local_server)
+    ServerChatNotice(chat_controller, shared)
+    parts.local_server = local_server
+    parts.controllers.append(local_server)  # asked to stop before the chat's thread
     parts.controllers.append(settings_page)
     parts.controllers.append(library_controller)
     parts.controllers.append(discover_controller)
@@ -182,6 +196,7 @@ def build_window(
         if parts.chat_controller is None:
             return
         parts.chat_controller = None
+        local_server.request_stop()  # its requests would wait for the chat's thread forever
         library_controller.models_changed.disconnect(chat_controller.set_models)
         parts.controllers.remove(chat_controller)
         chat_controller.shutdown()
@@ -201,6 +216,8 @@ def build_window(
 
     discover_controller.library_requested.connect(show_in_library)
     settings_page.theme_changed.connect(_reapply_theme)
+    if settings_page.models_folder is not None:  # a new folder lists what it holds
+        settings_page.models_folder.folder_changed.connect(lambda _f: library_controller.refresh())
     settings_page.save_problem.connect(window.show_problem)
     window.on_shutdown(parts.shutdown)
     library_controller.refresh()

@@ -6,6 +6,7 @@ import argparse
 import datetime as dt
 import sys
 
+from slmdesk.cli.models_folder import register as register_folder
 from slmdesk.cli.output import (
     ProgressBar,
     human_count,
@@ -50,6 +51,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p_starter = msub.add_parser("starter", help="add the bundled starter model (Gemma 3 270M)")
     p_starter.add_argument("--json", action="store_true", help="print JSON")
     p_starter.set_defaults(func=_starter)
+
+    from slmdesk.cli.model_settings import register_settings
+
+    register_settings(msub)
+    register_folder(msub)
 
 
 def _list(args: argparse.Namespace) -> int:

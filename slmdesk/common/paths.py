@@ -8,6 +8,7 @@ stay hermetic, and a portable install uses it to keep everything next to the app
 from __future__ import annotations
 
 import errno
+import json
 import os
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from slmdesk.common.errors import SlmdeskError
 
 APP_NAME = "slmdesk"
 HOME_ENV = "SLMDESK_HOME"
+MODELS_FOLDER_FILE = "models-folder.json"
 
 
 class DataFolderError(SlmdeskError, OSError):
@@ -87,8 +89,35 @@ def data_dir() -> Path:
 
 
 def models_dir() -> Path:
-    """Where downloaded, imported-by-copy and optimized models live."""
-    return _ensure_folder(data_dir() / "models")
+    """Where downloaded, imported-by-copy and optimized models live.
+
+    The folder the user chose (`chosen_models_dir`), else ``models`` in the data folder.
+    """
+    chosen = chosen_models_dir()
+    if chosen is None:
+        return _ensure_folder(data_dir() / "models")
+    if not chosen.is_dir():
+        # never created here: on an unplugged drive that would silently fill the system disk
+        raise DataFolderError(
+            f"The models folder {chosen} is not available (is its drive connected?); connect it "
+            "or choose another folder with `slmdesk models folder PATH`."
+        )
+    return chosen
+
+
+def models_folder_setting_path() -> Path:
+    """The small file naming the models folder the user chose (read by the CLI and the window)."""
+    return config_dir() / MODELS_FOLDER_FILE
+
+
+def chosen_models_dir() -> Path | None:
+    """The models folder the user chose, or None for the default (also for an unreadable file)."""
+    try:
+        value = json.loads(models_folder_setting_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    path = value.get("path") if isinstance(value, dict) else None
+    return Path(path) if isinstance(path, str) and path else None
 
 
 def config_dir() -> Path:
@@ -129,3 +158,8 @@ def downloads_state_path() -> Path:
 def token_path() -> Path:
     """The Hugging Face token, stored with owner-only permissions."""
     return config_dir() / "hf_token"
+
+
+def server_key_path() -> Path:
+    """The local server's API key (the window's server), stored with owner-only permissions."""
+    return config_dir() / "server_api_key"

@@ -26,6 +26,7 @@ from starlette.types import ASGIApp
 
 from slmdesk.models.library import Library
 from slmdesk.serve import replies
+from slmdesk.serve.backend import Backend
 from slmdesk.serve.embeddings import embedding_work
 from slmdesk.serve.errors import ApiError, error_body, model_not_found
 from slmdesk.serve.generation import (
@@ -36,7 +37,7 @@ from slmdesk.serve.generation import (
     generation_work,
 )
 from slmdesk.serve.guards import MAX_BODY_BYTES, wrap
-from slmdesk.serve.inference import InferenceService, Ticket
+from slmdesk.serve.inference import Ticket
 from slmdesk.serve.schemas import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -113,9 +114,7 @@ class _Stream:
             self.ticket.cancel.set()  # a no-op when the reply ended; stops it when not
 
 
-def create_app(
-    service: InferenceService, library: Library, max_body: int = MAX_BODY_BYTES
-) -> FastAPI:
+def create_app(service: Backend, library: Library, max_body: int = MAX_BODY_BYTES) -> FastAPI:
     """The API routes over ``service`` (wrap with `guarded` for the key and body limit)."""
     api = FastAPI(title="slmdesk", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -147,35 +146,38 @@ def create_app(
         message = "No such endpoint." if exc.status_code == 404 else str(exc.detail)
         return JSONResponse(error_body(message, kind), status_code=exc.status_code)
 
-    def model_card(name: str, created: float) -> dict[str, Any]:
+    def model_card(name: str, created: float, loaded: str | None) -> dict[str, Any]:
         return {
             "id": name,
             "object": "model",
             "created": int(created),
             "owned_by": "slmdesk",
-            "loaded": name == service.host.name,
+            "loaded": name == loaded,
         }
 
     @api.get("/v1/models")
     def list_models() -> dict[str, Any]:
-        cards = [model_card(e.name, e.added_at) for e in library.entries()]
+        loaded = service.loaded_name()
+        cards = [model_card(e.name, e.added_at, loaded) for e in library.entries()]
         return {"object": "list", "data": cards}
 
     @api.get("/v1/models/{name:path}")
     def get_model(name: str) -> dict[str, Any]:
         for entry in library.entries():
             if entry.name.lower() == name.lower():
-                return model_card(entry.name, entry.added_at)
+                return model_card(entry.name, entry.added_at, service.loaded_name())
         raise model_not_found(name)
 
-    async def answer(request: Request, model: str | None, text: TextRequest) -> tuple[str, Any]:
+    async def answer(
+        request: Request, model: str | None, text: TextRequest, label: str
+    ) -> tuple[str, Any]:
         """The whole reply of a request that is not streamed: (served model, result)."""
-        ticket = service.submit(model, generation_work(text))
+        ticket = service.submit(model, generation_work(text), label=label)
         result = await _unless_gone(request, ticket, ticket.wait())
         return ticket.served_model, result
 
-    async def start(request: Request, model: str | None, text: TextRequest) -> _Stream:
-        ticket = service.submit(model, generation_work(text))
+    async def start(request: Request, model: str | None, text: TextRequest, label: str) -> _Stream:
+        ticket = service.submit(model, generation_work(text), label=label)
         stream = _Stream(ticket)
         await _unless_gone(request, ticket, stream.start())
         return stream
@@ -187,9 +189,9 @@ def create_app(
         text = from_chat(body)
         rid = replies.new_id("chatcmpl-")
         if not body.stream:
-            served, result = await answer(request, body.model, text)
+            served, result = await answer(request, body.model, text, "chat completion")
             return JSONResponse(replies.chat_completion(rid, served, result))
-        stream = await start(request, body.model, text)
+        stream = await start(request, body.model, text, "chat completion")
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
 
         async def events() -> AsyncIterator[dict[str, str]]:
@@ -215,11 +217,11 @@ def create_app(
         text = from_completion(body)
         rid = replies.new_id("cmpl-")
         if not body.stream:
-            served, result = await answer(request, body.model, text)
+            served, result = await answer(request, body.model, text, "completion")
             finish = replies.finish_reason(result)
             use = replies.usage(result)
             return JSONResponse(replies.completion(rid, served, result.text, finish, use))
-        stream = await start(request, body.model, text)
+        stream = await start(request, body.model, text, "completion")
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
 
         async def events() -> AsyncIterator[dict[str, str]]:
@@ -243,11 +245,11 @@ def create_app(
         text = from_responses(body)
         rid, mid, created = replies.new_id("resp_"), replies.new_id("msg_"), int(time.time())
         if not body.stream:
-            served, result = await answer(request, body.model, text)
+            served, result = await answer(request, body.model, text, "response")
             return JSONResponse(
                 replies.response(rid, mid, served, result.text, "completed", result, created)
             )
-        stream = await start(request, body.model, text)
+        stream = await start(request, body.model, text, "response")
 
         async def events() -> AsyncIterator[dict[str, str]]:
             model = stream.ticket.served_model
@@ -296,7 +298,9 @@ def create_app(
 
     @api.post("/v1/embeddings")
     async def embeddings(body: EmbeddingRequest, request: Request) -> JSONResponse:
-        ticket = service.submit(body.model, embedding_work(body), purpose="embed")
+        ticket = service.submit(
+            body.model, embedding_work(body), purpose="embed", label="embeddings"
+        )
         result = await _unless_gone(request, ticket, ticket.wait())
         return JSONResponse(result)
 

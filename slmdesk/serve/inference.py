@@ -17,7 +17,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from slmdesk.common.errors import ModelNotFoundError, SlmdeskError
@@ -25,7 +26,8 @@ from slmdesk.llama.embedding import Embedder, can_embed, is_encoder_only
 from slmdesk.llama.engine import ChatEngine
 from slmdesk.models.gguf_info import read_gguf_info
 from slmdesk.models.library import Library
-from slmdesk.models.library.entry import STATUS_OK
+from slmdesk.models.library.entry import STATUS_OK, ModelEntry
+from slmdesk.models.model_settings import ModelSettings
 from slmdesk.serve.errors import ApiError, bad_request, internal_error, load_failed, model_not_found
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,7 @@ class Slot:
     push: Push  # send a piece of text to the client
     cancel: threading.Event
     embedder: Embedder | None = None
+    defaults: ModelSettings = field(default_factory=ModelSettings)  # the model's saved ones
 
 
 Work = Callable[[Slot], Any]
@@ -64,6 +67,45 @@ class ModelHost:
         self.embedder = embedder or Embedder()
         self.name: str | None = None
         self.purpose: Purpose | None = None
+        self._path: Path | None = None  # the file this host loaded as ``name``
+        self.defaults = ModelSettings()
+
+    def loaded_name(self) -> str | None:
+        """The library name of the model in memory, whoever loaded it, or None.
+
+        The window's chat shares its engine with the server, so the engine may hold a model
+        this host did not load: it is named by the library entry with that file. Reads only.
+        """
+        if self.purpose == "embed" and self.embedder.is_loaded:
+            return self.name
+        loaded = self.engine.loaded
+        if loaded is None:
+            return None
+        if self.purpose == "chat" and self._path == loaded.path:
+            return self.name
+        entry = self._entry_for(loaded.path)
+        return entry.name if entry is not None else None
+
+    def _entry_for(self, path: Path) -> ModelEntry | None:
+        for entry in self.library.entries():
+            if entry.status == STATUS_OK and Path(entry.path) == path:
+                return entry
+        return None
+
+    def _follow_engine(self) -> None:
+        """Take over a model someone else loaded in the engine (on the inference thread)."""
+        if self.purpose == "embed" and self.embedder.is_loaded:
+            return
+        loaded = self.engine.loaded
+        if loaded is not None and self.purpose == "chat" and self._path == loaded.path:
+            return  # the one this host loaded (or adopted) still
+        entry = self._entry_for(loaded.path) if loaded is not None else None
+        if entry is None or loaded is None:
+            self.name = self.purpose = self._path = None
+            self.defaults = ModelSettings()
+        else:
+            self.name, self.purpose, self._path = entry.name, "chat", loaded.path
+            self.defaults = ModelSettings.from_dict(entry.settings)
 
     def ensure(
         self, name: str | None, cancel: threading.Event | None = None, purpose: Purpose = "chat"
@@ -74,6 +116,7 @@ class ModelHost:
             ApiError: 400 no model named and none loaded (or the model cannot serve
                 ``purpose``), 404 unknown, 503 it failed to load.
         """
+        self._follow_engine()
         if not name:
             if self.name is None:
                 raise bad_request(
@@ -108,22 +151,30 @@ class ModelHost:
                 code="model_cannot_generate",
             )
         log.info("loading %s for a request", entry.name)
+        defaults = ModelSettings.from_dict(entry.settings)
         self.close()
         try:
             if purpose == "embed":
                 self.embedder.load(entry.path, cancel=cancel)
             else:
-                self.engine.load(entry.path, cancel=cancel)
+                self.engine.load(
+                    entry.path,
+                    context_length=defaults.context_length or None,
+                    n_threads=defaults.threads or None,
+                    cancel=cancel,
+                )
         except SlmdeskError as exc:
             raise load_failed(entry.name, str(exc)) from None
-        self.name, self.purpose = entry.name, purpose
+        self.name, self.purpose, self.defaults = entry.name, purpose, defaults
+        self._path = Path(entry.path) if purpose == "chat" else None
         return entry.name
 
     def close(self) -> None:
         """Free the model."""
         self.engine.unload()
         self.embedder.unload()
-        self.name = self.purpose = None
+        self.name = self.purpose = self._path = None
+        self.defaults = ModelSettings()
 
 
 _END = object()
@@ -138,10 +189,12 @@ class Ticket:
         work: Work,
         loop: asyncio.AbstractEventLoop,
         purpose: Purpose = "chat",
+        label: str = "request",
     ) -> None:
         self.model = model
         self.work = work
         self.purpose: Purpose = purpose
+        self.label = label  # what is asked, for a status line: "chat completion", "embeddings"
         self.cancel = threading.Event()
         self.result: Any = None
         self.served_model: str = model or ""
@@ -235,11 +288,17 @@ class InferenceService:
         """
         return self.host.ensure(name)
 
-    def submit(self, model: str | None, work: Work, purpose: Purpose = "chat") -> Ticket:
+    def submit(
+        self, model: str | None, work: Work, purpose: Purpose = "chat", label: str = "request"
+    ) -> Ticket:
         """Queue ``work`` for the model named ``model``; call on the event loop."""
-        ticket = Ticket(model, work, asyncio.get_running_loop(), purpose)
+        ticket = Ticket(model, work, asyncio.get_running_loop(), purpose, label)
         self._queue.put(ticket)
         return ticket
+
+    def loaded_name(self) -> str | None:
+        """The library name of the model in memory, or None."""
+        return self.host.name
 
     def pending(self) -> int:
         """How many requests wait behind the one being answered."""
@@ -267,21 +326,39 @@ class InferenceService:
                 ticket.fail(bad_request("The request was cancelled before it started."))
                 continue
             self.current = self.last = ticket
-            ticket.started_at = time.perf_counter()
             try:
-                host = self.host
-                ticket.served_model = host.ensure(ticket.model, ticket.cancel, ticket.purpose)
-                slot = Slot(
-                    host.engine, ticket.served_model, ticket.push, ticket.cancel, host.embedder
-                )
-                result = ticket.work(slot)
-                self.recent.append(result)
-                ticket.finish(result)
-            except ApiError as exc:
-                ticket.fail(exc)
-            except Exception:
-                log.exception("a server request failed")
-                ticket.fail(internal_error())
+                result = answer_ticket(self.host, ticket)
+                if result is not _FAILED:
+                    self.recent.append(result)
             finally:
                 self.current = None
                 self.served += 1
+
+
+_FAILED = object()
+
+
+def answer_ticket(host: ModelHost, ticket: Ticket) -> Any:
+    """Run one ticket's work on the calling (inference) thread: load the model it names, run
+    the work, report the outcome to the ticket. Returns the result, or a marker on failure."""
+    ticket.started_at = time.perf_counter()
+    try:
+        ticket.served_model = host.ensure(ticket.model, ticket.cancel, ticket.purpose)
+        slot = Slot(
+            host.engine,
+            ticket.served_model,
+            ticket.push,
+            ticket.cancel,
+            host.embedder,
+            host.defaults,
+        )
+        result = ticket.work(slot)
+    except ApiError as exc:
+        ticket.fail(exc)
+        return _FAILED
+    except Exception:
+        log.exception("a server request failed")
+        ticket.fail(internal_error())
+        return _FAILED
+    ticket.finish(result)
+    return result

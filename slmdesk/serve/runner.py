@@ -2,7 +2,8 @@
 
 `ServeConfig.check` enforces the safe default: loopback only, unless an API key is given.
 `Server.run` blocks (the command line); `Server.start` / `Server.stop` run it on a thread
-(tests, and later the window). The API key is never logged or printed.
+(tests, and the window, which passes its own `Backend` so the server uses the window's inference
+thread and model instead of starting its own). The API key is never logged or printed.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import logging
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from slmdesk.common.errors import SlmdeskError
 from slmdesk.models.library import Library
 from slmdesk.serve.app import create_app, guarded
+from slmdesk.serve.backend import Backend
 from slmdesk.serve.guards import MAX_BODY_BYTES
 from slmdesk.serve.inference import InferenceService, ModelHost
 
@@ -53,9 +55,11 @@ class ServeConfig:
 
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)  # never shown in a log or repr
     model: str | None = None
     max_body: int = MAX_BODY_BYTES
+    # Seconds open connections get to finish once stopping (the window's budget is 2 s in all).
+    shutdown_timeout: int = 2
 
     def check(self) -> None:
         """Refuse another interface without an API key.
@@ -104,24 +108,37 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 class Server:
-    """The API on one socket, with its own inference thread and model."""
+    """The API on one socket, with its own inference thread and model unless given a backend."""
 
-    def __init__(self, config: ServeConfig, library: Library | None = None) -> None:
+    def __init__(
+        self, config: ServeConfig, library: Library | None = None, backend: Backend | None = None
+    ) -> None:
+        """Check ``config`` and bind its socket (raises ExposureError or BindError).
+
+        Args:
+            config: address, key and limits.
+            library: where models are named from (default: the user's).
+            backend: who runs the work (default: an own `InferenceService`, started with the
+                server and stopped with it); a given backend is neither started nor stopped.
+        """
         import uvicorn
 
         config.check()
         self.config = config
         self.library = library or Library()
-        self.service = InferenceService(ModelHost(self.library))
+        self.service: InferenceService | None = None
+        if backend is None:
+            self.service = InferenceService(ModelHost(self.library))
+        self.backend: Backend = backend if backend is not None else self.service  # type: ignore[assignment]
         self._socket = _bind(config.host, config.port)
-        api = create_app(self.service, self.library, config.max_body)
+        api = create_app(self.backend, self.library, config.max_body)
         self._uvicorn = uvicorn.Server(
             uvicorn.Config(
                 guarded(api, config.api_key, config.max_body),
                 lifespan="off",
                 log_config=None,
                 log_level="warning",
-                timeout_graceful_shutdown=2,
+                timeout_graceful_shutdown=max(1, config.shutdown_timeout),
             )
         )
         self._thread: threading.Thread | None = None
@@ -144,7 +161,7 @@ class Server:
         Raises:
             SlmdeskError: the model is unknown or cannot be loaded.
         """
-        if not self.config.model:
+        if not self.config.model or self.service is None:
             return None
         from slmdesk.serve.errors import ApiError
 
@@ -155,7 +172,8 @@ class Server:
 
     def run(self) -> None:
         """Serve until interrupted (Ctrl+C); blocks."""
-        self.service.start()
+        if self.service is not None:
+            self.service.start()
         try:
             self._uvicorn.run(sockets=[self._socket])
         finally:
@@ -163,7 +181,8 @@ class Server:
 
     def start(self, timeout: float = 30.0) -> None:
         """Serve on a thread; returns once the server accepts connections."""
-        self.service.start()
+        if self.service is not None:
+            self.service.start()
         self._thread = threading.Thread(
             target=self._uvicorn.run,
             kwargs={"sockets": [self._socket]},
@@ -183,22 +202,37 @@ class Server:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop serving (streams end), then the inference thread; frees the model."""
+        self.request_stop()
+        self.wait_stopped(timeout)
+
+    def request_stop(self) -> None:
+        """Ask the server to stop without waiting (its loop checks about every 0.1 s)."""
         self._uvicorn.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout)
+
+    def wait_stopped(self, timeout: float) -> bool:
+        """Wait at most ``timeout`` seconds for the server thread, then `close`; True when the
+        thread ended (a thread still running is left to end by itself: it is a daemon)."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(max(0.0, timeout))
+            if thread.is_alive():
+                return False
             self._thread = None
         self.close()
+        return True
 
     def close(self) -> None:
-        """Free the socket, the inference thread and the model."""
-        self.service.stop()
+        """Free the socket, and the own inference thread and model."""
+        if self.service is not None:
+            self.service.stop()
         self._socket.close()
 
     def status(self) -> dict[str, Any]:
         """What the server is doing, for a status line."""
+        service = self.service
         return {
             "url": self.base_url,
-            "model": self.service.host.name,
-            "served": self.service.served,
-            "pending": self.service.pending(),
+            "model": self.backend.loaded_name(),
+            "served": service.served if service is not None else None,
+            "pending": service.pending() if service is not None else None,
         }

@@ -8,7 +8,7 @@ never notices. The guard makes it visible: while a top-level window is shown, it
 - ``os.fsync`` (no audit event exists for it, so the function is wrapped),
 - ``sqlite3.connect``,
 - child process start (``subprocess.Popen``, ``os.posix_spawn``, ``os.system``),
-- ``socket.connect``,
+- ``socket.connect`` and ``socket.bind`` (listening is the task pool's job too),
 
 made on the main (GUI) thread during the test function itself (fixtures that prepare files or
 close the window run before and after it and are not watched). The fixture then fails the test
@@ -36,7 +36,15 @@ import pytest
 MARKER = "allow_gui_thread_io"
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 WATCHED_EVENTS = frozenset(
-    {"open", "sqlite3.connect", "subprocess.Popen", "os.posix_spawn", "os.system", "socket.connect"}
+    {
+        "open",
+        "sqlite3.connect",
+        "subprocess.Popen",
+        "os.posix_spawn",
+        "os.system",
+        "socket.connect",
+        "socket.bind",
+    }
 )
 MESSAGE = "blocking call on the GUI thread while the window is shown"
 _STACK_FRAMES = 8
@@ -61,8 +69,8 @@ def describe(event: str, args: tuple[Any, ...]) -> str | None:
         if isinstance(path, str | bytes) and "__pycache__" in os.fsdecode(path):
             return None  # Python's bytecode cache, written by the import system
         return f"open({path!r}, {mode!r})" if mode is not None else f"os.open({path!r})"
-    if event == "socket.connect":
-        return f"socket.connect({args[1]!r})"
+    if event in ("socket.connect", "socket.bind"):
+        return f"{event}({args[1]!r})"
     if event == "sqlite3.connect":
         return f"sqlite3.connect({args[0]!r})"
     if event == "subprocess.Popen":

@@ -92,7 +92,7 @@ class DownloadManager:
         self.on_update = on_update
         self.max_parallel = max(1, max_parallel)
         self.token = token
-        self.models_dir = models_dir or paths.models_dir()
+        self._models_dir = models_dir
         self.store = store or DownloadStore()
         self.options = options or DownloadOptions()
         self._slots: dict[str, _Slot] = {}
@@ -105,6 +105,12 @@ class DownloadManager:
         self._worker: threading.Thread | None = None
 
     # -- queries -------------------------------------------------------------------------------
+
+    @property
+    def models_dir(self) -> Path:
+        """Where new downloads go: the folder given, else the models folder chosen now (a
+        folder changed in Settings applies to the next download without a restart)."""
+        return self._models_dir or paths.models_dir()
 
     def status(self, task_id: str) -> DownloadStatus:
         """The latest status of a download (from memory: no file is read).

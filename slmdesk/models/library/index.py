@@ -58,6 +58,14 @@ class LibraryIndex:
                 if damaged or _canonical(data) != before:
                     atomic_write_json(self.path, data)
 
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        """Hold the lock across several `update` calls, so other writers see none or all of them."""
+        with self._thread_lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._file_lock:
+                yield
+
     def _load(self) -> tuple[dict[str, Any], bool]:
         """The index, and whether the file exists but could not be understood."""
         try:

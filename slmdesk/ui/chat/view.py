@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from slmdesk.ui.accessibility import named
 from slmdesk.ui.chat.base_model_bar import BaseModelBar
+from slmdesk.ui.chat.defaults_widgets import ModelDefaultsRow, PresetsRow
 from slmdesk.ui.chat.empty_state import EmptyState, list_text
 from slmdesk.ui.chat.message_widget import MessageWidget, reading_width
 from slmdesk.ui.elided import ElidedLabel, ShrinkingComboBox
@@ -216,6 +217,9 @@ class SettingsPanel(QScrollArea):
         self.context.setSingleStep(1024)
         self.context.setSpecialValueText("automatic")
         form.addRow("Context length", self.context)
+        self.threads = self._int(0, 1024, "CPU threads; applies when the model is loaded")
+        self.threads.setSpecialValueText("automatic")
+        form.addRow("CPU threads", self.threads)
         # Shown only when this llama.cpp build can offload to a GPU (`show_gpu_layers`).
         self.gpu_layers = self._int(-1, 999, "layers on the GPU; automatic fits the GPU's memory")
         self.gpu_layers.setSpecialValueText("automatic")
@@ -224,14 +228,18 @@ class SettingsPanel(QScrollArea):
         self._gpu_label.setBuddy(self.gpu_layers)
         form.addRow(self._gpu_label, self.gpu_layers)
         self.show_gpu_layers(False)
+        self.presets = PresetsRow()
+        self.model_defaults = ModelDefaultsRow()
         self.reset_button = QPushButton("Reset to defaults")
         named(self.reset_button, "Reset chat settings to defaults")
         layout.addWidget(title)
         layout.addWidget(hint)
         layout.addWidget(QLabel("System prompt"))
+        layout.addWidget(self.presets)
         layout.addWidget(self.system_prompt)
         layout.addLayout(form)
         layout.addWidget(self.reset_button)
+        layout.addWidget(self.model_defaults)
         layout.addStretch(1)
         self.setWidget(body)
         self.system_prompt.textChanged.connect(self.changed)

@@ -14,12 +14,16 @@ Requests arrive as queued signals from an `InferenceClient` on the GUI thread.
   ``chunk`` signal every `UPDATE_INTERVAL`, however fast tokens come.
 - Stop is a `threading.Event` per reply, set directly from the GUI thread: the worker's event
   loop is busy while it generates, so a queued signal would arrive after the reply.
+- The window's local server queues its requests on this same thread
+  (`slmdesk.ui.runtime.shared_inference`), so a request may leave another model in the engine:
+  the next chat turn reloads the user's model first and says so (``model_restoring``).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,12 +111,18 @@ class InferenceWorker(QObject):
     chunk = Signal(int, str)  # message id, text to append
     reply_finished = Signal(int, object)  # conversation id, dict: message, timings, notes
     reply_failed = Signal(int, str)  # conversation id, message
+    # The user's model is being loaded again before a reply (something else used the engine).
+    model_restoring = Signal(str)  # the model file's path
 
     def __init__(self, store: ConversationStore | None) -> None:
         super().__init__()
         self.store = store
         self.engine = ChatEngine()
         self.closing = threading.Event()  # set at shutdown: queued requests are skipped
+        # The user's last successful load (path, context, threads), restored before a reply.
+        self.user_model: LoadRequest | None = None
+        # Run on this thread before each reply (e.g. the server frees an embedding model).
+        self.before_reply: list[Callable[[], None]] = []
         # without a store: the one in-memory conversation (the A/B view)
         self.scratch = ChatSession(self.engine) if store is None else None
 
@@ -124,6 +134,7 @@ class InferenceWorker(QObject):
     def _load(self, context: JobContext, request: LoadRequest) -> dict[str, Any]:
         if self.closing.is_set():
             raise LoadCancelled("Loading was cancelled.")
+        self.user_model = None  # a failed or cancelled load leaves nothing to restore
         try:
             loaded = self.engine.load(
                 request.path,
@@ -139,6 +150,7 @@ class InferenceWorker(QObject):
             raise SlmdeskError(f"The model could not be loaded: {exc}") from exc
         if self.scratch is not None:
             self.scratch.reset()
+        self.user_model = request
         return {
             "path": str(loaded.path),
             "context_length": loaded.context_length,
@@ -152,8 +164,25 @@ class InferenceWorker(QObject):
     @Slot()
     def unload(self) -> None:
         """Free the model's memory."""
+        self.user_model = None
         self.engine.unload()
         self.unloaded.emit()
+
+    def _restore_user_model(self) -> None:
+        """Load the user's model again when the engine holds another one (or none) since a
+        server request used it; raises the load's SlmdeskError."""
+        wanted = self.user_model
+        if wanted is None:
+            return
+        loaded = self.engine.loaded
+        if loaded is not None and loaded.path == Path(wanted.path):
+            return
+        self.model_restoring.emit(wanted.path)
+        self.engine.load(
+            wanted.path,
+            context_length=wanted.context_length or None,
+            n_threads=wanted.n_threads or None,
+        )
 
     @Slot()
     def reset_conversation(self) -> None:
@@ -173,6 +202,9 @@ class InferenceWorker(QObject):
             session = ChatSession(self.engine, self.store, cid)
         listener = _Signals(self, cid)
         try:
+            for hook in self.before_reply:
+                hook()
+            self._restore_user_model()
             reply = session.reply(
                 request.user_text,
                 request.sampling,

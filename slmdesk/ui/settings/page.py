@@ -32,10 +32,12 @@ from slmdesk.common.errors import SlmdeskError
 from slmdesk.common.settings import SettingsStore
 from slmdesk.hub import token as hf_token
 from slmdesk.models.hardware import machine_info
+from slmdesk.models.library import Library
 from slmdesk.ui import dialogs
 from slmdesk.ui.accessibility import named
 from slmdesk.ui.format import human_size
 from slmdesk.ui.runtime.tasks import TaskRunner
+from slmdesk.ui.settings.models_folder_section import ModelsFolderSection
 from slmdesk.ui.settings.reporter import SettingsSaveReporter
 
 THEMES = (("Follow the system", "system"), ("Light", "light"), ("Dark", "dark"))
@@ -48,7 +50,9 @@ class SettingsPage(QScrollArea):
     # The latest save's problem as one sentence, or "" once a save worked again.
     save_problem = Signal(str)
 
-    def __init__(self, store: SettingsStore, tasks: TaskRunner) -> None:
+    def __init__(
+        self, store: SettingsStore, tasks: TaskRunner, library: Library | None = None
+    ) -> None:
         super().__init__()
         self.store = store
         self.tasks = tasks
@@ -132,10 +136,16 @@ class SettingsPage(QScrollArea):
         layout.addWidget(hub)
         self._show_token_state()
 
-        where = QGroupBox("Where slmdesk keeps your data")
+        # the models folder can be changed (and moved): its own section, when a library is given
+        self.models_folder = None if library is None else ModelsFolderSection(library, tasks)
+        if self.models_folder is not None:
+            layout.addWidget(self.models_folder)
+
+        self._body = layout
+        where = self._where = QGroupBox("Where slmdesk keeps your data")
         where_form = QFormLayout(where)
         for label, folder in (
-            ("Models", paths.models_dir()),
+            *([] if self.models_folder is not None else [("Models", paths.models_dir())]),
             ("Conversations and data", paths.data_dir()),
             ("Settings", paths.config_dir()),
             ("Logs", paths.logs_dir()),
@@ -168,6 +178,10 @@ class SettingsPage(QScrollArea):
         layout.addStretch(1)
         self.setWidget(body)
         self._version_requested = False
+
+    def add_section(self, section: QWidget) -> None:
+        """Add a group (e.g. the local server's) before "Where slmdesk keeps your data"."""
+        self._body.insertWidget(self._body.indexOf(self._where), section)
 
     def main_field(self) -> QWidget:
         """Where the keyboard focus goes when the page opens."""
