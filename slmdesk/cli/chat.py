@@ -17,6 +17,7 @@ from typing import Any
 
 from slmdesk.cli.output import ProgressBar, one_line, print_json
 from slmdesk.cli.validate import (
+    bounded_int,
     check_model_ref,
     context_length,
     reply_tokens,
@@ -48,6 +49,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ctx", type=context_length, default=None, help="context length in tokens")
     p.add_argument(
         "--threads", type=thread_count, default=None, help="CPU threads (default: cores)"
+    )
+    p.add_argument(
+        "--gpu-layers",
+        type=bounded_int(0, 10_000, "layers"),
+        default=None,
+        help="layers on the GPU (default: as many as fit; 0 = CPU only)",
     )
     p.add_argument(
         "--format",
@@ -122,6 +129,7 @@ def _chat(args: argparse.Namespace) -> int:
         path,
         context_length=args.ctx or saved.context_length or None,
         n_threads=args.threads or saved.threads or None,
+        n_gpu_layers=args.gpu_layers if args.gpu_layers is not None else saved.gpu_layers,
         progress=(lambda f: bar.update(int(f * 100), 100)) if bar else None,
         chat_format=args.chat_format,
     )

@@ -161,6 +161,7 @@ class ModelHost:
                     entry.path,
                     context_length=defaults.context_length or None,
                     n_threads=defaults.threads or None,
+                    n_gpu_layers=defaults.gpu_layers,
                     cancel=cancel,
                 )
         except SlmdeskError as exc:

@@ -102,3 +102,26 @@ def test_presets_fill_the_prompt_and_can_be_saved_renamed_and_deleted(
     row.delete_action.trigger()
     qtbot.waitUntil(lambda: row.combo.findData("Old sailor") < 0, timeout=TIMEOUT)
     assert panel.system_prompt.toPlainText() == "Answer like a sailor."  # the chat keeps it
+
+
+def test_gpu_layers_are_saved_with_the_models_defaults_and_used_to_load(
+    qtbot, chat, gui_guard
+) -> None:
+    _parts, controller = chat
+    panel = controller.view.settings_panel
+    panel.show_gpu_layers(True)  # as on a build that can offload
+    panel.gpu_layers.setValue(7)
+    panel.model_defaults.save_button.click()
+
+    def saved() -> ModelSettings:
+        with gui_guard.allowed():
+            return Library().settings_of(NAME)
+
+    qtbot.waitUntil(lambda: saved().gpu_layers == 7, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: controller.defaults.settings_for(NAME).gpu_layers == 7)
+    requests: list = []
+    controller.client._load.connect(requests.append)
+    controller.load_model(NAME)
+    qtbot.waitUntil(lambda: not controller.client.loading, timeout=TIMEOUT)
+    assert [r.n_gpu_layers for r in requests] == [7]
+    assert controller.loaded_name == NAME  # this build has no GPU: it loads on the CPU

@@ -224,10 +224,13 @@ class ChatController(QObject):
         if index >= 0:
             self.view.model_picker.setCurrentIndex(index)
         context = threads = 0
+        saved = self.defaults.settings_for(name)
+        gpu_layers = saved.gpu_layers
         if self.current is not None:
             context = int(self.current.settings.get("context_length") or 0)
             threads = int(self.current.settings.get("threads") or 0)
-        saved = self.defaults.settings_for(name)
+            chosen = self.current.settings.get("gpu_layers")
+            gpu_layers = chosen if isinstance(chosen, int) and chosen >= 0 else gpu_layers
         context = context or saved.context_length or int(app_settings.get("context_length") or 0)
         threads = threads or saved.threads or int(app_settings.get("threads") or 0)
         self._pending_name = name
@@ -236,7 +239,7 @@ class ChatController(QObject):
         self.view.load_progress.setValue(0)
         self.view.load_progress.setVisible(True)
         self.view.eject_button.setText("Cancel")
-        self.client.load(path, context, threads)
+        self.client.load(path, context, threads, gpu_layers)
         self._update_empty_chat()
 
     @Slot(int)
@@ -766,6 +769,8 @@ class ChatController(QObject):
             panel.max_tokens.setValue(sampling.max_tokens)
             panel.context.setValue(int(stored.get("context_length") or 0))
             panel.threads.setValue(int(stored.get("threads") or 0))
+            gpu = stored.get("gpu_layers") if conversation is not None else saved.gpu_layers
+            panel.gpu_layers.setValue(gpu if isinstance(gpu, int) and gpu >= 0 else -1)
             self.view.base_model_bar.set_mode(stored.get("mode"))
             if conversation is not None:
                 system = conversation.system_prompt
@@ -791,6 +796,7 @@ class ChatController(QObject):
             "max_tokens": panel.max_tokens.value(),
             "context_length": panel.context.value(),
             "threads": panel.threads.value(),
+            "gpu_layers": panel.gpu_layers_value(),
             "preset": self.defaults.preset_name(),
             "mode": self.view.base_model_bar.mode(),
         }

@@ -169,7 +169,11 @@ class ChatDefaults(QObject):
         return ModelSettings(
             context_length=panel.context.value(),
             threads=panel.threads.value(),
-            gpu_layers=self.settings_for(self.current_model()).gpu_layers,
+            gpu_layers=(
+                panel.gpu_layers_value()
+                if panel.gpu_layers.isVisibleTo(panel)
+                else self.settings_for(self.current_model()).gpu_layers
+            ),
             system_prompt=system or None,
             sampling=sampling_from(sampling),
         )

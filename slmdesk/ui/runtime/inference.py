@@ -77,6 +77,7 @@ class LoadRequest:
     path: str
     context_length: int
     n_threads: int
+    n_gpu_layers: int | None = None  # None: slmdesk decides from the device's free memory
 
 
 class _Signals:
@@ -140,6 +141,7 @@ class InferenceWorker(QObject):
                 request.path,
                 context_length=request.context_length or None,
                 n_threads=request.n_threads or None,
+                n_gpu_layers=request.n_gpu_layers,
                 progress=lambda fraction: context.report(float(fraction), urgent=fraction >= 1),
                 cancel=context.cancel_event,
             )
@@ -182,6 +184,7 @@ class InferenceWorker(QObject):
             wanted.path,
             context_length=wanted.context_length or None,
             n_threads=wanted.n_threads or None,
+            n_gpu_layers=wanted.n_gpu_layers,
         )
 
     @Slot()
@@ -277,7 +280,13 @@ class InferenceClient(QObject):
 
     # -- loading -----------------------------------------------------------------------------
 
-    def load(self, path: Path | str, context_length: int = 0, n_threads: int = 0) -> Job:
+    def load(
+        self,
+        path: Path | str,
+        context_length: int = 0,
+        n_threads: int = 0,
+        n_gpu_layers: int | None = None,
+    ) -> Job:
         """Load ``path`` on the worker (0 picks the defaults); the newest load wins."""
         for older in self._loads:
             older.cancel()
@@ -290,7 +299,9 @@ class InferenceClient(QObject):
         if self._stopped:
             job.abandon()
         else:
-            self._load.emit(LoadRequest(job, str(path), int(context_length), int(n_threads)))
+            self._load.emit(
+                LoadRequest(job, str(path), int(context_length), int(n_threads), n_gpu_layers)
+            )
         return job
 
     @property
