@@ -23,10 +23,24 @@ from slmdesk.optimize.vocab import (
     trim_vocabulary,
     verify_trim,
 )
+from slmdesk.optimize.vocab.step import trim_in_place
 
 # Pieces with characters outside "english-code" (é, ü, å, CJK), with merge paths to them.
 FOREIGN = ("é", "▁été", "▁café", "ü", "▁über", "日", "本", "▁日本", "<tåble>")
-ENGLISH_EXTRA = ("▁ca", "▁caf", "ll", "llo", "▁hel", "▁hell", "▁hello", "▁code", "()", "):", "<table>", "\n\n")
+ENGLISH_EXTRA = (
+    "▁ca",
+    "▁caf",
+    "ll",
+    "llo",
+    "▁hel",
+    "▁hell",
+    "▁hello",
+    "▁code",
+    "()",
+    "):",
+    "<table>",
+    "\n\n",
+)
 SPEC = TinyModelSpec(
     name="Tiny Mixed Vocab",
     extra_pieces=tuple(p for p in FOREIGN + ENGLISH_EXTRA if not p.startswith("<") and p != "\n\n"),
@@ -40,9 +54,7 @@ ENGLISH = (
 
 def _tokens(path: Path) -> tuple[list[str], list[int], dict[str, Any]]:
     reader = gguf.GGUFReader(str(path), "r")
-    ids = {
-        f.name: f.contents() for f in reader.fields.values() if f.name.endswith("_token_id")
-    }
+    ids = {f.name: f.contents() for f in reader.fields.values() if f.name.endswith("_token_id")}
     tokens = reader.fields["tokenizer.ggml.tokens"].contents()
     types = [int(t) for t in reader.fields["tokenizer.ggml.token_type"].contents()]
     return tokens, types, ids
@@ -64,7 +76,11 @@ def _copy_with(source: Path, dest: Path, changes: dict[str, Any]) -> Path:
             writer.add_uint32(key, value)
     for tensor in reader.tensors:
         writer.add_tensor_info(
-            tensor.name, tensor.data.shape, tensor.data.dtype, tensor.data.nbytes, tensor.tensor_type
+            tensor.name,
+            tensor.data.shape,
+            tensor.data.dtype,
+            tensor.data.nbytes,
+            tensor.tensor_type,
         )
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
@@ -180,9 +196,9 @@ def test_text_outside_the_charset_round_trips_through_bytes(
 
 
 def test_trimmed_model_loads_and_chats(trimmed: Path) -> None:
+    args = ["--prompt", "hello", "--max-tokens", "6", "--seed", "1", "--json"]
     out = subprocess.run(
-        [sys.executable, "-m", "slmdesk", "chat", str(trimmed), "--prompt", "hello"]
-        + ["--max-tokens", "6", "--seed", "1", "--json"],
+        [sys.executable, "-m", "slmdesk", "chat", str(trimmed), *args],
         capture_output=True,
         text=True,
         timeout=300,
@@ -228,3 +244,42 @@ def test_language_sets_are_described() -> None:
         for text in heldout_texts(name):
             assert set(text) <= charset_for(name)
     assert "é" not in charset_for("english-code") and "é" in charset_for("western-european")
+
+
+def test_trim_in_place_refuses_a_failing_trim_and_leaves_the_model(
+    mixed_model: Path, tmp_path: Path
+) -> None:
+    model = tmp_path / "model.gguf"
+    model.write_bytes(mixed_model.read_bytes())
+    with pytest.raises(SlmdeskError) as caught:
+        trim_in_place(model, "english-code", texts=["un café, s'il vous plaît"])
+    message = str(caught.value)
+    assert "0 of 1 texts tokenized alike" in message and "not kept" in message, message
+    assert model.read_bytes() == mixed_model.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.gguf", "slmdesk-home"]
+
+
+def test_optimize_cli_with_vocabulary(mixed_model: Path) -> None:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "slmdesk", "optimize", str(mixed_model), *args],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=dict(os.environ),
+        )
+
+    out = run("--quant", "Q8_0", "--vocabulary", "english-code", "--no-eval", "--json")
+    assert out.returncode == 0, out.stderr[-2000:]
+    data = json.loads(out.stdout)
+    vocabulary = data["vocabulary"]
+    assert vocabulary["set"] == "english-code"
+    assert vocabulary["original_tokens"] - vocabulary["kept_tokens"] == len(FOREIGN)
+    assert vocabulary["check"]["passed"] is True
+    path = Path(data["path"])
+    assert path.name.endswith("-english-code-Q8_0.gguf")
+    assert data["report"]["size_after"] == path.stat().st_size
+    assert len(_tokens(path)[0]) == vocabulary["kept_tokens"]
+
+    bad = run("--quant", "Q8_0", "--vocabulary", "klingon")
+    assert bad.returncode == 1 and bad.stderr.startswith("error: Unknown vocabulary 'klingon'")

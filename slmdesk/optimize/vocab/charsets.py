@@ -67,7 +67,9 @@ def _read(name: str) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise SlmdeskError(f"The bundled corpus {name} cannot be read ({exc}): reinstall.") from None
+        raise SlmdeskError(
+            f"The bundled corpus {name} cannot be read ({exc}): reinstall."
+        ) from None
 
 
 @lru_cache(maxsize=8)

@@ -43,9 +43,7 @@ def special_ids(reader: Any) -> list[int]:
     return found
 
 
-def _new_value(
-    field: Any, kept: Sequence[int], new_id: dict[int, int], kept_text: set[str]
-) -> Any:
+def _new_value(field: Any, kept: Sequence[int], new_id: dict[int, int], kept_text: set[str]) -> Any:
     """The field's value in the trimmed file (``None``: copy unchanged)."""
     name = field.name
     if name in (TOKENS, SCORES, TYPES):

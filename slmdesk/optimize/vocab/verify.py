@@ -125,12 +125,14 @@ def verify_trim(
     texts: Iterable[str],
     n_threads: int = 2,
     step: StepCallback | None = None,
+    kld_tokens: int | None = None,
 ) -> TrimCheck:
     """Tokenize ``texts`` with both models and score them; see `TrimCheck` and `gate_failure`.
 
     Loads both models in this process through llama.cpp (`slmdesk.llama.scoring`); run it off
     the GUI thread, and in a child where a crash must not end the caller. ``step(done, total)``
-    follows the texts.
+    follows the texts. ``kld_tokens`` bounds the tokens of each text whose predictions are
+    compared (all by default); the tokenization is always compared in full.
     """
     from slmdesk.llama.scoring import ModelRunner
 
@@ -141,7 +143,10 @@ def verify_trim(
     identical = compared = scored = agree = 0
     klds: list[np.ndarray] = []
     first_difference = ""
-    with ModelRunner(original, WINDOW, n_threads) as ro, ModelRunner(trimmed, WINDOW, n_threads) as rt:
+    with (
+        ModelRunner(original, WINDOW, n_threads) as ro,
+        ModelRunner(trimmed, WINDOW, n_threads) as rt,
+    ):
         for n, text in enumerate(texts):
             ids_o, ids_t = ro.tokenize(text), rt.tokenize(text)
             pieces_o = [vocab_o[i] for i in ids_o]
@@ -151,9 +156,10 @@ def verify_trim(
                 first_difference = first_difference or _describe(pieces_o, pieces_t)
             else:
                 identical += 1
+                limit = len(ids_o) if kld_tokens is None else kld_tokens
                 for wo, wt in zip(
-                    _windows(ids_o, ro.add_bos, ro.bos),
-                    _windows(ids_t, rt.add_bos, rt.bos),
+                    _windows(ids_o[:limit], ro.add_bos, ro.bos),
+                    _windows(ids_t[:limit], rt.add_bos, rt.bos),
                     strict=True,
                 ):
                     for (_, lo), (_, lt) in zip(
