@@ -85,13 +85,13 @@ def main(argv: list[str]) -> int:
     from slmdesk.optimize.vocab import LANGUAGE_SETS
 
     starter = _gemma()
-    sources: list[tuple[str, Path, int | None]] = [("starter Q4_K_M", starter, FULL_TOKENS)]
-    for type_name in argv:
-        converted = opt.quantize(starter, home / f"gemma-{type_name}.gguf", type_name)
-        sources.append((type_name, converted, QUICK_TOKENS))
     figures: dict[str, Any] = {}
     rows: list[tuple[str, str, str]] = []
-    for label, source, kld_tokens in sources:
+    for label in ["starter Q4_K_M", *argv]:
+        source, kld_tokens = starter, FULL_TOKENS
+        if label in argv:
+            source = opt.quantize(starter, home / f"gemma-{label}.gguf", label, n_threads=THREADS)
+            kld_tokens = QUICK_TOKENS
         for name in LANGUAGE_SETS:
             found = _trim_and_check(source, home, name, kld_tokens)
             figures[f"{label} / {name}"] = found
@@ -109,6 +109,10 @@ def main(argv: list[str]) -> int:
                     f"trim {found['trim_seconds']:.1f} s, check {found['check_seconds']:.0f} s",
                 )
             )
+            print(" ".join(rows[-1]), flush=True)  # each row as soon as it is measured
+            save_results("vocab_trim", figures)
+        if source != starter:
+            source.unlink()
     print_figures("vocabulary trimming (Gemma 3 270M, held-out text, 2 threads)", rows)
     print(f"results: {save_results('vocab_trim', figures)}")
     return 0
