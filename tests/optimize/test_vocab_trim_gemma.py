@@ -16,6 +16,7 @@ from slmdesk.optimize.vocab import gate_failure, heldout_texts, trim_vocabulary,
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.timeout(3600)  # two readings of a 262,144-token vocabulary on a loaded machine
 def test_gemma3_trimmed_to_english_code(gemma_model: Path, tmp_path: Path) -> None:
     result = trim_vocabulary(gemma_model, tmp_path / "gemma-en.gguf", "english-code")
     assert result.original_tokens == 262_144

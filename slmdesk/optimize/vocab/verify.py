@@ -71,16 +71,6 @@ def gate_failure(check: TrimCheck) -> str | None:
     )
 
 
-def _token_texts(path: Path) -> list[str]:
-    import gguf
-
-    try:
-        reader = gguf.GGUFReader(str(path), "r")
-        return list(reader.fields["tokenizer.ggml.tokens"].contents())
-    except (KeyError, ValueError, OSError) as exc:
-        raise SlmdeskError(f"Cannot read the token list of {path.name}: {exc}.") from None
-
-
 def original_ids(original: list[str], trimmed: list[str]) -> np.ndarray:
     """For each trimmed token id, the original id it came from (order is preserved)."""
     mapping = np.empty(len(trimmed), dtype=np.int64)
@@ -137,9 +127,6 @@ def verify_trim(
     from slmdesk.llama.scoring import ModelRunner
 
     texts = [t for t in texts if t]
-    vocab_o = _token_texts(Path(original))
-    vocab_t = _token_texts(Path(trimmed))
-    keep = original_ids(vocab_o, vocab_t)
     identical = compared = scored = agree = 0
     klds: list[np.ndarray] = []
     first_difference = ""
@@ -147,6 +134,8 @@ def verify_trim(
         ModelRunner(original, WINDOW, n_threads) as ro,
         ModelRunner(trimmed, WINDOW, n_threads) as rt,
     ):
+        vocab_o, vocab_t = ro.token_texts(), rt.token_texts()
+        keep = original_ids(vocab_o, vocab_t)
         for n, text in enumerate(texts):
             ids_o, ids_t = ro.tokenize(text), rt.tokenize(text)
             pieces_o = [vocab_o[i] for i in ids_o]
