@@ -25,6 +25,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     group.add_argument("--prune-layers", metavar="LIST", help="remove these blocks, e.g. 3,7")
     p.add_argument("--calibration", type=Path, help="text used to choose blocks (default: shipped)")
+    p.add_argument(
+        "--vocabulary",
+        metavar="SET",
+        help="keep only the tokens of these languages: english-code or western-european",
+    )
     p.add_argument("--name", help="library name of the new model")
     p.add_argument("--threads", type=thread_count, default=2, help="CPU threads (default 2)")
     p.add_argument("--no-eval", action="store_true", help="skip the quality report")
@@ -91,6 +96,7 @@ def _optimize(args: argparse.Namespace) -> int:
         name=name,
         n_threads=args.threads,
         evaluate=not args.no_eval,
+        vocabulary=args.vocabulary,
     )
     bar = _Bar()
     told: list[str] = []
@@ -125,6 +131,13 @@ def _optimize(args: argparse.Namespace) -> int:
         print(
             f"  speed {speed['tokens_per_second']:.1f} tokens/s: {speed['summary']} "
             f"({speed['baseline_tokens_per_second']:.1f} tokens/s, measured back to back)"
+        )
+    vocabulary = report.get("vocabulary")
+    if vocabulary:
+        print(
+            f"  vocabulary {vocabulary['set']}: kept {vocabulary['kept_tokens']:,} of "
+            f"{vocabulary['original_tokens']:,} tokens; KL divergence over the kept tokens "
+            f"{vocabulary['check']['kld_mean']:.4f}"
         )
     comparison = report.get("comparison")
     if comparison:

@@ -96,6 +96,12 @@ class ModelRunner:
             n = lib.llama_tokenize(self.vocab, raw, len(raw), buf, size, True, False)
         return np.array(buf[:n], dtype=np.int32)
 
+    def token_texts(self) -> list[str]:
+        """Every token's text as the vocabulary stores it (SentencePiece's ``▁`` for spaces)."""
+        lib = self.llama
+        raw = [lib.llama_vocab_get_text(self.vocab, i) for i in range(self.n_vocab)]
+        return [t.decode("utf-8", errors="replace") if t else "" for t in raw]
+
     @property
     def add_bos(self) -> bool:
         """Whether the vocabulary puts BOS first."""

@@ -22,7 +22,7 @@ CHATML_TEMPLATE = (
 )
 
 # Token types as llama.cpp defines them.
-_NORMAL, _UNKNOWN, _CONTROL, _BYTE = 1, 2, 3, 6
+_NORMAL, _UNKNOWN, _CONTROL, _USER_DEFINED, _BYTE = 1, 2, 3, 4, 6
 
 _WORD_PIECES = [
     "the",
@@ -155,9 +155,15 @@ class TinyModelSpec:
     chat_template: str | None = None  # None: the ChatML template
     seed: int = 1234
     name: str = "Tiny Llama Test"
+    # More vocabulary (e.g. accented or non-Latin pieces for vocabulary trimming tests):
+    # normal pieces scored by length like the others, and user-defined tokens (matched as text).
+    extra_pieces: tuple[str, ...] = ()
+    user_defined: tuple[str, ...] = ()
 
 
-def _vocab() -> tuple[list[str], list[float], list[int]]:
+def _vocab(
+    extra_pieces: tuple[str, ...] = (), user_defined: tuple[str, ...] = ()
+) -> tuple[list[str], list[float], list[int]]:
     tokens: list[str] = ["<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>"]
     types = [_UNKNOWN, _CONTROL, _CONTROL, _CONTROL, _CONTROL]
     tokens += [f"<0x{b:02X}>" for b in range(256)]
@@ -167,11 +173,13 @@ def _vocab() -> tuple[list[str], list[float], list[int]]:
         pieces += [ch, "\u2581" + ch]
     pieces += ["\u2581" + w for w in _WORD_PIECES]
     seen = set(tokens)
-    for piece in pieces:
+    for piece, kind in [(p, _NORMAL) for p in [*pieces, *extra_pieces]] + [
+        (p, _USER_DEFINED) for p in user_defined
+    ]:
         if piece not in seen:
             seen.add(piece)
             tokens.append(piece)
-            types.append(_NORMAL)
+            types.append(kind)
     # Longer pieces score higher so SPM's merge picks whole words.
     scores = [
         0.0 if t != _NORMAL else float(len(tok)) for tok, t in zip(tokens, types, strict=True)
@@ -190,7 +198,7 @@ def write_tiny_llama(path: Path, spec: TinyModelSpec | None = None) -> Path:
 
     spec = spec or TinyModelSpec()
     rng = np.random.default_rng(spec.seed)
-    tokens, scores, types = _vocab()
+    tokens, scores, types = _vocab(spec.extra_pieces, spec.user_defined)
     n_vocab = len(tokens)
     head_dim = spec.n_embd // spec.n_head
     path.parent.mkdir(parents=True, exist_ok=True)

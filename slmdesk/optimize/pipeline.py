@@ -119,6 +119,8 @@ class OptimizeRequest:
     # Per-block importance already measured on the same calibration text (plan_pruning with
     # n=0): the guided search then starts from it instead of scoring every block again.
     importance: list[float] | None = None
+    # A language set (slmdesk.optimize.vocab.LANGUAGE_SETS): keep only the tokens it needs.
+    vocabulary: str | None = None
 
 
 @dataclass
@@ -131,8 +133,11 @@ class OptimizeResult:
     warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form (``path`` plus the report)."""
-        return {"path": str(self.path), "name": self.name, "report": self.report}
+        """JSON-ready form (``path`` plus the report; ``vocabulary`` when it was trimmed)."""
+        data = {"path": str(self.path), "name": self.name, "report": self.report}
+        if "vocabulary" in self.report:
+            data["vocabulary"] = self.report["vocabulary"]
+        return data
 
 
 # -- checks and previews ---------------------------------------------------------------------
@@ -464,8 +469,10 @@ def plan_pruning(
 # -- the whole pipeline -----------------------------------------------------------------------
 
 
-def default_name(info: GGUFInfo, quant: str, removed: Sequence[int]) -> str:
-    """``<source>-pruned2-Q4_K_M`` style names for new models."""
+def default_name(
+    info: GGUFInfo, quant: str, removed: Sequence[int], vocabulary: str | None = None
+) -> str:
+    """``<source>-pruned2-Q4_K_M`` style names for new models (``-english-code`` when trimmed)."""
     from slmdesk.models.library import model_name_for
 
     stem = model_name_for(info.path)
@@ -473,6 +480,7 @@ def default_name(info: GGUFInfo, quant: str, removed: Sequence[int]) -> str:
         if stem.endswith(suffix):
             stem = stem[: -len(suffix)]
     middle = f"-pruned{len(removed)}" if removed else ""
+    middle += f"-{vocabulary}" if vocabulary else ""
     return f"{stem}{middle}-{quant}"
 
 
@@ -535,8 +543,12 @@ def optimize(
     pruning = bool(removed or request.prune_count)
     calibration_text = _read_text(request.calibration, "calibration.txt") if pruning else ""
     models = paths.models_dir()
+    if request.vocabulary:
+        from slmdesk.optimize.vocab.charsets import find_language_set
+
+        find_language_set(request.vocabulary)
     name = request.name or default_name(
-        info, qtype.name, removed or [0] * (request.prune_count or 0)
+        info, qtype.name, removed or [0] * (request.prune_count or 0), request.vocabulary
     )
     if name.lower().endswith(".gguf"):
         name = name[:-5]
@@ -567,7 +579,7 @@ def optimize(
         )
         removed = plan.removed
         if request.name is None:
-            name = default_name(info, qtype.name, removed)
+            name = default_name(info, qtype.name, removed, request.vocabulary)
             dest = models / f"{name}.gguf"
             if dest.exists():
                 raise SlmdeskError(f"A model file named {dest.name} already exists; choose --name.")
@@ -616,6 +628,13 @@ def optimize(
                     progress,
                     cancel,
                 )
+        if request.vocabulary:
+            from slmdesk.optimize.vocab.step import trim_in_place
+
+            report["vocabulary"] = trim_in_place(
+                staged, request.vocabulary, request.n_threads, progress, cancel
+            )
+            report["size_after"] = staged.stat().st_size
     except BaseException:
         with contextlib.suppress(OSError):
             staged.unlink()

@@ -15,6 +15,7 @@ Jobs (``kind``):
 - ``evaluate``: `slmdesk.optimize.child.scoring.evaluate_in_process`.
 - ``plan``: guided pruning search (`slmdesk.optimize.child.plan.plan_in_process`).
 - ``speed``: decode speed of several models, back to back (`slmdesk.optimize.child.speed`).
+- ``vocab_check``: a trimmed vocabulary against its original (`slmdesk.optimize.vocab.verify`).
 """
 
 from __future__ import annotations
@@ -100,6 +101,13 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         from slmdesk.optimize.child.plan import plan_in_process
 
         return plan_in_process(job, progress)
+    if kind == "vocab_check":
+        native.install_log(forward=False)
+        from slmdesk.optimize.vocab.verify import verify_trim
+
+        texts = [str(t) for t in job["texts"]]
+        step = lambda done, total: progress("checking vocabulary", done, total)  # noqa: E731
+        return verify_trim(job["original"], job["trimmed"], texts, n_threads, step).as_dict()
     raise SlmdeskError(f"Unknown optimizer job {kind!r}.")
 
 
