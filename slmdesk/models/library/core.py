@@ -269,6 +269,7 @@ class Library(SourcesMixin):
         if isinstance(root, str) and not Path(root).is_dir():
             cache = record.get("cache")
             known = Facts.from_cache(cache) if isinstance(cache, dict) else None
+            known = known or dict(self._shared.facts.items()).get(str(path))
             facts = known.facts if known is not None else {}
             return Facts(STATUS_UNAVAILABLE, unavailable_reason(root), facts)
         stamp, problem = missing_or_unreadable(path)
