@@ -270,8 +270,8 @@ class Library(SourcesMixin):
             cache = record.get("cache")
             known = Facts.from_cache(cache) if isinstance(cache, dict) else None
             known = known or dict(self._shared.facts.items()).get(str(path))
-            facts = known.facts if known is not None else {}
-            return Facts(STATUS_UNAVAILABLE, unavailable_reason(root), facts)
+            shown = known.facts if known is not None else {}
+            return Facts(STATUS_UNAVAILABLE, unavailable_reason(root), shown)
         stamp, problem = missing_or_unreadable(path)
         if problem is not None:
             return problem

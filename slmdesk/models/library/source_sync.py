@@ -110,9 +110,7 @@ class SourcesMixin:
             settings = settings_of(locked.data)
             if not any(f["path"] == str(folder) for f in settings["folders"]):
                 settings["folders"].append({"path": str(folder), "layout": layout})
-            settings["forgotten"] = [
-                p for p in settings["forgotten"] if not _under(p, str(folder))
-            ]
+            settings["forgotten"] = [p for p in settings["forgotten"] if not _under(p, str(folder))]
             locked.data["sources"] = settings
         self.sync_sources()
         return next(s for s in self.sources() if s.added and s.path == folder)
@@ -137,12 +135,12 @@ class SourcesMixin:
     def _facts_unsaved(self, models: dict[str, Any]) -> bool:
         """Whether a listing read facts of a source model that the index does not keep yet."""
         fresh = dict(self._shared.facts.items())
-        for record in models.values():
-            facts = fresh.get(record["path"])
-            if record.get("source") and facts is not None:
-                if (record.get("cache") or {}).get("stamp") != facts.stamp:
-                    return True
-        return False
+        return any(
+            record.get("source")
+            and record["path"] in fresh
+            and (record.get("cache") or {}).get("stamp") != fresh[record["path"]].stamp
+            for record in models.values()
+        )
 
     def sync_sources(self) -> list[LibraryChange]:
         """Record what the source folders hold now and announce what changed.

@@ -116,9 +116,9 @@ def first_parts(files: list[Path]) -> list[Path]:
     for path in files:
         stem = path.name[: -len(".gguf")]
         pieces = stem.rsplit("-", 3)
-        if len(pieces) == 4 and pieces[2] == "of" and pieces[1].isdigit():
-            if int(pieces[1]) != 1:
-                continue
+        split = len(pieces) == 4 and pieces[2] == "of" and pieces[1].isdigit()
+        if split and int(pieces[1]) != 1:
+            continue
         kept.append(path)
     return kept
 

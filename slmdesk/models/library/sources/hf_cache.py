@@ -33,7 +33,9 @@ def _current_revision(repo: Path) -> str | None:
             text = handle.read(_MAX_REF_BYTES).decode("ascii", "replace").strip()
     except OSError:
         return None
-    return text if text and "/" not in text and "\\" not in text and text not in (".", "..") else None
+    return (
+        text if text and "/" not in text and "\\" not in text and text not in (".", "..") else None
+    )
 
 
 def _repo_id(folder_name: str) -> str:

@@ -70,7 +70,7 @@ def _manifests(store: Path, result: Scan) -> list[tuple[Path, tuple[str, str, st
     levels: list[tuple[Path, tuple[str, ...]]] = [(store / "manifests", ())]
     for _ in range(3):  # HOST, NAMESPACE, MODEL: folders
         levels = [
-            (Path(entry.path), names + (entry.name,))
+            (Path(entry.path), (*names, entry.name))
             for folder, names in levels
             for entry in entries_of(folder, result)
             if not entry.name.startswith(".") and is_dir(entry)

@@ -34,9 +34,7 @@ def reconcile_sources(
     sources = configured(data, env)
     scans = scan_sources(sources)
     forgotten = set(settings_of(data)["forgotten"])
-    found_paths = {
-        root: {str(f.path) for f in scan.models} for root, scan in scans.items() if scan
-    }
+    found_paths = {root: {str(f.path) for f in scan.models} for root, scan in scans.items() if scan}
     for name in [n for n, r in models.items() if r.get("source")]:
         root = models[name].get("source_root")
         if root not in scans:
@@ -62,7 +60,7 @@ def reconcile_sources(
                 "source": found.provenance["app"],
                 "source_root": root,
                 "added_at": added_at,
-                "provenance": dict(found.provenance),
+                "provenance": {**found.provenance, "folder": root},
             }
             known.add(path)
     return scans
