@@ -110,7 +110,7 @@ def build_window(
     prefs = settings_store if settings_store is not None else settings.store()
     library_view = LibraryView()
     library_controller = LibraryController(library_view, library, tasks)
-    settings_page = SettingsPage(prefs, tasks)
+    settings_page = SettingsPage(prefs, tasks, library)
     # Not opened here: the chat controller opens it on the task pool.
     store = ConversationStore(connect=False)
     chat_view = ChatView()
@@ -138,6 +138,7 @@ def build_window(
     parts = AppParts(window, library, tasks, library_controller, prefs, chat_controller)
     parts.controllers.append(settings_page)
     parts.controllers.append(library_controller)
+    library_controller.source_poller.start()
     parts.controllers.append(discover_controller)
     parts.controllers.append(optimize_controller)
     # Every page learns about models from the Library page's listing, and that listing follows

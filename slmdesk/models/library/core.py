@@ -289,6 +289,8 @@ class Library(SourcesMixin):
 
     def _entry(self, name: str, record: dict[str, Any]) -> ModelEntry:
         facts = self._facts(record)
+        if record.get("source"):
+            self._note_listed(record["path"], facts.status, facts.stamp)
         provenance = record.get("provenance")
         return ModelEntry(
             name=name,

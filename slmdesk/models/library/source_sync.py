@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from slmdesk.common.errors import LibraryError
-from slmdesk.models.library.entry import ModelEntry
+from slmdesk.models.library.entry import STATUS_UNAVAILABLE, ModelEntry
 from slmdesk.models.library.events import ADDED, REMOVED, UPDATED, LibraryChange
 from slmdesk.models.library.facts import file_stamp
 from slmdesk.models.library.sources.base import APP_TITLES
@@ -129,6 +129,12 @@ class SourcesMixin:
 
     # -- sync ----------------------------------------------------------------------------------
 
+    def _note_listed(self, path: str, status: str, stamp: list[float] | None) -> None:
+        """Remember what a listing showed, so the next sync announces only later changes."""
+        if self._shared.source_marks is None:
+            self._shared.source_marks = {}
+        self._shared.source_marks[path] = (status != STATUS_UNAVAILABLE, stamp)
+
     def _source_records(self, models: dict[str, Any]) -> dict[str, str]:
         return {name: r["path"] for name, r in models.items() if r.get("source")}
 
@@ -166,9 +172,9 @@ class SourcesMixin:
                 if before.get(name) != path:
                     changes.append(LibraryChange(ADDED, self._entry(name, current[name])))
         marks = {r["path"]: _mark(r) for r in current.values() if r.get("source")}
-        previous = self._shared.source_marks
+        previous = dict(self._shared.source_marks or {})  # what was last listed or synced
         self._shared.source_marks = marks
-        if previous is not None:
+        if previous:
             touched = {c.entry.name for c in changes}
             for name, record in current.items():
                 path = record["path"]

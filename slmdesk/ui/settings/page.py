@@ -32,11 +32,13 @@ from slmdesk.common.errors import SlmdeskError
 from slmdesk.common.settings import SettingsStore
 from slmdesk.hub import token as hf_token
 from slmdesk.models.hardware import machine_info
+from slmdesk.models.library import Library
 from slmdesk.ui import dialogs
 from slmdesk.ui.accessibility import named
 from slmdesk.ui.format import human_size
 from slmdesk.ui.runtime.tasks import TaskRunner
 from slmdesk.ui.settings.reporter import SettingsSaveReporter
+from slmdesk.ui.settings.sources_section import SourcesSection
 
 THEMES = (("Follow the system", "system"), ("Light", "light"), ("Dark", "dark"))
 
@@ -48,7 +50,9 @@ class SettingsPage(QScrollArea):
     # The latest save's problem as one sentence, or "" once a save worked again.
     save_problem = Signal(str)
 
-    def __init__(self, store: SettingsStore, tasks: TaskRunner) -> None:
+    def __init__(
+        self, store: SettingsStore, tasks: TaskRunner, library: Library | None = None
+    ) -> None:
         super().__init__()
         self.store = store
         self.tasks = tasks
@@ -149,6 +153,9 @@ class SettingsPage(QScrollArea):
             )
             where_form.addRow(f"{label}:", button)
         layout.addWidget(where)
+        self.sources = SourcesSection(library, tasks) if library is not None else None
+        if self.sources is not None:
+            layout.addWidget(self.sources)
 
         about = QGroupBox("About")
         about_form = QFormLayout(about)
