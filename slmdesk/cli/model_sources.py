@@ -73,8 +73,9 @@ def _sources(args: argparse.Namespace) -> int:
 
 
 def sync_quietly(library: Library) -> None:
-    """Record what other apps' folders hold now, so an unplugged folder's models stay listed;
-    a library that cannot be written (read-only disk) is listed all the same."""
+    """Record what other apps' folders hold now (with the header facts a listing just read), so
+    an unplugged folder's models stay listed with what was known about them; a library that
+    cannot be written (read-only disk) is listed all the same."""
     from slmdesk.common.errors import SlmdeskError
 
     try:

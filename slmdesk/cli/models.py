@@ -60,8 +60,8 @@ def _list(args: argparse.Namespace) -> int:
     from slmdesk.models.library import Library
 
     library = Library()
-    model_sources.sync_quietly(library)
     entries = library.entries()
+    model_sources.sync_quietly(library)  # after the listing: keeps the facts it read too
     if args.json:
         print_json(
             {

@@ -57,6 +57,7 @@ def test_an_added_folder_that_goes_away_lists_its_models_as_unavailable(
     small = _listing()["small"]
     assert small["status"] == "unavailable"
     assert small["error"] == f"Drive or folder not available: {drive}"
+    assert (small["architecture"], small["size_bytes"]) == ("llama", tiny_model.stat().st_size)
     table = run_cli("models", "list").stdout
     assert "unavailable" in table
 
