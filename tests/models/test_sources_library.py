@@ -196,3 +196,18 @@ def test_added_folders_are_validated_and_removable(tiny_model: Path, tmp_path: P
     assert (tmp_path / "f" / "x.gguf").exists()
     with pytest.raises(LibraryError, match="not a folder added"):
         library.remove_source_folder(tmp_path / "f")
+
+
+def test_a_change_between_the_first_listing_and_the_first_poll_is_announced(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    put_file(tiny_model, tmp_path / "usb" / "one.gguf")
+    Library().add_source_folder(tmp_path / "usb")
+    gc.collect()  # a new window: this process has seen nothing yet
+    library = Library()
+    assert _names(library) == {"one": "ok"}  # what the window shows first
+
+    (tmp_path / "usb").rename(tmp_path / "gone")  # unplugged before the first poll
+    changes = library.sync_sources()
+
+    assert [(c.kind, c.name, c.entry.status) for c in changes] == [(UPDATED, "one", "unavailable")]
