@@ -66,7 +66,7 @@ def test_an_unplugged_folder_lists_its_models_as_unavailable_until_it_is_back(
     assert entry.status == "unavailable"
     assert entry.error == f"Drive or folder not available: {drive}"
     assert entry.architecture == "llama"  # what was known about it is still shown
-    with pytest.raises(ModelNotFoundError, match="not available"):
+    with pytest.raises(ModelNotFoundError, match="cannot be used now: Drive or folder not"):
         library.resolve("one")
     with pytest.raises(LibraryError, match="Nothing was deleted"):
         library.remove("one", delete_file=True)

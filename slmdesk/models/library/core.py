@@ -351,7 +351,7 @@ class Library(SourcesMixin):
                 raise ModelNotFoundError(f"{text} does not exist.") from None
             raise
         if entry.status == STATUS_UNAVAILABLE:
-            raise ModelNotFoundError(f"{entry.name!r} is not available now: {entry.error}.")
+            raise ModelNotFoundError(f"{entry.name!r} cannot be used now: {entry.error}.")
         if entry.status == STATUS_MISSING:
             raise ModelNotFoundError(
                 f"The file of {entry.name!r} is missing: {entry.path} (moved or deleted?)."
