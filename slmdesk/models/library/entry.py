@@ -35,6 +35,7 @@ class ModelEntry:
     provenance: dict[str, Any] = field(default_factory=dict)
     sha256: str | None = None  # of the first file, once known (`content`); never read here
     source: str | None = None  # the app whose folder holds it (`sources`); None for slmdesk's own
+    settings: dict[str, Any] = field(default_factory=dict)  # `ModelSettings.as_dict` form
 
     @property
     def architecture(self) -> str | None:
@@ -65,6 +66,7 @@ class ModelEntry:
             "provenance": self.provenance,
             "sha256": self.sha256,
             "source": self.source,
+            "settings": self.settings,
         }
 
 
