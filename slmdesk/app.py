@@ -152,6 +152,7 @@ def build_window(
     parts.controllers.append(local_server)  # asked to stop before the chat's thread
     parts.controllers.append(settings_page)
     parts.controllers.append(library_controller)
+    library_controller.source_poller.start()
     parts.controllers.append(discover_controller)
     parts.controllers.append(optimize_controller)
     # Every page learns about models from the Library page's listing, and that listing follows

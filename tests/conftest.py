@@ -70,6 +70,10 @@ def slmdesk_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "slmdesk-home"
     home.mkdir()
     monkeypatch.setenv("SLMDESK_HOME", str(home))
+    # other apps' folders (`models.library.sources`) are looked for in an empty home of the test
+    monkeypatch.setenv("SLMDESK_APP_FOLDERS_HOME", str(tmp_path / "apps-home"))
+    for name in ("HF_HUB_CACHE", "HF_HOME", "OLLAMA_MODELS", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
     return home
 
 

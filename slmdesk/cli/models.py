@@ -6,6 +6,7 @@ import argparse
 import datetime as dt
 import sys
 
+from slmdesk.cli import model_sources
 from slmdesk.cli.models_folder import register as register_folder
 from slmdesk.cli.output import (
     ProgressBar,
@@ -43,10 +44,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p_rm.add_argument(
         "--delete-file",
         action="store_true",
-        help="also delete a linked file that lives outside the models folder",
+        help="also delete a linked file that lives outside the models folder (for a model of "
+        "another app's folder: that app's file, which breaks the model there)",
     )
     p_rm.add_argument("--json", action="store_true", help="print JSON")
     p_rm.set_defaults(func=_remove)
+
+    model_sources.register(msub)
 
     p_starter = msub.add_parser("starter", help="add the bundled starter model (Gemma 3 270M)")
     p_starter.add_argument("--json", action="store_true", help="print JSON")
@@ -63,6 +67,7 @@ def _list(args: argparse.Namespace) -> int:
 
     library = Library()
     entries = library.entries()
+    model_sources.sync_quietly(library)  # after the listing: keeps the facts it read too
     if args.json:
         print_json(
             {
@@ -139,11 +144,25 @@ def _import(args: argparse.Namespace) -> int:
 def _remove(args: argparse.Namespace) -> int:
     from slmdesk.models.library import Library
 
-    entry, deleted = Library().remove(
-        check_model_ref(args.name), delete_file=True if args.delete_file else None
-    )
+    library = Library()
+    name = check_model_ref(args.name)
+    if args.delete_file:
+        model_sources.warn_before_deleting(library, name)
+    entry, deleted = library.remove(name, delete_file=True if args.delete_file else None)
     if args.json:
-        print_json({"name": entry.name, "path": str(entry.path), "file_deleted": deleted})
+        print_json(
+            {
+                "name": entry.name,
+                "path": str(entry.path),
+                "file_deleted": deleted,
+                "source": entry.source,
+            }
+        )
+    elif entry.source and not deleted:
+        print(
+            f"Forgot {entry.name!r}; the file stays at {entry.path} (turn its app off and on "
+            "again in `slmdesk models sources` to list it again)"
+        )
     elif deleted:
         print(f"Removed {entry.name!r} and deleted {entry.path}")
     else:

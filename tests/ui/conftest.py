@@ -10,6 +10,7 @@ import pytest
 from gui_guard import gui_guard, pytest_runtest_call, register_marker
 
 from slmdesk.ui import dialogs
+from slmdesk.ui.library import source_dialogs
 
 __all__ = ["DialogScript", "dialog_script", "gui_guard", "pytest_runtest_call"]
 
@@ -43,4 +44,8 @@ def dialog_script(monkeypatch: pytest.MonkeyPatch) -> Iterator[DialogScript]:
     monkeypatch.setattr(dialogs, "ask_remove_linked", lambda *_a: answer("remove_linked", None))
     monkeypatch.setattr(dialogs, "ask_import_mode", lambda *_a: answer("import_mode", None))
     monkeypatch.setattr(dialogs, "pick_model_file", lambda *_a: answer("pick_file", None))
+    monkeypatch.setattr(
+        source_dialogs, "ask_remove_source", lambda *_a: answer("remove_source", None)
+    )
+    monkeypatch.setattr(source_dialogs, "pick_folder", lambda *_a: answer("pick_folder", None))
     yield script

@@ -3,7 +3,9 @@
 Modules: `core` (the `Library`), `entry` (`ModelEntry`, names), `facts` (header facts that never
 raise), `index` (the index file and its lock), `events` (change listeners), `copying`
 (cancellable copies into the folder), `partials` (hidden partial files, stale ones removed) and
-`content` (the one duplicate rule of imports and downloads: same size, same SHA-256).
+`content` (the one duplicate rule of imports and downloads: same size, same SHA-256),
+`sources` (other apps' folders, read in place) and `source_sync` (their settings, the sync that
+notices outside changes, forgetting).
 """
 
 from __future__ import annotations

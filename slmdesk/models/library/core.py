@@ -50,6 +50,7 @@ from slmdesk.models.library.copying import (
 )
 from slmdesk.models.library.entry import (
     STATUS_MISSING,
+    STATUS_UNAVAILABLE,
     ModelEntry,
     model_name_for,
 )
@@ -74,6 +75,13 @@ from slmdesk.models.library.facts import (
 from slmdesk.models.library.index import LibraryIndex
 from slmdesk.models.library.move_journal import recover_interrupted_move
 from slmdesk.models.library.partials import PartialFile, clean_stale_partials
+from slmdesk.models.library.source_sync import (
+    SourcesMixin,
+    forget_path,
+    source_files_to_delete,
+    unavailable_reason,
+)
+from slmdesk.models.library.sources.reconcile import reconcile_sources
 from slmdesk.models.model_settings import ModelSettings
 
 STARTER_FILENAME = "gemma-3-270m-Q4_K_M.gguf"
@@ -89,6 +97,7 @@ class _Shared:
     facts: FactsCache = field(default_factory=FactsCache)
     hashes: HashCache = field(default_factory=HashCache)
     notifier: ChangeNotifier = field(default_factory=ChangeNotifier)
+    source_marks: dict[str, Any] | None = None  # what the last `sync_sources` saw
 
 
 _shared_by_index: weakref.WeakValueDictionary[str, _Shared] = weakref.WeakValueDictionary()
@@ -142,7 +151,7 @@ def _unique_name(base: str, models: dict[str, Any]) -> str:
     return f"{base} ({n})"
 
 
-class Library:
+class Library(SourcesMixin):
     """The models the user has, on disk and in the index.
 
     Any number of `Library` objects (on any threads, in any processes) may work on the same
@@ -228,8 +237,10 @@ class Library:
 
     def _snapshot(self) -> dict[str, Any]:
         """The records as they are now, without taking the lock or writing anything."""
-        models: dict[str, Any] = self._shared.index.read()["models"]
+        data = self._shared.index.read()
+        models: dict[str, Any] = data["models"]
         self._reconcile(models)
+        reconcile_sources(data, _unique_name)  # other apps' folders (`sources`)
         return models
 
     @contextmanager
@@ -237,6 +248,7 @@ class Library:
         """The whole index under the lock, reconciled with the folder; saved when it changed."""
         with self._shared.index.update() as data:
             picked_up = self._reconcile(data["models"])
+            reconcile_sources(data, _unique_name)
             yield _Locked(data, data["models"], picked_up)
             self._store_fresh_facts(data["models"])
             self._store_fresh_hashes(data["models"])
@@ -274,6 +286,13 @@ class Library:
     def _facts(self, record: dict[str, Any]) -> Facts:
         """Header facts: from the index cache, the memory cache, or the file (then remembered)."""
         path = Path(record["path"])
+        root = record.get("source_root")
+        if isinstance(root, str) and not Path(root).is_dir():
+            cache = record.get("cache")
+            known = Facts.from_cache(cache) if isinstance(cache, dict) else None
+            known = known or dict(self._shared.facts.items()).get(str(path))
+            shown = known.facts if known is not None else {}
+            return Facts(STATUS_UNAVAILABLE, unavailable_reason(root), shown)
         stamp, problem = missing_or_unreadable(path)
         if problem is not None:
             return problem
@@ -291,6 +310,8 @@ class Library:
 
     def _entry(self, name: str, record: dict[str, Any]) -> ModelEntry:
         facts = self._facts(record)
+        if record.get("source"):
+            self._note_listed(record["path"], facts.status, facts.stamp)
         provenance = record.get("provenance")
         return ModelEntry(
             name=name,
@@ -303,6 +324,7 @@ class Library:
             facts=facts.facts,
             provenance=dict(provenance) if isinstance(provenance, dict) else {},
             sha256=self._known_sha256(record, facts.stamp),
+            source=record.get("source") if isinstance(record.get("source"), str) else None,
             settings=ModelSettings.from_dict(record.get("settings")).as_dict(),
         )
 
@@ -350,6 +372,8 @@ class Library:
             if os.sep in text or text.lower().endswith(".gguf"):
                 raise ModelNotFoundError(f"{text} does not exist.") from None
             raise
+        if entry.status == STATUS_UNAVAILABLE:
+            raise ModelNotFoundError(f"{entry.name!r} cannot be used now: {entry.error}.")
         if entry.status == STATUS_MISSING:
             raise ModelNotFoundError(
                 f"The file of {entry.name!r} is missing: {entry.path} (moved or deleted?)."
@@ -624,7 +648,9 @@ class Library:
     def remove(self, name: str, delete_file: bool | None = None) -> tuple[ModelEntry, bool]:
         """Remove a model (also a damaged or missing one).
 
-        Managed files are deleted. Linked files are only forgotten unless ``delete_file`` is True.
+        Managed files are deleted. Linked files are only forgotten unless ``delete_file`` is True;
+        a model of another app's folder (`sources`) then stays hidden until its source is turned
+        on again, and deleting it deletes the other app's file (symlinked blob included).
 
         Returns:
             The removed entry and whether its file(s) were deleted.
@@ -635,9 +661,12 @@ class Library:
         with self._update() as locked:
             models = locked.models
             current = self._current_name(entry, models)
+            if should_delete and entry.status == STATUS_UNAVAILABLE:
+                raise LibraryError(f"Nothing was deleted: {entry.error}.")
             if should_delete and entry.status != STATUS_MISSING:
                 try:
-                    for part in split_parts(entry.path):
+                    parts = split_parts(entry.path)
+                    for part in source_files_to_delete(parts) if entry.source else parts:
                         part.unlink(missing_ok=True)
                 except OSError as exc:
                     raise LibraryError(
@@ -645,6 +674,8 @@ class Library:
                     ) from None
                 deleted = True
             models.pop(current, None)
+            if entry.source and not deleted:
+                forget_path(locked.data, entry.path)
             if entry.provenance.get("starter"):
                 locked.data["starter_removed"] = True
         self._announce(REMOVED, entry)

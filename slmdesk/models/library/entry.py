@@ -14,6 +14,8 @@ from slmdesk.models.gguf_info import split_parts
 STATUS_OK = "ok"
 STATUS_MISSING = "missing"
 STATUS_INVALID = "invalid"
+# A model in another app's folder that is not there now (an unplugged drive): kept, not forgotten.
+STATUS_UNAVAILABLE = "unavailable"
 
 _FINGERPRINT_CHUNK = 1 << 16
 
@@ -27,11 +29,12 @@ class ModelEntry:
     size_bytes: int
     managed: bool
     added_at: float
-    status: str = STATUS_OK  # ok | missing | invalid
+    status: str = STATUS_OK  # ok | missing | invalid | unavailable
     error: str | None = None
     facts: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     sha256: str | None = None  # of the first file, once known (`content`); never read here
+    source: str | None = None  # the app whose folder holds it (`sources`); None for slmdesk's own
     settings: dict[str, Any] = field(default_factory=dict)  # `ModelSettings.as_dict` form
 
     @property
@@ -62,6 +65,7 @@ class ModelEntry:
             "error": self.error,
             "provenance": self.provenance,
             "sha256": self.sha256,
+            "source": self.source,
             "settings": self.settings,
         }
 

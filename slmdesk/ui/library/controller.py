@@ -23,7 +23,9 @@ from slmdesk.models.library import ImportCancelled, Library, LibraryChange, Mode
 from slmdesk.models.library.events import ADDED, RENAMED
 from slmdesk.ui import dialogs
 from slmdesk.ui.keyboard import item_shortcuts
+from slmdesk.ui.library import source_dialogs
 from slmdesk.ui.library.events import LibraryEvents
+from slmdesk.ui.library.source_poll import SourcePoller
 from slmdesk.ui.library.view import LibraryView
 from slmdesk.ui.runtime.tasks import TaskRunner
 
@@ -51,6 +53,8 @@ class LibraryController(QObject):
         self._cancel_import = threading.Event()
         self.events = LibraryEvents(library)
         self.events.changed.connect(self._on_library_changed)
+        # other apps' folders change behind our back: `app.py` starts the poll with the window
+        self.source_poller = SourcePoller(library, tasks)
         view.import_button.clicked.connect(self._on_import_clicked)
         view.empty_import.clicked.connect(self._on_import_clicked)
         view.empty_discover.clicked.connect(self.discover_requested)
@@ -238,6 +242,13 @@ class LibraryController(QObject):
             ):
                 return
             delete_file: bool | None = True
+        elif entry.source:
+            answer = source_dialogs.ask_remove_source(
+                self.view, entry.name, entry.path, entry.source
+            )
+            if answer is None:
+                return
+            delete_file = answer == "delete"
         else:
             choice = dialogs.ask_remove_linked(self.view, entry.name, entry.path)
             if choice is None:
@@ -298,4 +309,5 @@ class LibraryController(QObject):
     def shutdown(self) -> None:
         """Stop hearing the library: the window that would show its changes is going away."""
         self._cancel_import.set()
+        self.source_poller.stop()
         self.events.close()

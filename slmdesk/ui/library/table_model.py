@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtGui import QGuiApplication, QPalette
 
 from slmdesk.models.library import ModelEntry
 from slmdesk.ui.format import human_count, human_size
@@ -16,7 +17,11 @@ ENTRY_ROLE = Qt.ItemDataRole.UserRole + 2
 
 _Index = QModelIndex | QPersistentModelIndex
 # How an entry that cannot be used is marked after its name; the reason is in its tooltip.
-STATUS_LABELS = {"invalid": "damaged", "missing": "missing"}
+STATUS_LABELS = {
+    "invalid": "damaged",
+    "missing": "missing",
+    "unavailable": "drive or folder not available",
+}
 
 
 class LibraryTableModel(QAbstractTableModel):
@@ -91,6 +96,11 @@ class LibraryTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             where = entry.error or str(entry.path)
             return f"{entry.name}\n{where}" if column == 0 else where
+        if role == Qt.ItemDataRole.ForegroundRole and entry.status == "unavailable":
+            # greyed: the model is known but its drive or folder is not there now
+            return QGuiApplication.palette().brush(
+                QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text
+            )
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (2, 4, 5):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None

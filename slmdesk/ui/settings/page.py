@@ -39,6 +39,7 @@ from slmdesk.ui.format import human_size
 from slmdesk.ui.runtime.tasks import TaskRunner
 from slmdesk.ui.settings.models_folder_section import ModelsFolderSection
 from slmdesk.ui.settings.reporter import SettingsSaveReporter
+from slmdesk.ui.settings.sources_section import SourcesSection
 
 THEMES = (("Follow the system", "system"), ("Light", "light"), ("Dark", "dark"))
 
@@ -159,6 +160,9 @@ class SettingsPage(QScrollArea):
             )
             where_form.addRow(f"{label}:", button)
         layout.addWidget(where)
+        self.sources = SourcesSection(library, tasks) if library is not None else None
+        if self.sources is not None:
+            layout.addWidget(self.sources)
 
         about = QGroupBox("About")
         about_form = QFormLayout(about)
