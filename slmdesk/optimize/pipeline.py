@@ -15,8 +15,8 @@ Public API (no Qt; every function below blocks its calling thread — run it off
 Callbacks: ``progress(Progress)`` is called on the calling thread (never from another thread);
 ``cancel()`` is polled about ten times a second and, when it returns True, the child process is
 killed, partial files are removed and `OptimizeCancelled` is raised. Heavy work (quantize, plan,
-evaluate) runs in child processes (`slmdesk.optimize.worker_process`), so a native crash becomes a
-`WorkerCrashed` error and the caller lives on.
+evaluate) runs in a child process (`slmdesk.optimize.worker_process`; one child for a whole
+`optimize` run), so a native crash becomes a `WorkerCrashed` error and the caller lives on.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from slmdesk.optimize.worker_process import (
     ProgressCallback,
     WorkerCrashed,
     run_worker,
+    worker_session,
 )
 
 __all__ = [
@@ -488,6 +489,17 @@ def _nearest_smaller_type(
 
 
 def optimize(
+    request: OptimizeRequest,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> OptimizeResult:
+    """The whole run (`_optimize_steps`) with all its steps in one worker child."""
+    with worker_session():
+        return _optimize_steps(request, progress, cancel, warn)
+
+
+def _optimize_steps(
     request: OptimizeRequest,
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,

@@ -1,8 +1,9 @@
 """Entry point of the optimizer child process: ``python -m slmdesk.optimize.child.main``.
 
-The parent (`slmdesk.optimize.worker_process.run_worker`) writes one JSON job on stdin; this module
-runs it with llama.cpp and answers with JSON lines on stdout (``progress``, then ``result`` or
-``error``). llama.cpp's own log goes to stderr, where the parent reads per-tensor progress.
+The parent (`slmdesk.optimize.worker_process.WorkerSession`) writes JSON jobs on stdin, one line
+each; this module runs them one after another with llama.cpp and answers each with JSON lines on
+stdout (``progress``, then ``result`` or ``error``), and exits when stdin closes. llama.cpp's own
+log goes to stderr, where the parent reads per-tensor progress.
 
 Frozen app (PyInstaller): ``-m`` is not available, so the app's entry point must call
 `frozen_dispatch` first thing; it runs the worker and exits when the executable was started as
@@ -103,26 +104,45 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     raise SlmdeskError(f"Unknown optimizer job {kind!r}.")
 
 
-def main() -> int:
-    """Read the job from stdin, run it, report on stdout."""
+def answer(job: dict[str, Any]) -> None:
+    """Run one job and write its ``result`` or ``error`` line."""
     try:
-        job = json.loads(sys.stdin.read() or "{}")
-        watch_parent([job["dest"]] if job.get("kind") == "quantize" and job.get("dest") else [])
         result = run_job(job)
     except SlmdeskError as exc:
         emit("error", message=str(exc))
-        return 1
+        return
     except MemoryError:
         emit("error", message="Not enough memory for this operation.")
-        return 1
+        return
     except OSError as exc:
         emit("error", message=f"File error: {exc.strerror or exc} ({exc.filename or ''}).")
-        return 1
+        return
     except Exception as exc:  # a bug: the parent shows the message, the log keeps the trace
         traceback.print_exc()
         emit("error", message=f"Unexpected optimizer failure: {type(exc).__name__}: {exc}")
-        return 1
+        return
     emit("result", result=result)
+
+
+def main() -> int:
+    """Read jobs from stdin (one JSON line each), run each, report on stdout."""
+    # What the lifeline removes if the parent dies: the output of the job running now.
+    partial: list[str] = []
+    watch_parent(partial)
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            job = json.loads(line)
+        except ValueError:
+            emit("error", message="The optimizer received a malformed job.")
+            continue
+        if not isinstance(job, dict):
+            emit("error", message="The optimizer received a malformed job.")
+            continue
+        partial[:] = [job["dest"]] if job.get("kind") == "quantize" and job.get("dest") else []
+        answer(job)
+        partial.clear()
     return 0
 
 
