@@ -15,6 +15,9 @@ Jobs (``kind``):
 - ``dry_run``: per offered type, the tensor types llama.cpp would choose (for the size preview).
 - ``evaluate``: `slmdesk.optimize.child.scoring.evaluate_in_process`.
 - ``plan``: guided pruning search (`slmdesk.optimize.child.plan.plan_in_process`).
+- ``imatrix``: the importance matrix of ``model`` on ``texts``, saved to ``dest``
+  (`slmdesk.optimize.child.importance`); a ``quantize`` job takes it as ``imatrix`` (a path),
+  with ``embedding_type`` / ``output_type`` (ggml type names) when chosen.
 - ``speed``: decode speed of several models, back to back (`slmdesk.optimize.child.speed`).
 """
 
@@ -68,6 +71,9 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
             job.get("prune_layers") or [],
             lambda done, total, name, fraction: progress("quantizing", done, total, name, fraction),
         )
+        from slmdesk.optimize.child.importance import load_means
+
+        importance = load_means(job.get("imatrix"))
         native.install_log(forward=True, listener=tracker.feed)
         fixed = prune_and_fix(
             job["source"],
@@ -77,11 +83,16 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
             bool(job.get("allow_requantize", True)),
             bool(job.get("only_copy", False)),
             n_threads,
+            importance,
+            job.get("embedding_type"),
+            job.get("output_type"),
         )
         return {"path": job["dest"], "metadata_fixed": fixed}
     if kind == "dry_run":
         native.install_log(forward=False)
-        return {"types": dry_run_types(job["source"], dict(job["ftypes"]), n_threads, progress)}
+        prune = [int(i) for i in job.get("prune_layers") or []]
+        types = dry_run_types(job["source"], dict(job["ftypes"]), n_threads, progress, prune)
+        return {"types": types}
     if kind == "evaluate":
         native.install_log(forward=False)
         from slmdesk.optimize.child.scoring import evaluate_in_process
@@ -96,6 +107,11 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
 
         speeds = measure_speeds(list(job["models"]), str(job["text"]), n_threads, progress)
         return {"tokens_per_second": speeds}
+    if kind == "imatrix":
+        native.install_log(forward=False)
+        from slmdesk.optimize.child.importance import measure_to_file
+
+        return measure_to_file(job, progress)
     if kind == "plan":
         native.install_log(forward=False)
         from slmdesk.optimize.child.plan import plan_in_process
@@ -124,6 +140,18 @@ def answer(job: dict[str, Any]) -> None:
     emit("result", result=result)
 
 
+def _partial_outputs(job: dict[str, Any]) -> list[str]:
+    """What a job writes before it is complete (removed by the lifeline if the parent dies)."""
+    dest = job.get("dest")
+    if not isinstance(dest, str) or not dest:
+        return []
+    if job.get("kind") == "quantize":
+        return [dest]
+    if job.get("kind") == "imatrix":
+        return [dest + ".partial"]
+    return []
+
+
 def main() -> int:
     """Read jobs from stdin (one JSON line each), run each, report on stdout."""
     # What the lifeline removes if the parent dies: the output of the job running now.
@@ -140,7 +168,7 @@ def main() -> int:
         if not isinstance(job, dict):
             emit("error", message="The optimizer received a malformed job.")
             continue
-        partial[:] = [job["dest"]] if job.get("kind") == "quantize" and job.get("dest") else []
+        partial[:] = _partial_outputs(job)
         answer(job)
         partial.clear()
     return 0
