@@ -459,18 +459,6 @@ def make_reference(
     return quantize(info.path, target, "F16", (), True, False, n_threads, relabel, cancel)
 
 
-def _read_text(path: Path | None, default_name: str) -> str:
-    from slmdesk.common.resources import resource_path
-
-    target = path or resource_path(default_name)
-    try:
-        return Path(target).read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise SlmdeskError(f"{Path(target).name} is not UTF-8 text.") from None
-    except OSError as exc:
-        raise SlmdeskError(f"Cannot read {target}: {exc.strerror or exc}.") from None
-
-
 def plan_pruning(
     source: str | os.PathLike[str],
     n: int,
@@ -511,7 +499,9 @@ def plan_pruning(
             f"The block importance has {len(importance)} entries; the model has "
             f"{info.block_count} blocks. Measure it again."
         )
-    text = _read_text(calibration, "calibration.txt")
+    from slmdesk.optimize.calibration import calibration_text
+
+    text = calibration_text(calibration)
     ref = reference or make_reference(info.path, n_threads, progress, cancel)
     workdir = paths.cache_dir() / f"plan-{os.getpid()}-{int(time.time() * 1000)}"
     workdir.mkdir(parents=True, exist_ok=True)
@@ -635,9 +625,10 @@ def _optimize_steps(
                 f"choose 1 to {info.block_count - 1}."
             )
     pruning = bool(removed or request.prune_count)
-    calibration_text = (
-        _read_text(request.calibration, "calibration.txt") if pruning or with_imatrix else ""
-    )
+    from slmdesk.optimize.calibration import calibration_chunks
+
+    chunks = calibration_chunks(request.calibration) if pruning or with_imatrix else []
+    calibration_text = "\n\n".join(chunks)
     models = paths.models_dir()
     name = request.name or default_name(
         info, qtype.name, removed or [0] * (request.prune_count or 0)
@@ -688,7 +679,7 @@ def _optimize_steps(
         from slmdesk.optimize.importance import ensure_importance
 
         importance = ensure_importance(
-            reference or info.path, [calibration_text], request.n_threads, progress, cancel
+            reference or info.path, chunks, request.n_threads, progress, cancel
         )
     # Prune from the F16 reference when one exists (no double rounding), else from the source.
     convert_from = reference if (reference is not None and removed) else info.path
