@@ -4,10 +4,12 @@ and output tensor types, and ``--list-types`` (the type table for a model with t
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from slmdesk.cli.output import human_size, print_json, print_table
 from slmdesk.cli.validate import check_model_ref
+from slmdesk.optimize.plan_summary import plan_summary
+
+__all__ = ["add_plan_options", "list_types", "plan_summary"]
 
 
 def add_plan_options(p: argparse.ArgumentParser) -> None:
@@ -28,18 +30,6 @@ def add_plan_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="list the types this model can be made in, with predicted sizes, and exit",
     )
-
-
-def plan_summary(report: dict[str, Any]) -> str:
-    """One line: the importance matrix and the embedding and output types a result was made with."""
-    importance = report.get("importance") or {}
-    if report.get("imatrix"):
-        imatrix = "importance matrix: yes" + (" (reused)" if importance.get("reused") else "")
-    else:
-        imatrix = "importance matrix: no"
-    embedding = report.get("embedding_type") or "default"
-    output = report.get("output_type") or "default"
-    return f"{imatrix}; embedding type {embedding}; output type {output}"
 
 
 def list_types(args: argparse.Namespace) -> int:
