@@ -39,23 +39,23 @@ def main(argv: list[str]) -> int:
     home = Path(tempfile.mkdtemp(prefix="slmdesk-bench-imatrix-"))
     os.environ["SLMDESK_HOME"] = str(home)
     from slmdesk.common.errors import SlmdeskError
-    from slmdesk.common.resources import resource_path
     from slmdesk.llama import imatrix, quantize
     from slmdesk.llama.scoring import ModelRunner
     from slmdesk.models.quant_types import QUANT_TYPES
     from slmdesk.optimize import pipeline as opt
+    from slmdesk.optimize.calibration import calibration_chunks
     from slmdesk.optimize.child.scoring import build_reference, score_model
     from slmdesk.optimize.evaluate import default_text
 
     types = tuple(argv) or TYPES
     reference = opt.make_reference(_gemma(), THREADS)
-    calibration = resource_path("calibration.txt").read_text(encoding="utf-8")
+    calibration = calibration_chunks()
     heldout = build_reference(reference, default_text(), THREADS)
 
     started = time.perf_counter()
     matrix = imatrix.measure_importance(
         lambda callback: ModelRunner(reference, 512, THREADS, eval_callback=callback),
-        [calibration],
+        calibration,
         CHUNK_TOKENS,
     )
     figures: dict[str, object] = {

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from slmdesk.cli.optimize_plan import add_plan_options, list_types, plan_summary
 from slmdesk.cli.output import ProgressBar, human_size, print_json
 from slmdesk.cli.validate import check_model_name, check_model_ref, positive_int, thread_count
 
@@ -15,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``optimize`` and ``eval`` commands."""
     p = sub.add_parser("optimize", help="prune and quantize a model, with a quality report")
     p.add_argument("model", help="library name or path to a .gguf file")
-    p.add_argument("--quant", required=True, help="target type, such as Q4_K_M, Q8_0 or F16")
+    p.add_argument("--quant", help="target type, such as Q4_K_M, Q8_0 or F16 (required)")
     group = p.add_mutually_exclusive_group()
     group.add_argument(
         "--prune",
@@ -24,7 +25,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="remove N blocks, chosen by measurement",
     )
     group.add_argument("--prune-layers", metavar="LIST", help="remove these blocks, e.g. 3,7")
-    p.add_argument("--calibration", type=Path, help="text used to choose blocks (default: shipped)")
+    p.add_argument(
+        "--calibration",
+        type=Path,
+        help="text used to choose blocks and measure the importance matrix (default: shipped)",
+    )
+    add_plan_options(p)
     p.add_argument(
         "--vocabulary",
         metavar="SET",
@@ -34,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=thread_count, default=2, help="CPU threads (default 2)")
     p.add_argument("--no-eval", action="store_true", help="skip the quality report")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=_optimize)
+    p.set_defaults(func=_optimize, parser=p)
 
     e = sub.add_parser("eval", help="compare a model with a reference: KL divergence, perplexity")
     e.add_argument("model", help="library name or path of the model to judge")
@@ -71,6 +77,10 @@ class _Bar:
 
 
 def _optimize(args: argparse.Namespace) -> int:
+    if args.list_types:
+        return list_types(args)
+    if args.quant is None:
+        args.parser.error("the following arguments are required: --quant")
     from slmdesk.common.errors import SlmdeskError
     from slmdesk.models.library import Library
     from slmdesk.optimize.pipeline import OptimizeRequest, optimize
@@ -97,6 +107,9 @@ def _optimize(args: argparse.Namespace) -> int:
         n_threads=args.threads,
         evaluate=not args.no_eval,
         vocabulary=args.vocabulary,
+        imatrix=args.imatrix,
+        embedding_type=args.embedding_type,
+        output_type=args.output_type,
     )
     bar = _Bar()
     told: list[str] = []
@@ -125,6 +138,7 @@ def _optimize(args: argparse.Namespace) -> int:
         f"  type {report['type']}"
         + (f"  removed blocks {report['removed_blocks']}" if report["removed_blocks"] else "")
     )
+    print(f"  {plan_summary(report)}")
     speed = report.get("speed") or {}
     _print_eval(report.get("eval"), with_speed=not speed.get("ratio"))
     if speed.get("ratio"):

@@ -40,15 +40,16 @@ def _remove(paths: Iterable[Path]) -> None:
 def watch_parent(partial_outputs: Iterable[str | os.PathLike[str]] = ()) -> threading.Thread:
     """Exit this process (after removing ``partial_outputs``) as soon as its parent dies.
 
-    Returns the daemon watchdog thread (already started).
+    A list is read when the parent dies, not now: a process that runs several jobs keeps the
+    current job's output in it. Returns the daemon watchdog thread (already started).
     """
     parent_pid = os.getppid()
-    outputs = [Path(p) for p in partial_outputs]
+    outputs = partial_outputs if isinstance(partial_outputs, list) else list(partial_outputs)
 
     def watch() -> None:
         while _parent_alive(parent_pid):
             time.sleep(POLL_SECONDS)
-        _remove(outputs)
+        _remove(Path(p) for p in list(outputs))
         os._exit(EXIT_PARENT_GONE)
 
     thread = threading.Thread(target=watch, name="slmdesk-lifeline", daemon=True)

@@ -116,20 +116,12 @@ def _check_row_types(source: Path, embedding_type: int | None, output_type: int 
     import gguf
 
     from slmdesk.models.gguf_info import read_gguf_info
+    from slmdesk.models.row_types import row_type_problem
 
-    tensors = {t.name: t for t in read_gguf_info(source).tensors}
-    wanted = {"token_embd.weight": embedding_type, "output.weight": output_type}
-    if "output.weight" not in tensors and output_type is not None:
-        wanted["token_embd.weight"] = output_type  # tied: the embedding is the output
-    for name, type_code in wanted.items():
-        tensor = tensors.get(name)
-        if type_code is None or tensor is None:
-            continue
-        kind = gguf.GGMLQuantizationType(type_code)
-        block = gguf.GGML_QUANT_SIZES[kind][0]
-        if tensor.shape[0] % block:
-            raise SlmdeskError(
-                f"{kind.name} cannot hold {name}: its rows of {tensor.shape[0]:,} values are not "
-                f"a multiple of the type's {block}-value blocks; choose a type such as Q8_0 or "
-                "IQ4_NL."
-            )
+    def name(code: int | None) -> str | None:
+        return None if code is None else gguf.GGMLQuantizationType(code).name
+
+    shapes = {t.name: t.shape for t in read_gguf_info(source).tensors}
+    problem = row_type_problem(shapes, name(embedding_type), name(output_type))
+    if problem:
+        raise SlmdeskError(problem)

@@ -6,8 +6,10 @@ tool (tools/quantize/quantize.cpp), which states the perplexity increase of each
 Llama-3-8B (F16 and BF16 on Mistral-7B). They are relative guides, not predictions for a given
 model: small models usually lose more per bit, which is why slmdesk also measures the result.
 
-Types that need an importance matrix (IQ1_*, IQ2_*, IQ3_XXS, Q2_K_S) are listed so a request
-for them gets a clear refusal instead of llama.cpp's "requires an imatrix" abort.
+Types that need an importance matrix (IQ1_*, IQ2_*, IQ3_XXS, Q2_K_S) are made only by a run that
+measures one (`quant_type(name, with_imatrix=True)`); without it a request gets a clear refusal
+instead of llama.cpp's "requires an imatrix" abort. `imatrix_by_default` names the types an
+optimize run measures one for unless told not to.
 
 This table is the one source of quality figures in slmdesk: the optimize wizard offers types in
 its order, and Discover ranks the Hub's files by it (`quality_rank`), so both agree on which of
@@ -135,12 +137,72 @@ def is_full_precision(name: str | None) -> bool:
     return bool(name) and canonical_name(name or "") in FULL_PRECISION
 
 
-def quant_type(name: str) -> QuantType:
-    """The type called ``name`` (case-insensitive, llama-quantize aliases accepted).
+def imatrix_by_default(q: QuantType) -> bool:
+    """Whether an optimize run measures an importance matrix for ``q`` unless told not to.
+
+    Why these: llama.cpp spends an importance matrix on the K-quants and the non-linear (IQ)
+    types, and the loss it saves grows as the bits shrink (bench/imatrix.py: KLD about halved at
+    Q2_K, Q3_K_S and IQ4_XS on Gemma 3 270M); at 5 bits and more the loss is already small.
+    """
+    if q.needs_imatrix or q.name.startswith("IQ"):
+        return True
+    return "_K" in q.name and (q.bits_per_weight or 16.0) < 5.0
+
+
+def offered_types(with_imatrix: bool) -> tuple[str, ...]:
+    """The types a run can make, best first: `OFFERED_TYPES`, plus those that need an
+    importance matrix when the run measures one."""
+    return tuple(
+        q.name
+        for q in _TABLE
+        if not q.run_only and q.name != "F32" and (with_imatrix or not q.needs_imatrix)
+    )
+
+
+# Tensor types offered for the token embedding and the output tensor (ggml type names), best
+# first. In small models these two hold most of the bytes; a type whose blocks do not divide a
+# tensor's rows is refused for that model (`row_type_problem`).
+TENSOR_TYPES: tuple[str, ...] = (
+    "F16",
+    "Q8_0",
+    "Q6_K",
+    "Q5_K",
+    "Q5_1",
+    "Q5_0",
+    "Q4_K",
+    "IQ4_NL",
+    "IQ4_XS",
+    "Q4_1",
+    "Q4_0",
+    "Q3_K",
+    "Q2_K",
+)
+
+
+def tensor_type(name: str) -> str:
+    """The ggml tensor type called ``name`` (case-insensitive) among `TENSOR_TYPES`.
 
     Raises:
-        SlmdeskError: unknown name, a type that needs an importance matrix, or one slmdesk
-            only runs.
+        SlmdeskError: a name that is not offered for the embedding or output tensor.
+    """
+    key = name.strip().upper()
+    if key not in TENSOR_TYPES:
+        raise SlmdeskError(
+            f"Unknown tensor type {name!r} for the embedding or output; choose one of: "
+            f"{', '.join(TENSOR_TYPES)}."
+        )
+    return key
+
+
+def quant_type(name: str, with_imatrix: bool = False) -> QuantType:
+    """The type called ``name`` (case-insensitive, llama-quantize aliases accepted).
+
+    ``with_imatrix``: the run measures an importance matrix, so the types that need one are
+    allowed.
+
+    Raises:
+        SlmdeskError: unknown name, a type that needs an importance matrix (when there is none),
+            or one slmdesk only runs.
     """
     found = QUANT_TYPES.get(canonical_name(name))
     if found is None:
@@ -152,9 +214,9 @@ def quant_type(name: str) -> QuantType:
             f"slmdesk can run {found.name} models but cannot make them; choose a type such as "
             "Q4_K_M instead."
         )
-    if found.needs_imatrix:
+    if found.needs_imatrix and not with_imatrix:
         raise SlmdeskError(
-            f"{found.name} needs an importance matrix, which slmdesk does not compute yet; "
+            f"{found.name} needs an importance matrix: leave it on (drop --no-imatrix) or "
             "choose a type such as Q3_K_M, IQ4_XS or Q4_K_M instead."
         )
     return found

@@ -15,8 +15,8 @@ Public API (no Qt; every function below blocks its calling thread — run it off
 Callbacks: ``progress(Progress)`` is called on the calling thread (never from another thread);
 ``cancel()`` is polled about ten times a second and, when it returns True, the child process is
 killed, partial files are removed and `OptimizeCancelled` is raised. Heavy work (quantize, plan,
-evaluate) runs in child processes (`slmdesk.optimize.worker_process`), so a native crash becomes a
-`WorkerCrashed` error and the caller lives on.
+evaluate) runs in a child process (`slmdesk.optimize.worker_process`; one child for a whole
+`optimize` run), so a native crash becomes a `WorkerCrashed` error and the caller lives on.
 """
 
 from __future__ import annotations
@@ -34,7 +34,15 @@ from slmdesk.common import paths
 from slmdesk.common.errors import SlmdeskError
 from slmdesk.models.gguf_info import GGUFInfo, read_gguf_info
 from slmdesk.models.hardware import estimate_memory
-from slmdesk.models.quant_types import OFFERED_TYPES, QUANT_TYPES, QuantType, quant_type
+from slmdesk.models.quant_types import (
+    QUANT_TYPES,
+    QuantType,
+    canonical_name,
+    imatrix_by_default,
+    offered_types,
+    quant_type,
+    tensor_type,
+)
 from slmdesk.optimize.guardrails import size_change_percent, size_warning
 from slmdesk.optimize.leftovers import remove_stale, staging_path
 from slmdesk.optimize.worker_process import (
@@ -44,6 +52,7 @@ from slmdesk.optimize.worker_process import (
     ProgressCallback,
     WorkerCrashed,
     run_worker,
+    worker_session,
 )
 
 __all__ = [
@@ -81,6 +90,8 @@ class TypeOption:
     reason: str = ""
     # Set when this type would make the file larger than the source, or not meaningfully smaller.
     size_warning: str = ""
+    # The run measures an importance matrix for this type (on by default where it helps).
+    uses_imatrix: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -121,6 +132,12 @@ class OptimizeRequest:
     importance: list[float] | None = None
     # A language set (slmdesk.optimize.vocab.LANGUAGE_SETS): keep only the tokens it needs.
     vocabulary: str | None = None
+    # Measure an importance matrix on the calibration text and quantize with it; None: where it
+    # helps (`imatrix_by_default`: K-quants below 5 bits, the IQ types).
+    imatrix: bool | None = None
+    # ggml type names for the token embedding and the output tensor; None: llama.cpp's choice.
+    embedding_type: str | None = None
+    output_type: str | None = None
 
 
 @dataclass
@@ -160,60 +177,111 @@ def requantize_warning(info: GGUFInfo) -> str | None:
 
 
 def predicted_size(
-    info: GGUFInfo, tensor_types: dict[str, str], removed: Sequence[int] = ()
+    info: GGUFInfo,
+    tensor_types: dict[str, str],
+    removed: Sequence[int] = (),
+    embedding_type: str | None = None,
+    output_type: str | None = None,
 ) -> int:
-    """File size after converting tensors to ``tensor_types`` (name -> type) and pruning."""
-    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+    """File size after converting tensors to ``tensor_types`` (name -> type) and pruning
+    (`slmdesk.optimize.sizes.predicted_bytes`)."""
+    from slmdesk.optimize.sizes import predicted_bytes
 
-    drop = {f"blk.{i}." for i in removed}
-    total = info.data_offset
-    for tensor in info.tensors:
-        if any(tensor.name.startswith(prefix) for prefix in drop):
-            continue
-        type_name = tensor_types.get(tensor.name, tensor.type_name).upper()
-        try:
-            block, size = GGML_QUANT_SIZES[GGMLQuantizationType[type_name]]
-        except KeyError:
-            block, size = GGML_QUANT_SIZES[GGMLQuantizationType[tensor.type_name]]
-        n_bytes = tensor.n_elements // block * size
-        total += (n_bytes + 31) // 32 * 32
-    return total
+    return predicted_bytes(info, tensor_types, embedding_type, output_type, removed)
+
+
+def uses_imatrix(q: QuantType, imatrix: bool | None) -> bool:
+    """Whether a run with the ``imatrix`` choice (None: the default) measures one for ``q``."""
+    return imatrix_by_default(q) if imatrix is None else imatrix
+
+
+def check_tensor_types(
+    info: GGUFInfo, embedding_type: str | None, output_type: str | None
+) -> tuple[str | None, str | None]:
+    """The embedding and output type names, checked against the model's rows before any work.
+
+    Raises:
+        SlmdeskError: an unknown type, or one whose blocks do not divide the tensor's rows.
+    """
+    from slmdesk.models.row_types import row_type_problem
+
+    embedding = None if embedding_type is None else tensor_type(embedding_type)
+    output = None if output_type is None else tensor_type(output_type)
+    problem = row_type_problem({t.name: t.shape for t in info.tensors}, embedding, output)
+    if problem:
+        raise SlmdeskError(problem)
+    return embedding, output
+
+
+def tensor_type_tables(
+    source: str | os.PathLike[str],
+    types: Sequence[str],
+    n_threads: int = 2,
+    cancel: CancelCheck | None = None,
+    removed: Sequence[int] = (),
+) -> dict[str, dict[str, Any]]:
+    """For each type name, llama.cpp's choice of type per tensor (one dry run per type, in the
+    worker child): ``{"tensor_types": {name: type}, "needs_imatrix": bool, "error": str|None}``;
+    with ``removed``, for the pruned model (its blocks numbered again from 0).
+
+    With `slmdesk.optimize.sizes.predicted_bytes` this prices any plan without converting.
+    """
+    info = source_info(source)
+    result = run_worker(
+        {
+            "kind": "dry_run",
+            "source": str(info.path),
+            "ftypes": {QUANT_TYPES[t].name: QUANT_TYPES[t].ftype for t in types},
+            "n_threads": n_threads,
+            "prune_layers": sorted({int(i) for i in removed}),
+        },
+        cancel=cancel,
+        stage="preview",
+    )
+    return dict(result["types"])
 
 
 def size_preview(
     source: str | os.PathLike[str],
-    types: Sequence[str] = OFFERED_TYPES,
+    types: Sequence[str] | None = None,
     removed: Sequence[int] = (),
     n_threads: int = 2,
     cancel: CancelCheck | None = None,
+    embedding_type: str | None = None,
+    output_type: str | None = None,
+    imatrix: bool | None = None,
 ) -> list[TypeOption]:
     """Predicted size, memory verdict and published quality for every type.
 
     Sizes come from llama.cpp's own choice of tensor types (a ``dry_run`` per type in a child,
     well under a second each for small models) applied to the tensor table, so fallbacks such as
-    Q5_0 for rows that are not a multiple of 256 are counted right.
+    Q5_0 for rows that are not a multiple of 256 are counted right; a chosen embedding or output
+    type replaces llama.cpp's for those tensors. ``types`` defaults to every type a run can make
+    (those needing an importance matrix unless ``imatrix`` is False); ``imatrix`` (None: where it
+    helps) sets each option's ``uses_imatrix``.
+
+    Raises:
+        SlmdeskError: an embedding or output type the model's rows cannot take (before any work).
     """
     info = source_info(source)
-    wanted = [QUANT_TYPES[t] for t in types]
-    result = run_worker(
-        {
-            "kind": "dry_run",
-            "source": str(info.path),
-            "ftypes": {q.name: q.ftype for q in wanted},
-            "n_threads": n_threads,
-        },
-        cancel=cancel,
-        stage="preview",
-    )
+    embedding_type, output_type = check_tensor_types(info, embedding_type, output_type)
+    wanted = [
+        QUANT_TYPES[t] for t in (offered_types(imatrix is not False) if types is None else types)
+    ]
+    tables = tensor_type_tables(info.path, [q.name for q in wanted], n_threads, cancel, removed)
     options: list[TypeOption] = []
     base_memory = estimate_memory(info)
     for q in wanted:
-        found = result["types"].get(q.name, {})
-        size = predicted_size(info, found.get("tensor_types", {}), removed)
+        found = tables.get(q.name, {})
+        size = predicted_size(
+            info, found.get("tensor_types", {}), removed, embedding_type, output_type
+        )
         memory_total = base_memory.total_bytes - base_memory.weights_bytes + size
         from slmdesk.models.hardware import verdict_for
 
-        available = not (q.needs_imatrix or found.get("needs_imatrix") or found.get("error"))
+        with_imatrix = uses_imatrix(q, imatrix)
+        needs = q.needs_imatrix or bool(found.get("needs_imatrix"))
+        available = not ((needs and not with_imatrix) or found.get("error"))
         reason = ""
         if not available:
             reason = found.get("error") or f"{q.name} needs an importance matrix."
@@ -229,6 +297,7 @@ def size_preview(
                 available=available,
                 reason=reason,
                 size_warning=size_warning(info.quantization, info.size_bytes, q.name, size) or "",
+                uses_imatrix=with_imatrix,
             )
         )
     return options
@@ -240,10 +309,14 @@ def size_check(
     removed: Sequence[int] = (),
     n_threads: int = 2,
     cancel: CancelCheck | None = None,
+    embedding_type: str | None = None,
+    output_type: str | None = None,
 ) -> dict[str, Any]:
     """The predicted size of the result against the source's, with the warning if it would not
     be meaningfully smaller (the report's ``size_check``)."""
-    option = size_preview(info.path, [quant], removed, n_threads, cancel)[0]
+    option = size_preview(
+        info.path, [quant], removed, n_threads, cancel, embedding_type, output_type
+    )[0]
     predicted = option.predicted_size_bytes
     return {
         "type": quant,
@@ -282,8 +355,15 @@ def quantize(
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
     overwrite: bool = False,
+    importance: Path | None = None,
+    embedding_type: str | None = None,
+    output_type: str | None = None,
 ) -> Path:
     """Convert (and optionally prune) ``source`` into ``dest`` with llama.cpp, in a child.
+
+    ``importance``: a saved importance matrix (`slmdesk.optimize.importance`) to quantize with;
+    ``embedding_type`` / ``output_type``: ggml type names for the token embedding and the output
+    tensor (checked against the model's rows first).
 
     The child writes a hidden ``.NAME.partial-PID`` file beside ``dest``; it is renamed to
     ``dest`` only when complete and removed on cancel or crash. ``progress`` receives
@@ -295,7 +375,8 @@ def quantize(
             `OptimizeCancelled` / `WorkerCrashed`.
     """
     info = source_info(source)
-    qtype = quant if isinstance(quant, QuantType) else quant_type(quant)
+    qtype = quant if isinstance(quant, QuantType) else quant_type(quant, importance is not None)
+    embedding_type, output_type = check_tensor_types(info, embedding_type, output_type)
     dest = Path(dest)
     removed: list[int] = []
     if prune_layers:
@@ -327,6 +408,9 @@ def quantize(
             "only_copy": only_copy,
             "prune_layers": removed,
             "n_threads": n_threads,
+            "imatrix": str(importance) if importance is not None else None,
+            "embedding_type": embedding_type,
+            "output_type": output_type,
         },
         progress,
         cancel,
@@ -380,18 +464,6 @@ def make_reference(
     return quantize(info.path, target, "F16", (), True, False, n_threads, relabel, cancel)
 
 
-def _read_text(path: Path | None, default_name: str) -> str:
-    from slmdesk.common.resources import resource_path
-
-    target = path or resource_path(default_name)
-    try:
-        return Path(target).read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise SlmdeskError(f"{Path(target).name} is not UTF-8 text.") from None
-    except OSError as exc:
-        raise SlmdeskError(f"Cannot read {target}: {exc.strerror or exc}.") from None
-
-
 def plan_pruning(
     source: str | os.PathLike[str],
     n: int,
@@ -432,7 +504,9 @@ def plan_pruning(
             f"The block importance has {len(importance)} entries; the model has "
             f"{info.block_count} blocks. Measure it again."
         )
-    text = _read_text(calibration, "calibration.txt")
+    from slmdesk.optimize.calibration import calibration_text
+
+    text = calibration_text(calibration)
     ref = reference or make_reference(info.path, n_threads, progress, cancel)
     workdir = paths.cache_dir() / f"plan-{os.getpid()}-{int(time.time() * 1000)}"
     workdir.mkdir(parents=True, exist_ok=True)
@@ -501,10 +575,23 @@ def optimize(
     cancel: CancelCheck | None = None,
     warn: Callable[[str], None] | None = None,
 ) -> OptimizeResult:
+    """The whole run (`_optimize_steps`) with all its steps in one worker child."""
+    with worker_session():
+        return _optimize_steps(request, progress, cancel, warn)
+
+
+def _optimize_steps(
+    request: OptimizeRequest,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> OptimizeResult:
     """Prune (given blocks, or ``prune_count`` chosen by `plan_pruning`) and quantize a model.
 
-    Steps: validate everything first (type, blocks, name, disk) -> F16 reference when needed ->
-    plan -> quantize into the models folder -> evaluate against the reference on the held-out
+    Steps: validate everything first (type, embedding and output types, blocks, name, disk) ->
+    F16 reference when needed -> plan -> importance matrix on the calibration text (cached; when
+    the type benefits or ``imatrix`` asks) -> quantize into the models folder -> evaluate
+    against the reference on the held-out
     text -> when pruning, quantize the unpruned source to the nearest smaller type and evaluate
     it too, and recommend the better of the two for that size -> register in the library with
     provenance ``{source, removed_blocks, type, calibration_sha256, report}``.
@@ -519,7 +606,12 @@ def optimize(
 
     started = time.perf_counter()
     info = source_info(request.source)
-    qtype = quant_type(request.quant)
+    known = QUANT_TYPES.get(canonical_name(request.quant))
+    with_imatrix = known is not None and uses_imatrix(known, request.imatrix)
+    qtype = quant_type(request.quant, with_imatrix)
+    embedding_type, output_type = check_tensor_types(
+        info, request.embedding_type, request.output_type
+    )
     warnings: list[str] = []
     warning = requantize_warning(info)
     if warning:
@@ -541,7 +633,10 @@ def optimize(
                 f"choose 1 to {info.block_count - 1}."
             )
     pruning = bool(removed or request.prune_count)
-    calibration_text = _read_text(request.calibration, "calibration.txt") if pruning else ""
+    from slmdesk.optimize.calibration import calibration_chunks
+
+    chunks = calibration_chunks(request.calibration) if pruning or with_imatrix else []
+    calibration_text = "\n\n".join(chunks)
     models = paths.models_dir()
     if request.vocabulary:
         from slmdesk.optimize.vocab.charsets import find_language_set
@@ -584,21 +679,47 @@ def optimize(
             if dest.exists():
                 raise SlmdeskError(f"A model file named {dest.name} already exists; choose --name.")
 
-    checked = size_check(info, qtype.name, removed, request.n_threads, cancel)
+    checked = size_check(
+        info, qtype.name, removed, request.n_threads, cancel, embedding_type, output_type
+    )
     if checked["warning"]:
         warnings[:] = [checked["warning"]]  # it says what the generic re-quantize warning says
         if warn is not None:
             warn(checked["warning"])
+    importance = None
+    if with_imatrix:
+        from slmdesk.optimize.importance import ensure_importance
+
+        importance = ensure_importance(
+            reference or info.path, chunks, request.n_threads, progress, cancel
+        )
     # Prune from the F16 reference when one exists (no double rounding), else from the source.
     convert_from = reference if (reference is not None and removed) else info.path
     # Written and evaluated under a hidden name: the library lists it only once it is complete.
     staged = staging_path(dest, "optimizing")
-    quantize(convert_from, staged, qtype, removed, True, False, request.n_threads, progress, cancel)
+    quantize(
+        convert_from,
+        staged,
+        qtype,
+        removed,
+        True,
+        False,
+        request.n_threads,
+        progress,
+        cancel,
+        importance=importance.path if importance else None,
+        embedding_type=embedding_type,
+        output_type=output_type,
+    )
     report: dict[str, Any] = {
         "source": str(info.path),
         "source_quantization": info.quantization,
         "reference": str(reference) if reference else None,
         "type": qtype.name,
+        "imatrix": importance is not None,
+        "importance": importance.as_dict() if importance else None,
+        "embedding_type": embedding_type,
+        "output_type": output_type,
         "removed_blocks": removed,
         "size_before": info.size_bytes,
         "size_after": staged.stat().st_size,
@@ -614,7 +735,16 @@ def optimize(
             report["eval"] = evaluation.as_dict()
             report["eval_text_sha256"] = text_sha256(heldout)
             report["speed"] = _speed_against_source(
-                info, reference, staged, qtype, removed, heldout, request, progress, cancel
+                info,
+                reference,
+                staged,
+                qtype,
+                removed,
+                heldout,
+                request,
+                progress,
+                cancel,
+                importance.path if importance else None,
             )
             if removed and request.compare:
                 report["comparison"] = _compare_plain(
@@ -627,6 +757,7 @@ def optimize(
                     request,
                     progress,
                     cancel,
+                    importance.path if importance else None,
                 )
         if request.vocabulary:
             from slmdesk.optimize.vocab.step import trim_in_place
@@ -644,7 +775,10 @@ def optimize(
         "source": str(info.path),
         "removed_blocks": removed,
         "type": qtype.name,
-        "calibration_sha256": text_sha256(calibration_text) if pruning else None,
+        "imatrix": importance is not None,
+        "embedding_type": embedding_type,
+        "output_type": output_type,
+        "calibration_sha256": text_sha256(calibration_text) if pruning or importance else None,
         "report": report,
     }
     if dest.exists():
@@ -668,14 +802,16 @@ def _speed_against_source(
     request: OptimizeRequest,
     progress: ProgressCallback | None,
     cancel: CancelCheck | None,
+    importance: Path | None = None,
 ) -> dict[str, Any]:
     """The result's decode speed against the source at the same type (the report's ``speed``).
 
     Why: the evaluation's speed is against the F16 reference, so a pruned Q4_K_M model looks
     slower than its own source did. A pruned result is compared with the unpruned model at its
     own type (the source itself when it has that type, else converted for this comparison and
-    removed after); a plain conversion with the source as it is. Both are measured in one child,
-    back to back, so the machine's load weighs on both alike.
+    removed after), with the same embedding and output types, so the figure is what pruning gave;
+    a plain conversion with the source as it is. Both are measured in one child, back to back, so
+    the machine's load weighs on both alike.
     """
     from slmdesk.models.quant_types import canonical_name
 
@@ -703,6 +839,9 @@ def _speed_against_source(
                     relabel,
                     cancel,
                     overwrite=True,
+                    importance=importance,
+                    embedding_type=request.embedding_type,
+                    output_type=request.output_type,
                 )
     try:
         measured = run_worker(
@@ -743,12 +882,21 @@ def _compare_plain(
     request: OptimizeRequest,
     progress: ProgressCallback | None,
     cancel: CancelCheck | None,
+    importance: Path | None = None,
 ) -> dict[str, Any]:
-    """Quantize the unpruned model to the nearest smaller type and say which is better."""
+    """Quantize the unpruned model to the nearest smaller type and say which is better (with the
+    same importance matrix and embedding and output types, when the pruned model had them)."""
     from slmdesk.optimize.evaluate import evaluate
 
     size = pruned.stat().st_size
-    preview = size_preview(reference, cancel=cancel)
+    preview = size_preview(
+        reference,
+        None if importance else offered_types(False),
+        cancel=cancel,
+        embedding_type=request.embedding_type,
+        output_type=request.output_type,
+        imatrix=importance is not None,
+    )
     option = _nearest_smaller_type(info, size, "", preview)
     if option is None:
         return {
@@ -771,6 +919,9 @@ def _compare_plain(
             progress,
             cancel,
             overwrite=True,
+            importance=importance,
+            embedding_type=request.embedding_type,
+            output_type=request.output_type,
         )
         other = evaluate(tmp, reference, text, request.n_threads, progress, cancel)
         other_size = tmp.stat().st_size

@@ -54,7 +54,8 @@ def test_optimize_and_eval_json(tiny_model: Path, short_text_file: Path) -> None
     ("args", "message"),
     [
         (["--quant", "Q9"], "Unknown quantization type"),
-        (["--quant", "IQ1_S"], "importance matrix"),
+        (["--quant", "IQ1_S", "--no-imatrix"], "importance matrix"),
+        (["--quant", "Q8_0", "--embedding-type", "Q9"], "Unknown tensor type 'Q9'"),
         (["--quant", "Q8_0", "--prune-layers", "0,1,2,3"], "at least one must remain"),
         (["--quant", "Q8_0", "--prune-layers", "1,1"], "twice"),
         (["--quant", "Q8_0", "--prune-layers", "9"], "out of range"),
@@ -92,3 +93,46 @@ def test_optimize_warns_when_the_type_would_grow_the_file(tiny_model: Path, tmp_
     assert report["size_check"]["predicted_size_bytes"] > report["size_check"]["source_size_bytes"]
     assert "larger than its Q4_K_M source" in report["size_check"]["warning"]
     assert report["size_before"] < report["size_after"]  # the old fields keep their meaning
+
+
+def test_optimize_plan_choices_in_json_and_the_type_listing(
+    tiny_model: Path, short_text_file: Path
+) -> None:
+    out = run_cli(
+        "optimize",
+        str(tiny_model),
+        "--quant",
+        "Q3_K_M",
+        "--embedding-type",
+        "q8_0",
+        "--output-type",
+        "Q6_K",
+        "--calibration",
+        str(short_text_file),
+        "--no-eval",
+        "--json",
+    )
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)["report"]
+    assert report["imatrix"] is True
+    assert (report["embedding_type"], report["output_type"]) == ("Q8_0", "Q6_K")
+    assert abs(report["size_check"]["predicted_size_bytes"] - report["size_after"]) < (
+        0.02 * report["size_after"]
+    )
+
+    plain = run_cli(
+        "optimize", str(tiny_model), "--quant", "Q3_K_M", "--no-imatrix", "--no-eval", "--name", "p"
+    )
+    assert plain.returncode == 0, plain.stderr
+    assert "importance matrix: no; embedding type default; output type default" in plain.stdout
+
+    listing = run_cli("optimize", str(tiny_model), "--list-types", "--json")
+    assert listing.returncode == 0, listing.stderr
+    types = {t["name"]: t for t in json.loads(listing.stdout)["types"]}
+    assert types["IQ2_XXS"]["uses_imatrix"] and types["IQ2_XXS"]["available"]
+    assert not types["Q8_0"]["uses_imatrix"]
+    table = run_cli("optimize", str(tiny_model), "--list-types", "--no-imatrix")
+    assert table.returncode == 0 and "IQ2_XXS" not in table.stdout and "imatrix" in table.stdout
+
+    missing = run_cli("optimize", str(tiny_model))
+    assert missing.returncode == 2 and "--quant" in missing.stderr

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QLabel
 
 from slmdesk.app import build_window
 from slmdesk.models.library import Library
-from slmdesk.models.quant_types import OFFERED_TYPES
+from slmdesk.models.quant_types import offered_types
 from slmdesk.optimize import pipeline as core_optimize
 from slmdesk.ui.optimize.controller import (
     MODE_AUTO,
@@ -79,7 +79,7 @@ def test_type_table_lists_every_offered_type(qtbot, page) -> None:
     _to_type_step(qtbot, controller)
     table = controller.view.type_step.table
     names = [table.item(r, 0).text() for r in range(table.rowCount())]
-    assert names == list(OFFERED_TYPES)
+    assert names == list(offered_types(True))  # with the importance matrix on
     options = {o.name: o for o in controller.options}
     assert options["Q8_0"].predicted_size_bytes < options["F16"].predicted_size_bytes
     assert options["Q4_K_M"].predicted_size_bytes < options["Q8_0"].predicted_size_bytes

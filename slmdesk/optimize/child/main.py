@@ -1,8 +1,9 @@
 """Entry point of the optimizer child process: ``python -m slmdesk.optimize.child.main``.
 
-The parent (`slmdesk.optimize.worker_process.run_worker`) writes one JSON job on stdin; this module
-runs it with llama.cpp and answers with JSON lines on stdout (``progress``, then ``result`` or
-``error``). llama.cpp's own log goes to stderr, where the parent reads per-tensor progress.
+The parent (`slmdesk.optimize.worker_process.WorkerSession`) writes JSON jobs on stdin, one line
+each; this module runs them one after another with llama.cpp and answers each with JSON lines on
+stdout (``progress``, then ``result`` or ``error``), and exits when stdin closes. llama.cpp's own
+log goes to stderr, where the parent reads per-tensor progress.
 
 Frozen app (PyInstaller): ``-m`` is not available, so the app's entry point must call
 `frozen_dispatch` first thing; it runs the worker and exits when the executable was started as
@@ -14,6 +15,9 @@ Jobs (``kind``):
 - ``dry_run``: per offered type, the tensor types llama.cpp would choose (for the size preview).
 - ``evaluate``: `slmdesk.optimize.child.scoring.evaluate_in_process`.
 - ``plan``: guided pruning search (`slmdesk.optimize.child.plan.plan_in_process`).
+- ``imatrix``: the importance matrix of ``model`` on ``texts``, saved to ``dest``
+  (`slmdesk.optimize.child.importance`); a ``quantize`` job takes it as ``imatrix`` (a path),
+  with ``embedding_type`` / ``output_type`` (ggml type names) when chosen.
 - ``speed``: decode speed of several models, back to back (`slmdesk.optimize.child.speed`).
 - ``vocab_check``: a trimmed vocabulary against its original (`slmdesk.optimize.vocab.verify`).
 """
@@ -68,6 +72,9 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
             job.get("prune_layers") or [],
             lambda done, total, name, fraction: progress("quantizing", done, total, name, fraction),
         )
+        from slmdesk.optimize.child.importance import load_means
+
+        importance = load_means(job.get("imatrix"))
         native.install_log(forward=True, listener=tracker.feed)
         fixed = prune_and_fix(
             job["source"],
@@ -77,11 +84,16 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
             bool(job.get("allow_requantize", True)),
             bool(job.get("only_copy", False)),
             n_threads,
+            importance,
+            job.get("embedding_type"),
+            job.get("output_type"),
         )
         return {"path": job["dest"], "metadata_fixed": fixed}
     if kind == "dry_run":
         native.install_log(forward=False)
-        return {"types": dry_run_types(job["source"], dict(job["ftypes"]), n_threads, progress)}
+        prune = [int(i) for i in job.get("prune_layers") or []]
+        types = dry_run_types(job["source"], dict(job["ftypes"]), n_threads, progress, prune)
+        return {"types": types}
     if kind == "evaluate":
         native.install_log(forward=False)
         from slmdesk.optimize.child.scoring import evaluate_in_process
@@ -96,6 +108,11 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
 
         speeds = measure_speeds(list(job["models"]), str(job["text"]), n_threads, progress)
         return {"tokens_per_second": speeds}
+    if kind == "imatrix":
+        native.install_log(forward=False)
+        from slmdesk.optimize.child.importance import measure_to_file
+
+        return measure_to_file(job, progress)
     if kind == "plan":
         native.install_log(forward=False)
         from slmdesk.optimize.child.plan import plan_in_process
@@ -111,26 +128,57 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     raise SlmdeskError(f"Unknown optimizer job {kind!r}.")
 
 
-def main() -> int:
-    """Read the job from stdin, run it, report on stdout."""
+def answer(job: dict[str, Any]) -> None:
+    """Run one job and write its ``result`` or ``error`` line."""
     try:
-        job = json.loads(sys.stdin.read() or "{}")
-        watch_parent([job["dest"]] if job.get("kind") == "quantize" and job.get("dest") else [])
         result = run_job(job)
     except SlmdeskError as exc:
         emit("error", message=str(exc))
-        return 1
+        return
     except MemoryError:
         emit("error", message="Not enough memory for this operation.")
-        return 1
+        return
     except OSError as exc:
         emit("error", message=f"File error: {exc.strerror or exc} ({exc.filename or ''}).")
-        return 1
+        return
     except Exception as exc:  # a bug: the parent shows the message, the log keeps the trace
         traceback.print_exc()
         emit("error", message=f"Unexpected optimizer failure: {type(exc).__name__}: {exc}")
-        return 1
+        return
     emit("result", result=result)
+
+
+def _partial_outputs(job: dict[str, Any]) -> list[str]:
+    """What a job writes before it is complete (removed by the lifeline if the parent dies)."""
+    dest = job.get("dest")
+    if not isinstance(dest, str) or not dest:
+        return []
+    if job.get("kind") == "quantize":
+        return [dest]
+    if job.get("kind") == "imatrix":
+        return [dest + ".partial"]
+    return []
+
+
+def main() -> int:
+    """Read jobs from stdin (one JSON line each), run each, report on stdout."""
+    # What the lifeline removes if the parent dies: the output of the job running now.
+    partial: list[str] = []
+    watch_parent(partial)
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            job = json.loads(line)
+        except ValueError:
+            emit("error", message="The optimizer received a malformed job.")
+            continue
+        if not isinstance(job, dict):
+            emit("error", message="The optimizer received a malformed job.")
+            continue
+        partial[:] = _partial_outputs(job)
+        answer(job)
+        partial.clear()
     return 0
 
 

@@ -47,6 +47,7 @@ MODE_NONE, MODE_AUTO, MODE_MANUAL = range(3)
 STAGE_WORDS: dict[str, str] = {
     "reference": "Making a full-precision reference copy of the original",
     "planning": "Measuring which blocks matter least",
+    "importance": "Measuring which weights matter most (importance matrix)",
     "quantizing": "Writing the new model",
     "evaluating": "Measuring quality against the original",
     "speed": "Measuring speed against the original",
@@ -161,6 +162,7 @@ class OptimizeController(QObject):
         view.type_step.table.itemSelectionChanged.connect(self._update_nav)
         view.type_step.table.itemSelectionChanged.connect(self._show_type_warning)
         view.type_step.table.doubleClicked.connect(self._on_next)
+        view.type_step.plan.changed.connect(self._on_plan_changed)
         prune = view.prune_step
         prune.mode_group.idClicked.connect(self._on_mode_changed)
         prune.count.valueChanged.connect(self._on_prune_changed)
@@ -301,30 +303,53 @@ class OptimizeController(QObject):
         if entry is None or entry.path != facts.entry.path:
             return  # the user picked another model meanwhile
         self.facts = facts
+        self.view.type_step.plan.set_model(facts.info)
         self._start_preview(facts)
         self._update_nav()
 
     # -- step 2: the type ------------------------------------------------------------------------
 
+    def _preview_key(self, facts: SourceFacts) -> str:
+        return f"{facts.info.path}|{self.view.type_step.plan.key()}"
+
+    @Slot()
+    def _on_plan_changed(self) -> None:
+        facts = self.facts
+        if facts is None:
+            return
+        options = self._previews.get(self._preview_key(facts))
+        if options is not None:
+            self._fill_types(options)
+        else:
+            self.view.type_step.status.setText(f"{PREVIEW_WORDS}…")
+            self._start_preview(facts)
+
     def _start_preview(self, facts: SourceFacts) -> None:
-        key = str(facts.info.path)
+        key = self._preview_key(facts)
         if key in self._previews:
             return
         if self._preview_job is not None:
             self._preview_job.cancel()
+        imatrix, embedding, output = self.view.type_step.plan.choices()
 
         def work(context: JobContext) -> list[Any]:
             from slmdesk.optimize.pipeline import size_preview
 
-            return size_preview(facts.info.path, cancel=context.cancelled)
+            return size_preview(
+                facts.info.path,
+                cancel=context.cancelled,
+                embedding_type=embedding,
+                output_type=output,
+                imatrix=imatrix,
+            )
 
         def done(options: list[Any]) -> None:
             self._previews[key] = options
-            if self.facts is not None and str(self.facts.info.path) == key:
+            if self.facts is not None and self._preview_key(self.facts) == key:
                 self._fill_types(options)
 
         def failed(exc: BaseException) -> None:
-            if self.facts is not None and str(self.facts.info.path) == key:
+            if self.facts is not None and self._preview_key(self.facts) == key:
                 self.view.type_step.status.setText("")
                 self._show_failure(exc)
 
@@ -342,7 +367,7 @@ class OptimizeController(QObject):
             f"{human_size(facts.info.size_bytes)}, {facts.info.block_count} blocks"
         )
         self._show_type_warning()
-        options = self._previews.get(str(facts.info.path))
+        options = self._previews.get(self._preview_key(facts))
         if options is None:
             step.table.setRowCount(0)
             step.status.setText(f"{PREVIEW_WORDS}…")
@@ -367,6 +392,8 @@ class OptimizeController(QObject):
                 else (f"{option.ppl_increase:.4f} ppl" if option.ppl_increase is not None else "—")
             )
             about = option.description if option.available else f"Unavailable: {option.reason}"
+            if option.available and getattr(option, "uses_imatrix", False):
+                about = f"Importance matrix · {about}"
             cells = (
                 option.name,
                 human_size(option.predicted_size_bytes),
@@ -670,6 +697,7 @@ class OptimizeController(QObject):
             raise SlmdeskError("Choose a model and a type first.")
         mode = self.prune_mode()
         name = self.view.run_step.name.text().strip() or None
+        imatrix, embedding, output = self.view.type_step.plan.choices()
         return OptimizeRequest(
             source=facts.info.path,
             quant=option.name,
@@ -681,6 +709,9 @@ class OptimizeController(QObject):
             evaluate=True,
             compare=self.view.run_step.compare.isChecked(),
             importance=self.importance if mode == MODE_AUTO else None,
+            imatrix=imatrix,
+            embedding_type=embedding,
+            output_type=output,
         )
 
     @staticmethod
@@ -704,6 +735,7 @@ class OptimizeController(QObject):
         self._planned = (
             (["reference"] if quantized_source else [])
             + (["planning"] if request.prune_count else [])
+            + (["importance"] if getattr(self.selected_option(), "uses_imatrix", False) else [])
             + ["quantizing", "evaluating", "speed"]
             + (["compare"] if pruning and request.compare else [])
         )

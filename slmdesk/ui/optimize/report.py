@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from slmdesk.optimize.plan_summary import plan_summary
 from slmdesk.ui.format import human_duration, human_size
 from slmdesk.ui.optimize.view import ReportStep
 from slmdesk.ui.theme import ACCENT
@@ -31,7 +32,7 @@ def fill_report(view: ReportStep, result: Any, source_name: str, n_blocks: int |
     view.title.setText(f"{result.name} is ready")
     view.subtitle.setText(
         f"Made from {source_name} in {human_duration(report.get('seconds', 0))} and added "
-        f"to your library: {result.path}"
+        f"to your library: {result.path}\n{plan_summary(report).capitalize()}."
     )
     before, after = int(report["size_before"]), int(report["size_after"])
     saved = 100 * (1 - after / before) if before else 0.0

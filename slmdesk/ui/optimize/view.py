@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 from slmdesk.ui.accessibility import named
 from slmdesk.ui.optimize.ab_chat import ABChatView
 from slmdesk.ui.optimize.charts import ImportanceChart, ReportChart
+from slmdesk.ui.optimize.plan_options import PlanOptions
 from slmdesk.ui.theme import icon
 
 STEP_NAMES = ("Model", "Type", "Pruning", "Run", "Report", "Compare")
@@ -119,8 +120,10 @@ class TypeStep(QWidget):
             "(measured on Llama-3-8B): a relative guide. Small models usually lose more per bit, "
             "which is why slmdesk measures the result too."
         )
+        self.plan = PlanOptions()
         layout.addWidget(self.source)
         layout.addWidget(self.warning)
+        layout.addWidget(self.plan)
         layout.addWidget(self.status)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.note)
