@@ -15,6 +15,7 @@ Jobs (``kind``):
 - ``evaluate``: `slmdesk.optimize.child.scoring.evaluate_in_process`.
 - ``plan``: guided pruning search (`slmdesk.optimize.child.plan.plan_in_process`).
 - ``speed``: decode speed of several models, back to back (`slmdesk.optimize.child.speed`).
+- ``fit``: a whole make-it-fit search (`slmdesk.optimize.child.fit.run_fit`).
 """
 
 from __future__ import annotations
@@ -100,6 +101,11 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         from slmdesk.optimize.child.plan import plan_in_process
 
         return plan_in_process(job, progress)
+    if kind == "fit":
+        native.install_log(forward=False)
+        from slmdesk.optimize.child.fit import run_fit
+
+        return run_fit(job, progress)
     raise SlmdeskError(f"Unknown optimizer job {kind!r}.")
 
 
