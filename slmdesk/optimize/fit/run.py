@@ -126,10 +126,11 @@ def make_it_fit(
     workdir.mkdir(parents=True, exist_ok=True)
 
     def relay(p: Progress) -> None:
-        if p.stage == MEASURED_STAGE and on_outcome is not None:
-            with contextlib.suppress(ValueError, KeyError, TypeError):
-                on_outcome(Outcome.from_dict(json.loads(p.detail)))
-        if progress is not None:
+        if p.stage == MEASURED_STAGE:
+            if on_outcome is not None:
+                with contextlib.suppress(ValueError, KeyError, TypeError):
+                    on_outcome(Outcome.from_dict(json.loads(p.detail)))
+        elif progress is not None:
             progress(p)
 
     try:
