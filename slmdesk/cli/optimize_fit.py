@@ -83,6 +83,7 @@ def run(args: argparse.Namespace, source: Any, name: str | None, bar: Any) -> in
 
     def said(outcome: Any) -> None:
         bar.close()
+        bar.stage = ""  # the next report opens a fresh bar under this line
         if outcome.built:
             text = (
                 f"  {outcome.candidate.label()}: {human_size(outcome.size_bytes or 0)}, "

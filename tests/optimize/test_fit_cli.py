@@ -49,7 +49,7 @@ def test_fit_size_builds_only_candidates_that_can_meet_it(tiny_model: Path) -> N
     assert data["reason"].startswith("Q4_K_M") and "lowest KLD" in data["reason"]
     assert data["elapsed_seconds"] > 0
     listed = json.loads(run_cli("models", "list", "--json").stdout)
-    assert data["name"] in {m["name"] for m in listed}
+    assert data["name"] in {m["name"] for m in listed["models"]}
     assert "Q4_K_M" in out.stderr  # one line per measured candidate on stderr
     _assert_no_leftovers(path.parent)
 
