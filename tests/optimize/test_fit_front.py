@@ -23,7 +23,7 @@ TYPES = ("Q8_0", "Q4_K_M", "Q3_K_M", "Q2_K")
 
 @pytest.fixture(scope="module")
 def measured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FitResult]:
-    """One real run that builds every type (a size bound all meet, no early stop)."""
+    """One real run that builds every type (exhaustive: the search's rules are replayed below)."""
     home = tmp_path_factory.mktemp("fit-home")
     model = write_tiny_llama(tmp_path_factory.mktemp("fit-model") / "tiny-F16.gguf")
     with pytest.MonkeyPatch.context() as mp:
@@ -34,7 +34,7 @@ def measured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FitResult]:
             types=TYPES,
             with_imatrix=False,
             max_builds=len(TYPES),
-            patience=len(TYPES),
+            exhaustive=True,
         )
         yield make_it_fit(request)
 
@@ -110,15 +110,17 @@ def test_halving_finds_the_smallest_meeting_a_kld_bound(measured: FitResult) -> 
         assert search.builds <= math.ceil(math.log2(len(built))) + 1
 
 
-def test_a_size_search_builds_largest_first_and_stops_when_no_better(
+def test_a_size_search_builds_largest_first_and_rules_out_worse_choices(
     measured: FitResult,
 ) -> None:
     built = _built(measured)
-    search = _replay(built, FitTarget(max_size_bytes=10**9), patience=1)
+    search = _replay(built, FitTarget(max_size_bytes=10**9))
     largest = max(built, key=lambda o: o.size_bytes or 0)
-    assert search.builds == 2  # the largest, then one that was not better
+    assert search.builds == 1  # the largest type rules out every type below it
     assert pick_winner(search.outcomes, search.target).candidate == largest.candidate  # type: ignore[union-attr]
-    assert all("stopped improving" in o.reason for o in search.outcomes if not o.built)
+    assert all(
+        "at least as good in every choice" in o.reason for o in search.outcomes if not o.built
+    )
 
 
 def test_candidates_predicted_above_the_size_bound_are_not_built(measured: FitResult) -> None:

@@ -89,6 +89,7 @@ def run_fit(job: dict[str, Any], progress: Report) -> dict[str, Any]:
         predicted,
         int(job.get("max_builds") or 8),
         int(job.get("patience") or 2),
+        bool(job.get("exhaustive")),
     )
     refused = [Outcome(c, reason=f"failed: {why}") for c, why in failed.items()]
 

@@ -56,6 +56,8 @@ class FitRequest:
     max_builds: int = DEFAULT_MAX_BUILDS
     patience: int = DEFAULT_PATIENCE
     calibration: Path | None = None
+    # Build every candidate that fits instead of searching (the whole measured front).
+    exhaustive: bool = False
 
 
 @dataclass
@@ -146,6 +148,7 @@ def make_it_fit(
                 "candidates": [c.as_dict() for c in candidates],
                 "max_builds": request.max_builds,
                 "patience": request.patience,
+                "exhaustive": request.exhaustive,
                 "n_threads": request.n_threads,
             },
             relay,

@@ -3,11 +3,14 @@
 Sizes are predicted exactly enough from the tensor table that a candidate predicted above a size
 bound is never built. Then:
 
-- with a KLD bound, the smallest model meeting it is wanted: the candidates that fit are sorted
-  by predicted size and searched by halving (KLD falls, on the whole, as size grows), so about
-  log2(n) are built;
+- with a KLD bound, the smallest model meeting it is wanted: the candidate of median predicted
+  size among those still in question is built; if it meets the bound, every larger one is out
+  (it cannot be the smallest); if it misses, every candidate no better in any choice is out
+  (`space.no_better`: it would miss too). On a chain of types this is halving: about log2(n)
+  builds.
 - with a size bound only, the lowest KLD is wanted: the largest candidates that fit are built
-  first, and the search stops once `patience` builds in a row did not improve on the best.
+  first; each measured one rules out those no better than it, and the search stops once
+  `patience` builds in a row did not improve on the best.
 
 Both stop after `max_builds`. The caller builds what `next_candidate` returns and reports back
 with `record_measured` or `record_failed`.
@@ -18,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from slmdesk.optimize.fit.front import Outcome, mark_front
-from slmdesk.optimize.fit.space import FIT_TYPES, Candidate
+from slmdesk.optimize.fit.space import FIT_TYPES, Candidate, no_better
 from slmdesk.optimize.fit.target import FitTarget
 
 DEFAULT_MAX_BUILDS = 8
@@ -40,8 +43,11 @@ class FitSearch:
         predicted: Sequence[tuple[Candidate, int]],
         max_builds: int = DEFAULT_MAX_BUILDS,
         patience: int = DEFAULT_PATIENCE,
+        exhaustive: bool = False,
     ) -> None:
         self.target = target
+        # Build every candidate that fits (up to max_builds), largest first: the whole front.
+        self.exhaustive = exhaustive
         self.max_builds = max(1, max_builds)
         self.patience = max(1, patience)
         self.outcomes = [Outcome(c, predicted_size_bytes=size) for c, size in predicted]
@@ -61,7 +67,7 @@ class FitSearch:
         fitting.sort(key=_order_key)
         # KLD bound: a window of sizes still in question, searched from its middle.
         # Size bound only: a queue, largest first.
-        self._window = fitting if target.max_kld is not None else fitting[::-1]
+        self._window = fitting if target.max_kld is not None and not exhaustive else fitting[::-1]
         self._current: Outcome | None = None
         self._current_index = 0
 
@@ -73,9 +79,10 @@ class FitSearch:
             raise RuntimeError("record the current candidate before asking for the next")
         if not self._window or self.builds >= self.max_builds:
             return None
-        if self.target.max_kld is None and self._since_improved >= self.patience:
+        halving = self.target.max_kld is not None and not self.exhaustive
+        if not halving and not self.exhaustive and self._since_improved >= self.patience:
             return None
-        index = len(self._window) // 2 if self.target.max_kld is not None else 0
+        index = len(self._window) // 2 if halving else 0
         self._current_index = index
         self._current = self._window[index]
         return self._current
@@ -96,12 +103,19 @@ class FitSearch:
         meets = self.target.meets(size_bytes, kld_mean)
         if not meets:
             o.reason = self._miss_reason(o)
-        index = self._current_index
+        del self._window[self._current_index]
+        if self.exhaustive:
+            return o
         if self.target.max_kld is not None:
-            # Meets: only smaller ones can win now; misses: only larger ones can meet.
-            self._window = self._window[:index] if meets else self._window[index + 1 :]
+            if meets:  # only smaller ones can win now
+                self._window = [
+                    w for w in self._window if (w.predicted_size_bytes or 0) < size_bytes
+                ]
+            else:  # those no better in any choice would miss too
+                self._window = [w for w in self._window if not no_better(w.candidate, o.candidate)]
         else:
-            del self._window[index]
+            if meets:  # those no better in any choice cannot beat it
+                self._window = [w for w in self._window if not no_better(w.candidate, o.candidate)]
             if meets and (self._best is None or kld_mean < self._best):
                 self._best = kld_mean
                 self._since_improved = 0
@@ -120,10 +134,10 @@ class FitSearch:
     def finish(self) -> list[Outcome]:
         """Close the search: reasons for candidates never built, the front marked."""
         why = (
-            "not built: the search had already found a smaller model meeting the target, or "
-            "a larger one missing it"
+            "not built: a smaller model already met the target, or one at least as good in "
+            "every choice missed it"
             if self.target.max_kld is not None
-            else "not built: larger candidates that fit were measured first and the search "
+            else "not built: a measured model at least as good in every choice, or the search "
             "stopped improving"
         )
         if self.builds >= self.max_builds:

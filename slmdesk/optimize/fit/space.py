@@ -69,6 +69,32 @@ class Candidate:
         )
 
 
+# Explicit embedding types, best first (measured on Gemma 3 270M: KLD rises down this list).
+EMBEDDING_ORDER: tuple[str, ...] = ("Q8_0", "Q5_0", "IQ4_NL", "Q4_0")
+
+
+def no_better(a: Candidate, b: Candidate) -> bool:
+    """Whether ``a`` cannot be closer to the original than ``b``: no better in any choice.
+
+    Why: each choice alone (a better type, an importance matrix, a larger embedding type) never
+    makes a model worse, so a candidate that loses to ``b`` in every choice is expected to
+    measure no better. llama.cpp's own embedding choice depends on the type, so it is compared
+    only with itself; vocabularies and pruned blocks only with the same.
+    """
+    if a.vocabulary != b.vocabulary or a.pruned_blocks != b.pruned_blocks:
+        return False
+    if (a.embedding_type is None) != (b.embedding_type is None):
+        return False
+    if a.embedding_type is not None and b.embedding_type is not None:
+        order = {name: i for i, name in enumerate(EMBEDDING_ORDER)}
+        if order.get(a.embedding_type, 99) < order.get(b.embedding_type, 99):
+            return False
+    rank = {name: i for i, name in enumerate(FIT_TYPES)}
+    if rank.get(a.type, 99) < rank.get(b.type, 99):
+        return False
+    return not (a.imatrix and not b.imatrix)
+
+
 def embedding_choices(
     info: GGUFInfo, wanted: Sequence[str | None] = EMBEDDING_TYPES
 ) -> list[str | None]:
