@@ -55,6 +55,9 @@ class FitView(QWidget):
         for i, radio in enumerate((self.size_radio, self.memory_radio, self.kld_radio)):
             self.target_group.addButton(radio, i)
         self.size_radio.setChecked(True)
+        named(self.size_radio, "Target: file size at most", "Then give the size beside it")
+        named(self.memory_radio, "Target: this computer's memory", "What runs here comfortably")
+        named(self.kld_radio, "Target: smallest with KL divergence at most", "Then give the bound")
         self.size_edit = QLineEdit("150MB")
         named(self.size_edit, "Size target", "A file size such as 150MB or 1.5GB")
         self.kld_edit = QLineEdit("0.1")
