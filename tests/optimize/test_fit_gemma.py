@@ -11,7 +11,8 @@ from slmdesk.models.gguf_info import read_gguf_info
 from slmdesk.optimize.fit.run import FitRequest, make_it_fit
 from slmdesk.optimize.fit.target import make_target
 
-pytestmark = pytest.mark.integration
+# The reference, the importance matrix and one build take minutes on a loaded 2-core machine.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(3600)]
 
 
 def test_gemma3_fit_size_builds_the_embedding_choice_that_fits(gemma_model: Path) -> None:
