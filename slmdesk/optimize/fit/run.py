@@ -188,6 +188,14 @@ def _no_fit_message(outcomes: Sequence[Outcome], target: FitTarget) -> str:
     near = closest(outcomes, target)
     built = sum(o.built for o in outcomes)
     if near is None:
+        predicted = [o for o in outcomes if o.predicted_size_bytes]
+        if predicted:
+            small = min(predicted, key=lambda o: o.predicted_size_bytes or 0)
+            return (
+                f"No candidate can meet the target ({target.describe()}): the smallest, "
+                f"{small.candidate.label()}, is predicted at "
+                f"{(small.predicted_size_bytes or 0) / 1e6:,.1f} MB."
+            )
         return f"No candidate can meet the target ({target.describe()}): none could be built."
     return (
         f"No candidate meets the target ({target.describe()}) after {built} builds; the closest "
