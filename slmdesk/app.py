@@ -33,6 +33,7 @@ from slmdesk.ui.library.controller import LibraryController
 from slmdesk.ui.library.view import LibraryView
 from slmdesk.ui.main_window import MainWindow
 from slmdesk.ui.optimize.controller import OptimizeController
+from slmdesk.ui.optimize.fit_controller import FitController
 from slmdesk.ui.optimize.view import OptimizeView
 from slmdesk.ui.placeholder import ComingPage
 from slmdesk.ui.runtime.inference import InferenceClient
@@ -133,6 +134,7 @@ def build_window(
     discover_controller = DiscoverController(discover_view, tasks, library)
     optimize_view = OptimizeView()
     optimize_controller = OptimizeController(optimize_view, library, tasks)
+    fit_controller = FitController(optimize_view.fit_view, tasks)
     pages: dict[str, QWidget] = {
         "Chat": chat_stack,
         "Library": library_view,
@@ -155,9 +157,11 @@ def build_window(
     library_controller.source_poller.start()
     parts.controllers.append(discover_controller)
     parts.controllers.append(optimize_controller)
+    parts.controllers.append(fit_controller)
     # Every page learns about models from the Library page's listing, and that listing follows
     # the library's own change events (imports, downloads, optimized models): one scan a change.
     library_controller.models_changed.connect(optimize_controller.set_models)
+    library_controller.models_changed.connect(fit_controller.set_models)
     library_controller.models_changed.connect(discover_controller.set_models)
     parts.welcome_controller = welcome
 
@@ -191,6 +195,7 @@ def build_window(
     chat_controller.client.loaded.connect(settings_page.on_model_loaded)
     discover_controller.chat_requested.connect(chat_with)
     optimize_controller.chat_requested.connect(chat_with)
+    fit_controller.chat_requested.connect(chat_with)
 
     def chat_unavailable(message: str) -> None:
         """The database cannot be opened: the Chat page says why, and its workers stop."""

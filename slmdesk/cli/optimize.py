@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from slmdesk.cli import optimize_fit
 from slmdesk.cli.optimize_plan import add_plan_options, list_types, plan_summary
 from slmdesk.cli.output import ProgressBar, human_size, print_json
 from slmdesk.cli.validate import check_model_name, check_model_ref, positive_int, thread_count
@@ -16,7 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``optimize`` and ``eval`` commands."""
     p = sub.add_parser("optimize", help="prune and quantize a model, with a quality report")
     p.add_argument("model", help="library name or path to a .gguf file")
-    p.add_argument("--quant", help="target type, such as Q4_K_M, Q8_0 or F16 (required)")
+    p.add_argument(
+        "--quant", help="target type, such as Q4_K_M, Q8_0 or F16 (not needed with a fit option)"
+    )
     group = p.add_mutually_exclusive_group()
     group.add_argument(
         "--prune",
@@ -40,6 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=thread_count, default=2, help="CPU threads (default 2)")
     p.add_argument("--no-eval", action="store_true", help="skip the quality report")
     p.add_argument("--json", action="store_true", help="print JSON")
+    optimize_fit.add_arguments(p)
     p.set_defaults(func=_optimize, parser=p)
 
     e = sub.add_parser("eval", help="compare a model with a reference: KL divergence, perplexity")
@@ -79,15 +83,20 @@ class _Bar:
 def _optimize(args: argparse.Namespace) -> int:
     if args.list_types:
         return list_types(args)
-    if args.quant is None:
-        args.parser.error("the following arguments are required: --quant")
     from slmdesk.common.errors import SlmdeskError
     from slmdesk.models.library import Library
     from slmdesk.optimize.pipeline import OptimizeRequest, optimize
     from slmdesk.optimize.prune import parse_layer_list
 
+    fit = optimize_fit.wants_fit(args)
+    if not fit and not args.quant:
+        args.parser.error(
+            "the following arguments are required: --quant (or --fit-size, --fit-memory, --max-kld)"
+        )
     name = None if args.name is None else check_model_name(args.name)
     source = Library().resolve(check_model_ref(args.model))
+    if fit:
+        return optimize_fit.run(args, source, name, _Bar())
     layers: list[Any] | None = None
     if args.prune_layers is not None:
         layers = list(parse_layer_list(args.prune_layers))

@@ -20,6 +20,7 @@ Jobs (``kind``):
   with ``embedding_type`` / ``output_type`` (ggml type names) when chosen.
 - ``speed``: decode speed of several models, back to back (`slmdesk.optimize.child.speed`).
 - ``vocab_check``: a trimmed vocabulary against its original (`slmdesk.optimize.vocab.verify`).
+- ``fit``: a whole make-it-fit search (`slmdesk.optimize.child.fit.run_fit`).
 """
 
 from __future__ import annotations
@@ -125,6 +126,11 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         texts = [str(t) for t in job["texts"]]
         step = lambda done, total: progress("checking vocabulary", done, total)  # noqa: E731
         return verify_trim(job["original"], job["trimmed"], texts, n_threads, step).as_dict()
+    if kind == "fit":
+        native.install_log(forward=False)
+        from slmdesk.optimize.child.fit import run_fit
+
+        return run_fit(job, progress)
     raise SlmdeskError(f"Unknown optimizer job {kind!r}.")
 
 

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 from slmdesk.ui.accessibility import named
 from slmdesk.ui.optimize.ab_chat import ABChatView
 from slmdesk.ui.optimize.charts import ImportanceChart, ReportChart
+from slmdesk.ui.optimize.fit_view import FitView
 from slmdesk.ui.optimize.plan_options import PlanOptions
 from slmdesk.ui.theme import icon
 
@@ -390,6 +391,7 @@ class OptimizeView(QWidget):
         title = QLabel("Optimize")
         title.setProperty("role", "title")
         self.step_labels: list[QLabel] = []
+        self._arrows: list[QLabel] = []
         steps_row = QHBoxLayout()
         steps_row.addWidget(title)
         steps_row.addSpacing(24)
@@ -401,7 +403,12 @@ class OptimizeView(QWidget):
                 arrow = _muted("›")
                 arrow.setWordWrap(False)
                 steps_row.addWidget(arrow)
+                self._arrows.append(arrow)
         steps_row.addStretch(1)
+        self.fit_button = QPushButton("Make it fit")
+        self.fit_button.setCheckable(True)
+        named(self.fit_button, "Make it fit", "Search for the best model that meets a target")
+        steps_row.addWidget(self.fit_button)
 
         self.error = QLabel("")
         self.error.setWordWrap(True)
@@ -427,6 +434,10 @@ class OptimizeView(QWidget):
             self.ab_view,
         ):
             self.stack.addWidget(page)
+        self.fit_view = FitView()
+        self.stack.addWidget(self.fit_view)
+        self._step = 0
+        self.fit_button.toggled.connect(self.show_fit)
 
         self.back_button = QPushButton("Back")
         self.next_button = QPushButton("Next")
@@ -450,6 +461,7 @@ class OptimizeView(QWidget):
         """Where the keyboard focus goes when the page opens: the current step's main field."""
         step = self.stack.currentWidget()
         fields: dict[QWidget, QWidget | None] = {
+            self.fit_view: self.fit_view.main_field(),
             self.model_step: self.model_step.table,
             self.type_step: self.type_step.table,
             self.prune_step: self.prune_step.mode_group.checkedButton(),
@@ -461,6 +473,9 @@ class OptimizeView(QWidget):
 
     def show_step(self, index: int) -> None:
         """Switch to step ``index`` and highlight it in the indicator."""
+        self._step = index
+        if self.fit_button.isChecked():
+            return  # shown when the "Make it fit" mode is left
         self.stack.setCurrentIndex(index)
         for i, label in enumerate(self.step_labels):
             # bold through the style sheet (ui/theme.py): a font set on the label would be
@@ -468,6 +483,12 @@ class OptimizeView(QWidget):
             label.setProperty("role", "step" if i == index else "muted")
             label.style().unpolish(label)
             label.style().polish(label)
+
+    def show_fit(self, on: bool) -> None:
+        """Show the "Make it fit" mode instead of the wizard (the wizard keeps its step)."""
+        for widget in (*self.step_labels, *self._arrows, self.back_button, self.next_button):
+            widget.setVisible(not on)
+        self.stack.setCurrentWidget(self.fit_view if on else self.stack.widget(self._step))
 
     def show_error(self, message: str) -> None:
         """Show an error in the page (empty hides it)."""
