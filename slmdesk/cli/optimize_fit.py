@@ -34,9 +34,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="build and measure at most N candidates (default 8)",
     )
-    fit.add_argument(
-        "--no-imatrix", action="store_true", help="leave the importance matrix out of the search"
-    )
+
+
+def _vocabularies(args: argparse.Namespace) -> list[str | None] | None:
+    """--vocabulary SET also tries the model trimmed to SET (the whole vocabulary is always tried)."""
+    if not getattr(args, "vocabulary", None):
+        return None
+    from slmdesk.optimize.vocab.charsets import find_language_set
+
+    find_language_set(args.vocabulary)  # an unknown set is refused with the choices
+    return [None, args.vocabulary]
 
 
 def wants_fit(args: argparse.Namespace) -> bool:
@@ -76,9 +83,10 @@ def run(args: argparse.Namespace, source: Any, name: str | None, bar: Any) -> in
         name=name,
         n_threads=args.threads,
         types=types,
-        with_imatrix=not args.no_imatrix,
+        with_imatrix=args.imatrix is not False,  # --no-imatrix leaves it out of the search
         max_builds=args.max_builds,
         calibration=args.calibration,
+        vocabularies=_vocabularies(args),
     )
 
     def said(outcome: Any) -> None:

@@ -50,7 +50,8 @@ class FitRequest:
     types: Sequence[str] = FIT_TYPES
     embeddings: Sequence[str | None] = EMBEDDING_TYPES
     with_imatrix: bool = True
-    # None: every language set the vocab package offers, after the whole vocabulary.
+    # None: the whole vocabulary only. Trimming drops whole scripts, so a language set is tried
+    # only when the user names it (e.g. [None, "english-code"]).
     vocabularies: Sequence[str | None] | None = None
     pruned: Sequence[tuple[int, ...]] = ((),)
     max_builds: int = DEFAULT_MAX_BUILDS
@@ -115,7 +116,9 @@ def make_it_fit(
         remove_stale(folder)
     reference = make_reference(info.path, request.n_threads, progress, cancel)
     axis = (
-        vocabulary.vocabulary_axis() if request.vocabularies is None else list(request.vocabularies)
+        vocabulary.vocabulary_axis([])
+        if request.vocabularies is None
+        else list(request.vocabularies)
     )
     candidates = candidate_space(
         info,

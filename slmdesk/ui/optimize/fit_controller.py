@@ -91,6 +91,8 @@ class FitController(QObject):
         size_text = self.view.size_edit.text() if kind == TARGET_SIZE else None
         kld_text = self.view.kld_edit.text() if kind == TARGET_KLD else None
         types, with_imatrix, max_builds = list(self.types), self.with_imatrix, self.max_builds
+        language_set = self.view.language_set()
+        vocabularies = [None, language_set] if language_set else None
 
         def work(context: JobContext) -> Any:
             from slmdesk.models.gguf_info import read_gguf_info
@@ -113,6 +115,7 @@ class FitController(QObject):
                 types=types,
                 with_imatrix=with_imatrix,
                 max_builds=max_builds,
+                vocabularies=vocabularies,
             )
             return make_it_fit(
                 request,

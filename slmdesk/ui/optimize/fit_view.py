@@ -29,6 +29,13 @@ TARGET_SIZE, TARGET_MEMORY, TARGET_KLD = range(3)
 FRONT_COLUMNS = ("Candidate", "Size", "KLD", "Top-1", "Outcome")
 
 
+def language_sets() -> list[tuple[str, str]]:
+    """(name, description) of the language sets a vocabulary can be trimmed to."""
+    from slmdesk.optimize.vocab.charsets import LANGUAGE_SETS
+
+    return [(s.name, s.description) for s in LANGUAGE_SETS.values()]
+
+
 class FitView(QWidget):
     """Say what must fit; the app measures candidates and builds the best."""
 
@@ -70,6 +77,20 @@ class FitView(QWidget):
         targets.addWidget(self.memory_radio, 2, 0, 1, 2)
         targets.addWidget(self.kld_radio, 3, 0)
         targets.addWidget(self.kld_edit, 3, 1)
+        self.languages = QComboBox()
+        self.languages.addItem("All languages (keep the whole vocabulary)", "")
+        for name, description in language_sets():
+            self.languages.addItem(f"Also try only: {description}", name)
+        named(
+            self.languages,
+            "Languages to keep",
+            "Trimming the vocabulary to some languages makes the model smaller; text in other "
+            "scripts still works, spelled out byte by byte",
+        )
+        languages_label = QLabel("&Languages")
+        languages_label.setBuddy(self.languages)
+        targets.addWidget(languages_label, 4, 0)
+        targets.addWidget(self.languages, 4, 1)
         targets.setColumnStretch(1, 1)
 
         self.start_button = QPushButton("Start")
@@ -120,6 +141,10 @@ class FitView(QWidget):
         layout.addWidget(self.reason)
         layout.addWidget(self.chat_button, 0, Qt.AlignmentFlag.AlignLeft)
         layout.addWidget(self.table, 1)
+
+    def language_set(self) -> str:
+        """The language set to try besides the whole vocabulary ("" for none)."""
+        return str(self.languages.currentData() or "")
 
     def target_kind(self) -> int:
         """TARGET_SIZE, TARGET_MEMORY or TARGET_KLD."""
