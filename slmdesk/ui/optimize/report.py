@@ -32,7 +32,7 @@ def fill_report(view: ReportStep, result: Any, source_name: str, n_blocks: int |
     view.title.setText(f"{result.name} is ready")
     view.subtitle.setText(
         f"Made from {source_name} in {human_duration(report.get('seconds', 0))} and added "
-        f"to your library: {result.path}\n{plan_summary(report).capitalize()}."
+        f"to your library: {result.path}\n{_sentence(plan_summary(report))}."
     )
     before, after = int(report["size_before"]), int(report["size_after"])
     saved = 100 * (1 - after / before) if before else 0.0
@@ -154,3 +154,8 @@ def chart_groups(
             )
         groups.append(("KL divergence (lower is better)", klds))
     return groups
+
+
+def _sentence(text: str) -> str:
+    """``text`` with a capital first letter (``str.capitalize`` would lower-case "Q4_0")."""
+    return text[:1].upper() + text[1:]
