@@ -129,3 +129,8 @@ def downloads_state_path() -> Path:
 def token_path() -> Path:
     """The Hugging Face token, stored with owner-only permissions."""
     return config_dir() / "hf_token"
+
+
+def connections_path() -> Path:
+    """Remote servers (name, address, API key), stored with owner-only permissions."""
+    return config_dir() / "connections.json"
