@@ -15,6 +15,7 @@ import sys
 import threading
 from typing import Any
 
+from slmdesk.cli import remote_chat
 from slmdesk.cli.output import ProgressBar, one_line, print_json
 from slmdesk.cli.validate import (
     check_model_ref,
@@ -36,7 +37,7 @@ COMPLETE_HELP = (
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``chat`` command."""
     p = sub.add_parser("chat", help="chat with a model in the terminal")
-    p.add_argument("model", help="library name or path to a .gguf file")
+    p.add_argument("model", nargs="?", default=None, help="library name or path to a .gguf file")
     p.add_argument("--prompt", help="send this one message, print the streamed reply and exit")
     p.add_argument("--system", default="", help="system prompt")
     p.add_argument("--max-tokens", type=reply_tokens, default=None, help="longest reply in tokens")
@@ -60,6 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="text completion: continue the text as written, with no chat format around it",
     )
     p.add_argument("--json", action="store_true", help="with --prompt: print the reply as JSON")
+    remote_chat.add_arguments(p)
     p.set_defaults(func=_chat)
 
 
@@ -81,12 +83,16 @@ def _chat(args: argparse.Namespace) -> int:
     from slmdesk.llama.engine import ChatEngine, EngineError
     from slmdesk.models.library import Library
 
+    if args.model is None and not remote_chat.wanted(args):
+        return remote_chat.usage_error("the following arguments are required: model")
     if args.json and args.prompt is None:
         raise EngineError("--json needs --prompt (the interactive chat prints text).")
     if args.prompt is not None and not args.prompt.strip():
         raise EngineError("The message is empty: give --prompt some text.")
     if args.complete and args.system:
         raise EngineError("--system cannot be used with --complete: only your text is continued.")
+    if remote_chat.wanted(args):
+        return remote_chat.chat(args, _sampling(args), _one_reply, _repl)
     sampling = _sampling(args)
     path = Library().resolve(check_model_ref(args.model))
     engine = ChatEngine()
@@ -184,6 +190,7 @@ def _one_reply(session: Any, args: argparse.Namespace, sampling: Any) -> int:
                 "timings": reply.timings,
                 "format": _format_facts(session),
                 "mode": session.mode,
+                **remote_chat.json_facts(session),
             }
         )
     else:
@@ -197,6 +204,8 @@ def _format_facts(session: Any) -> dict[str, Any]:
     from slmdesk.chat.session import COMPLETE
     from slmdesk.models.completion import CompletionFormat
 
+    if remote_chat.is_remote(session):
+        return remote_chat.format_facts(session)
     chat_format = session.engine.chat_format
     if session.mode == COMPLETE:
         return CompletionFormat(chat_format).as_dict()

@@ -29,7 +29,9 @@ from slmdesk.common.errors import SlmdeskError
 from slmdesk.common.logs import setup_logging
 
 # Modules under slmdesk.cli, in the order their commands appear in --help.
-COMMAND_MODULES = ("gui", "models", "inspect", "hub", "chat", "serve", "optimize", "doctor")
+COMMAND_MODULES = (
+    "gui", "models", "inspect", "hub", "chat", "connections", "serve", "optimize", "doctor",
+)  # fmt: skip
 
 
 class _Parser(argparse.ArgumentParser):
