@@ -84,6 +84,14 @@ def parse_remote_ref(ref: str | None) -> tuple[str, str] | None:
     return (name, model) if sep and name and model else None
 
 
+def model_label(ref: str) -> str:
+    """How a model is named on screen: ``MODEL — on SERVER`` for a remote one, else as is."""
+    parsed = parse_remote_ref(ref)
+    if parsed is None:
+        return ref
+    return f"{printable(parsed[1])} — on {printable(parsed[0])}"
+
+
 class ConnectionStore:
     """The connections file. Every change is one locked read-modify-write."""
 

@@ -14,6 +14,9 @@ Requests arrive as queued signals from an `InferenceClient` on the GUI thread.
   ``chunk`` signal every `UPDATE_INTERVAL`, however fast tokens come.
 - Stop is a `threading.Event` per reply, set directly from the GUI thread: the worker's event
   loop is busy while it generates, so a queued signal would arrive after the reply.
+- A model on a remote server (`slmdesk.chat.remote`) is "loaded" the same way: the worker frees
+  its local model and owns a `RemoteEngine` instead until the next load or unload; replies go
+  through the same `ChatSession`, so stop, regenerate and saving work alike.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from typing import Any
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from slmdesk.chat.conversations import ConversationStore, Message
-from slmdesk.chat.session import ChatSession
+from slmdesk.chat.remote import RemoteEngine, RemoteTarget
+from slmdesk.chat.session import ChatSession, ReplyEngine
 from slmdesk.common.errors import SlmdeskError
 from slmdesk.llama.engine import ChatEngine, LoadCancelled
 from slmdesk.ui.runtime.jobs import (
@@ -73,6 +77,7 @@ class LoadRequest:
     path: str
     context_length: int
     n_threads: int
+    remote: RemoteTarget | None = None  # a model on a server instead of ``path``
 
 
 class _Signals:
@@ -112,6 +117,7 @@ class InferenceWorker(QObject):
         super().__init__()
         self.store = store
         self.engine = ChatEngine()
+        self.remote: RemoteEngine | None = None  # set while a remote model is chosen
         self.closing = threading.Event()  # set at shutdown: queued requests are skipped
         # without a store: the one in-memory conversation (the A/B view)
         self.scratch = ChatSession(self.engine) if store is None else None
@@ -124,6 +130,9 @@ class InferenceWorker(QObject):
     def _load(self, context: JobContext, request: LoadRequest) -> dict[str, Any]:
         if self.closing.is_set():
             raise LoadCancelled("Loading was cancelled.")
+        self.drop_remote()
+        if request.remote is not None:
+            return self._use_remote(request.remote)
         try:
             loaded = self.engine.load(
                 request.path,
@@ -149,9 +158,38 @@ class InferenceWorker(QObject):
             "cpu_variant": loaded.cpu_variant,
         }
 
+    def _use_remote(self, target: RemoteTarget) -> dict[str, Any]:
+        """Chat through ``target``'s server from now on (the local model is freed)."""
+        self.engine.unload()
+        self.remote = RemoteEngine(target)  # checks the address and key; sends nothing yet
+        return {
+            "path": self.remote.base,
+            "context_length": 0,
+            "n_threads": 0,
+            "format": self.remote.format_description,
+            "base_model": False,
+            "load_seconds": 0.0,
+            "cpu_variant": "remote",
+            "remote": True,
+            "server": target.label,
+            "model": target.model,
+        }
+
+    def drop_remote(self) -> None:
+        """Forget the remote model (its connections are closed)."""
+        remote, self.remote = self.remote, None
+        if remote is not None:
+            remote.unload()
+
+    @property
+    def active_engine(self) -> ReplyEngine:
+        """The remote engine while a remote model is chosen, else the local one."""
+        return self.remote if self.remote is not None else self.engine
+
     @Slot()
     def unload(self) -> None:
         """Free the model's memory."""
+        self.drop_remote()
         self.engine.unload()
         self.unloaded.emit()
 
@@ -170,7 +208,7 @@ class InferenceWorker(QObject):
         if self.scratch is not None:
             session = self.scratch
         else:
-            session = ChatSession(self.engine, self.store, cid)
+            session = ChatSession(self.active_engine, self.store, cid)
         listener = _Signals(self, cid)
         try:
             reply = session.reply(
@@ -245,8 +283,18 @@ class InferenceClient(QObject):
 
     # -- loading -----------------------------------------------------------------------------
 
-    def load(self, path: Path | str, context_length: int = 0, n_threads: int = 0) -> Job:
-        """Load ``path`` on the worker (0 picks the defaults); the newest load wins."""
+    def load(
+        self,
+        path: Path | str,
+        context_length: int = 0,
+        n_threads: int = 0,
+        remote: RemoteTarget | None = None,
+    ) -> Job:
+        """Load ``path`` on the worker (0 picks the defaults); the newest load wins.
+
+        With ``remote``, the worker chats through that server's model instead (``path`` is
+        then only the job's name).
+        """
         for older in self._loads:
             older.cancel()
         job = Job(f"load-{Path(path).name}", discard_on_cancel=True)
@@ -258,7 +306,9 @@ class InferenceClient(QObject):
         if self._stopped:
             job.abandon()
         else:
-            self._load.emit(LoadRequest(job, str(path), int(context_length), int(n_threads)))
+            self._load.emit(
+                LoadRequest(job, str(path), int(context_length), int(n_threads), remote)
+            )
         return job
 
     @property
@@ -346,6 +396,7 @@ class InferenceClient(QObject):
             log.error("the thread %s did not stop in time", self.name)
             _ABANDONED.append(self)  # its thread and worker must outlive the call in progress
             return False
+        self.worker.drop_remote()
         self.worker.engine.unload()
         return True
 

@@ -1,4 +1,5 @@
-"""Settings: appearance, chat defaults, the Hugging Face token, where data lives, about.
+"""Settings: appearance, chat defaults, the Hugging Face token, remote servers, where data lives,
+about.
 
 Nothing here waits on the disk or loads a library on the GUI thread: changes go to the in-memory
 `SettingsStore` (saved shortly after, on its own thread), the token file is read and written on the
@@ -36,6 +37,7 @@ from slmdesk.ui import dialogs
 from slmdesk.ui.accessibility import named
 from slmdesk.ui.format import human_size
 from slmdesk.ui.runtime.tasks import TaskRunner
+from slmdesk.ui.settings.connections_section import ConnectionsSection
 from slmdesk.ui.settings.reporter import SettingsSaveReporter
 
 THEMES = (("Follow the system", "system"), ("Light", "light"), ("Dark", "dark"))
@@ -131,6 +133,9 @@ class SettingsPage(QScrollArea):
         hub_form.addRow("", self.token_state)
         layout.addWidget(hub)
         self._show_token_state()
+
+        self.connections = ConnectionsSection(tasks)
+        layout.addWidget(self.connections)
 
         where = QGroupBox("Where slmdesk keeps your data")
         where_form = QFormLayout(where)
