@@ -173,6 +173,8 @@ def test_an_unreachable_server_says_so_and_keeps_the_typed_text(
     with ConversationStore() as store:
         conversation = store.create(model=ref)
     parts, controller = _open(qtbot)
+    picker = controller.view.model_picker
+    qtbot.waitUntil(lambda: "no saved server answered" in picker.itemText(0), timeout=TIMEOUT)
     controller.open_conversation(conversation.id)
     qtbot.waitUntil(lambda: controller.loaded_name == ref, timeout=TIMEOUT)
     _send(qtbot, controller, "are you there?")

@@ -166,7 +166,9 @@ class ChatController(QObject):
         )
         picker.blockSignals(True)
         picker.clear()
-        if not self._entries and not self._remote_models:
+        if not self._entries and not self._remote_models and self._servers:
+            picker.addItem("No models — no saved server answered (Settings → Connections)", None)
+        elif not self._entries and not self._remote_models:
             picker.addItem("No models — add one in Library or Discover", None)
         for entry in self._entries:
             label = (
