@@ -39,7 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("chat", help="chat with a model in the terminal")
     p.add_argument("model", nargs="?", default=None, help="library name or path to a .gguf file")
     p.add_argument("--prompt", help="send this one message, print the streamed reply and exit")
-    p.add_argument("--system", default="", help="system prompt")
+    p.add_argument("--system", default=None, help="system prompt")
+    p.add_argument("--preset", default=None, help="use the system prompt preset with this name")
     p.add_argument("--max-tokens", type=reply_tokens, default=None, help="longest reply in tokens")
     p.add_argument("--temperature", type=float, default=None, help="0 = always the likeliest")
     p.add_argument(
@@ -65,8 +66,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_chat)
 
 
-def _sampling(args: argparse.Namespace) -> Any:
-    from slmdesk.llama.engine import SamplingSettings
+def _sampling(args: argparse.Namespace, saved: Any) -> Any:
+    """The model's saved sampling defaults, overlaid with the values given on the command line."""
+    from slmdesk.llama.engine import EngineError, SamplingSettings
 
     values: dict[str, Any] = {}
     if args.max_tokens is not None:
@@ -75,7 +77,28 @@ def _sampling(args: argparse.Namespace) -> Any:
         values["temperature"] = args.temperature
     if args.seed is not None:
         values["seed"] = args.seed
-    return SamplingSettings.from_dict(values)
+    given = SamplingSettings.from_dict(values)  # the command line's own values are checked first
+    try:
+        return SamplingSettings.from_dict(saved.merged_sampling(values))
+    except EngineError as exc:
+        print(f"note: the model's saved sampling settings are not used: {exc}", file=sys.stderr)
+        return given
+
+
+def _system_prompt(args: argparse.Namespace, saved: Any) -> str:
+    """--system, else the --preset's text, else the model's saved system prompt."""
+    from slmdesk.chat.presets import PresetStore
+    from slmdesk.llama.engine import EngineError
+
+    if args.system is not None and args.preset is not None:
+        raise EngineError("Give either --system or --preset, not both.")
+    if args.system is not None:
+        return str(args.system)
+    if args.preset is not None:
+        return PresetStore().get(args.preset).text
+    if args.complete:
+        return ""
+    return saved.system_prompt or ""
 
 
 def _chat(args: argparse.Namespace) -> int:
@@ -89,27 +112,38 @@ def _chat(args: argparse.Namespace) -> int:
         raise EngineError("--json needs --prompt (the interactive chat prints text).")
     if args.prompt is not None and not args.prompt.strip():
         raise EngineError("The message is empty: give --prompt some text.")
-    if args.complete and args.system:
+    if args.complete and (args.system or args.preset):
         raise EngineError("--system cannot be used with --complete: only your text is continued.")
     if remote_chat.wanted(args):
-        return remote_chat.chat(args, _sampling(args), _one_reply, _repl)
-    sampling = _sampling(args)
-    path = Library().resolve(check_model_ref(args.model))
+        from slmdesk.models.model_settings import ModelSettings
+
+        nothing_saved = ModelSettings()  # a server's model has no saved settings here
+        return remote_chat.chat(
+            args,
+            _sampling(args, nothing_saved),
+            _system_prompt(args, nothing_saved),
+            _one_reply,
+            _repl,
+        )
+    library = Library()
+    ref = check_model_ref(args.model)
+    path = library.resolve(ref)
+    saved = library.settings_of(str(ref))
+    sampling = _sampling(args, saved)
+    system = _system_prompt(args, saved)
     engine = ChatEngine()
     bar = None if args.json else ProgressBar(f"loading {path.name}")
     loaded = engine.load(
         path,
-        context_length=args.ctx,
-        n_threads=args.threads,
+        context_length=args.ctx or saved.context_length or None,
+        n_threads=args.threads or saved.threads or None,
         progress=(lambda f: bar.update(int(f * 100), 100)) if bar else None,
         chat_format=args.chat_format,
     )
     if bar:
         bar.finish(f"{loaded.context_length:,} tokens of context, {loaded.n_threads} threads")
         _print_format(loaded.chat_format, path.name, args.complete)
-    session = ChatSession(
-        engine, system_prompt=args.system, mode=COMPLETE if args.complete else CHAT
-    )
+    session = ChatSession(engine, system_prompt=system, mode=COMPLETE if args.complete else CHAT)
     try:
         if args.prompt is not None:
             return _one_reply(session, args, sampling)
@@ -190,6 +224,8 @@ def _one_reply(session: Any, args: argparse.Namespace, sampling: Any) -> int:
                 "timings": reply.timings,
                 "format": _format_facts(session),
                 "mode": session.mode,
+                "system_prompt": session.system_prompt,
+                "load": _load_facts(session),
                 **remote_chat.json_facts(session),
             }
         )
@@ -197,6 +233,14 @@ def _one_reply(session: Any, args: argparse.Namespace, sampling: Any) -> int:
         sys.stdout.write("\n")
         _print_timings(reply)
     return 130 if reply.timings["finish_reason"] == "cancelled" else 0
+
+
+def _load_facts(session: Any) -> dict[str, Any]:
+    """The JSON ``load`` object: how the model was loaded (the server's business when remote)."""
+    if remote_chat.is_remote(session):
+        return {"context_length": None, "n_threads": None}
+    loaded = session.engine.loaded
+    return {"context_length": loaded.context_length, "n_threads": loaded.n_threads}
 
 
 def _format_facts(session: Any) -> dict[str, Any]:

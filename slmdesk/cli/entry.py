@@ -30,8 +30,17 @@ from slmdesk.common.logs import setup_logging
 
 # Modules under slmdesk.cli, in the order their commands appear in --help.
 COMMAND_MODULES = (
-    "gui", "models", "inspect", "hub", "chat", "connections", "serve", "optimize", "doctor",
-)  # fmt: skip
+    "gui",
+    "models",
+    "inspect",
+    "hub",
+    "chat",
+    "connections",
+    "presets",
+    "serve",
+    "optimize",
+    "doctor",
+)
 
 
 class _Parser(argparse.ArgumentParser):

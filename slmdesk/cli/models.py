@@ -51,6 +51,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p_starter.add_argument("--json", action="store_true", help="print JSON")
     p_starter.set_defaults(func=_starter)
 
+    from slmdesk.cli.model_settings import register_settings
+
+    register_settings(msub)
+
 
 def _list(args: argparse.Namespace) -> int:
     from slmdesk.models.library import Library

@@ -83,6 +83,7 @@ def _target(args: argparse.Namespace) -> Any:
 def chat(
     args: argparse.Namespace,
     sampling: Any,
+    system: str,
     one_reply: Callable[[Any, argparse.Namespace, Any], int],
     repl: Callable[[Any, Any], int],
 ) -> int:
@@ -108,9 +109,7 @@ def chat(
         pass
     if not args.json:
         print(f"server: {engine.base} (model {target.model})", file=sys.stderr)
-    session = ChatSession(
-        engine, system_prompt=args.system, mode=COMPLETE if args.complete else CHAT
-    )
+    session = ChatSession(engine, system_prompt=system, mode=COMPLETE if args.complete else CHAT)
     try:
         if args.prompt is not None:
             return one_reply(session, args, sampling)

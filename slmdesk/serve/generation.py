@@ -23,6 +23,7 @@ from slmdesk.llama.grammar import (
     json_object_grammar,
     json_schema_grammar,
 )
+from slmdesk.models.model_settings import ModelSettings
 from slmdesk.serve.errors import bad_request
 from slmdesk.serve.inference import Slot, Work
 from slmdesk.serve.schemas import (
@@ -189,8 +190,13 @@ def _grammar(fmt: ResponseFormat | None) -> Any:
     return json_schema_grammar(schema) if schema is not None else None
 
 
-def _sampling(request: TextRequest, max_tokens: int) -> SamplingSettings:
-    settings = SamplingSettings(max_tokens=max_tokens)
+def _sampling(request: TextRequest, max_tokens: int, defaults: ModelSettings) -> SamplingSettings:
+    """The model's saved sampling defaults, overlaid with the request's own values."""
+    saved = {k: v for k, v in defaults.sampling.items() if k != "max_tokens"}
+    try:
+        settings = SamplingSettings.from_dict({**saved, "max_tokens": max_tokens})
+    except EngineError:
+        settings = SamplingSettings(max_tokens=max_tokens)
     if request.temperature is not None:
         settings.temperature = request.temperature
     if request.top_p is not None:
@@ -198,6 +204,15 @@ def _sampling(request: TextRequest, max_tokens: int) -> SamplingSettings:
     if request.seed is not None:
         settings.seed = request.seed & 0x7FFFFFFF  # llama.cpp takes a 32-bit seed
     return settings
+
+
+def with_saved_system_prompt(
+    messages: list[dict[str, str]], defaults: ModelSettings
+) -> list[dict[str, str]]:
+    """The request's messages, led by the model's saved system prompt when they bring none."""
+    if not defaults.system_prompt or any(m.get("role") == "system" for m in messages):
+        return messages
+    return [{"role": "system", "content": defaults.system_prompt}, *messages]
 
 
 def generation_work(request: TextRequest) -> Work:
@@ -221,13 +236,14 @@ def generation_work(request: TextRequest) -> Work:
         except GrammarError as exc:
             raise bad_request(str(exc), param="response_format") from None
         if request.messages is not None:
-            prompt = loaded.chat_format.render(request.messages, add_generation_prompt=True)
+            messages = with_saved_system_prompt(request.messages, slot.defaults)
+            prompt = loaded.chat_format.render(messages, add_generation_prompt=True)
         else:
             prompt = request.prompt or ""
         try:
             return engine.complete(
                 prompt,
-                _sampling(request, request.max_tokens or n_ctx),
+                _sampling(request, request.max_tokens or n_ctx, slot.defaults),
                 on_token=slot.push,
                 stop_event=slot.cancel,
                 grammar=grammar,

@@ -17,7 +17,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from slmdesk.common.errors import ModelNotFoundError, SlmdeskError
@@ -26,6 +26,7 @@ from slmdesk.llama.engine import ChatEngine
 from slmdesk.models.gguf_info import read_gguf_info
 from slmdesk.models.library import Library
 from slmdesk.models.library.entry import STATUS_OK
+from slmdesk.models.model_settings import ModelSettings
 from slmdesk.serve.errors import ApiError, bad_request, internal_error, load_failed, model_not_found
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class Slot:
     push: Push  # send a piece of text to the client
     cancel: threading.Event
     embedder: Embedder | None = None
+    defaults: ModelSettings = field(default_factory=ModelSettings)  # the model's saved ones
 
 
 Work = Callable[[Slot], Any]
@@ -64,6 +66,7 @@ class ModelHost:
         self.embedder = embedder or Embedder()
         self.name: str | None = None
         self.purpose: Purpose | None = None
+        self.defaults = ModelSettings()
 
     def ensure(
         self, name: str | None, cancel: threading.Event | None = None, purpose: Purpose = "chat"
@@ -108,15 +111,21 @@ class ModelHost:
                 code="model_cannot_generate",
             )
         log.info("loading %s for a request", entry.name)
+        defaults = ModelSettings.from_dict(entry.settings)
         self.close()
         try:
             if purpose == "embed":
                 self.embedder.load(entry.path, cancel=cancel)
             else:
-                self.engine.load(entry.path, cancel=cancel)
+                self.engine.load(
+                    entry.path,
+                    context_length=defaults.context_length or None,
+                    n_threads=defaults.threads or None,
+                    cancel=cancel,
+                )
         except SlmdeskError as exc:
             raise load_failed(entry.name, str(exc)) from None
-        self.name, self.purpose = entry.name, purpose
+        self.name, self.purpose, self.defaults = entry.name, purpose, defaults
         return entry.name
 
     def close(self) -> None:
@@ -124,6 +133,7 @@ class ModelHost:
         self.engine.unload()
         self.embedder.unload()
         self.name = self.purpose = None
+        self.defaults = ModelSettings()
 
 
 _END = object()
@@ -272,7 +282,12 @@ class InferenceService:
                 host = self.host
                 ticket.served_model = host.ensure(ticket.model, ticket.cancel, ticket.purpose)
                 slot = Slot(
-                    host.engine, ticket.served_model, ticket.push, ticket.cancel, host.embedder
+                    host.engine,
+                    ticket.served_model,
+                    ticket.push,
+                    ticket.cancel,
+                    host.embedder,
+                    host.defaults,
                 )
                 result = ticket.work(slot)
                 self.recent.append(result)

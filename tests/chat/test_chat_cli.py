@@ -26,7 +26,7 @@ def test_prompt_json(tiny_model: Path) -> None:
     out = _run(str(tiny_model), "--prompt", "hello", "--max-tokens", "6", "--seed", "1", "--json")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
-    assert set(data) == {"reply", "timings", "format", "mode"}
+    assert set(data) == {"reply", "timings", "format", "mode", "system_prompt", "load"}
     assert data["timings"]["generated_tokens"] <= 6
     assert data["format"]["source"] == "template"
     assert "<|im_end|>" in data["format"]["stop_strings"]

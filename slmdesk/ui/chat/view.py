@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from slmdesk.ui.accessibility import named
 from slmdesk.ui.chat.base_model_bar import BaseModelBar
+from slmdesk.ui.chat.defaults_widgets import ModelDefaultsRow, PresetsRow
 from slmdesk.ui.chat.empty_state import EmptyState, list_text
 from slmdesk.ui.chat.message_widget import MessageWidget, reading_width
 from slmdesk.ui.elided import ElidedLabel, ShrinkingComboBox
@@ -216,14 +217,21 @@ class SettingsPanel(QScrollArea):
         self.context.setSingleStep(1024)
         self.context.setSpecialValueText("automatic")
         form.addRow("Context length", self.context)
+        self.threads = self._int(0, 1024, "CPU threads; applies when the model is loaded")
+        self.threads.setSpecialValueText("automatic")
+        form.addRow("CPU threads", self.threads)
+        self.presets = PresetsRow()
+        self.model_defaults = ModelDefaultsRow()
         self.reset_button = QPushButton("Reset to defaults")
         named(self.reset_button, "Reset chat settings to defaults")
         layout.addWidget(title)
         layout.addWidget(hint)
         layout.addWidget(QLabel("System prompt"))
+        layout.addWidget(self.presets)
         layout.addWidget(self.system_prompt)
         layout.addLayout(form)
         layout.addWidget(self.reset_button)
+        layout.addWidget(self.model_defaults)
         layout.addStretch(1)
         self.setWidget(body)
         self.system_prompt.textChanged.connect(self.changed)
