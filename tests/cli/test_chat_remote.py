@@ -50,6 +50,8 @@ def test_one_reply_as_json_from_llama_server(llama_server: RunningServer) -> Non
     assert {"reply", "timings", "format", "mode"} <= set(data)
     assert data["remote"] is True and data["endpoint"] == f"{llama_server.url}/v1"
     assert data["mode"] == "chat" and data["format"]["source"] == "server"
+    assert data["load"] == {"context_length": None, "n_threads": None}
+    assert data["system_prompt"] == ""
     assert 1 <= data["timings"]["generated_tokens"] <= 6
     assert data["timings"]["finish_reason"] in ("stop", "length")
     assert_no_noise(out)
