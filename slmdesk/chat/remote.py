@@ -27,7 +27,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from slmdesk.chat.endpoint import api_base, check_api_key, server_label
@@ -78,7 +78,7 @@ class RemoteTarget:
 
     base_url: str
     model: str
-    api_key: str = ""
+    api_key: str = field(default="", repr=False)  # a secret: never in a repr or a log
     name: str = ""
 
     @property

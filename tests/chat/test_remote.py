@@ -338,6 +338,7 @@ def test_connections_are_kept_privately_and_validated(slmdesk_home: Path) -> Non
     assert [c.name for c in ConnectionStore().all()] == ["gpu box", "ollama"]
     assert ConnectionStore().get("GPU BOX").api_key == "sk-secret"
     assert "sk-secret" not in repr(connections.get("gpu box"))
+    assert "sk-secret" not in repr(connections.get("gpu box").target("m"))  # e.g. in a LoadRequest
     assert connections.get("gpu box").public == {
         "name": "gpu box", "base_url": "http://10.0.0.5:8000", "has_key": True,
     }  # fmt: skip
