@@ -165,13 +165,20 @@ def build_window(
     library_controller.models_changed.connect(discover_controller.set_models)
     parts.welcome_controller = welcome
 
+    local_models: list = [False]  # whether the library has a usable model
+
     def on_models(entries: list) -> None:
-        empty = not any(e.status == "ok" for e in entries)
+        local_models[0] = any(e.status == "ok" for e in entries)
+        # saved servers are enough to chat: the welcome page is for no model at all
+        empty = not local_models[0] and not chat_controller.has_connections
         chat_stack.setCurrentWidget(welcome_view if empty else chat_stack.widget(0))
         if empty:
             welcome.check_starter()
 
     library_controller.models_changed.connect(on_models)
+    chat_controller.remote_models_changed.connect(
+        lambda: on_models([]) if not local_models[0] else None
+    )
     welcome.import_requested.connect(library_controller.import_with_dialog)
     welcome.browse_requested.connect(lambda: window.show_page("Discover"))
 
@@ -193,6 +200,7 @@ def build_window(
     library_controller.chat_requested.connect(chat_with)
     # a bound slot of a GUI-thread object: delivered queued, on the GUI thread
     chat_controller.client.loaded.connect(settings_page.on_model_loaded)
+    settings_page.connections.changed.connect(chat_controller.refresh_remote_models)
     discover_controller.chat_requested.connect(chat_with)
     optimize_controller.chat_requested.connect(chat_with)
     fit_controller.chat_requested.connect(chat_with)
@@ -204,6 +212,7 @@ def build_window(
         parts.chat_controller = None
         local_server.request_stop()  # its requests would wait for the chat's thread forever
         library_controller.models_changed.disconnect(chat_controller.set_models)
+        settings_page.connections.changed.disconnect(chat_controller.refresh_remote_models)
         parts.controllers.remove(chat_controller)
         chat_controller.shutdown()
         notice = ComingPage("Chat is unavailable", message)

@@ -31,7 +31,12 @@ from typing import Any, Protocol
 
 from slmdesk.chat.conversations import ConversationStore, Message
 from slmdesk.common.errors import SlmdeskError
-from slmdesk.llama.engine import ChatEngine, EngineError, SamplingSettings
+from slmdesk.llama.engine import (
+    EngineError,
+    GenerationResult,
+    SamplingSettings,
+    TokenCallback,
+)
 
 log = logging.getLogger("slmdesk.chat.session")
 
@@ -56,6 +61,27 @@ class SessionListener(Protocol):
 
     def text(self, message_id: int, piece: str) -> None:
         """A piece of the reply's visible text (one token or so: throttle it for a screen)."""
+
+
+class ReplyEngine(Protocol):
+    """What a session needs of an engine: the local `ChatEngine` or a `RemoteEngine`."""
+
+    @property
+    def is_loaded(self) -> bool:
+        """Whether replies can be written now."""
+
+    def reset_cache(self) -> None:
+        """Forget any cached prompt."""
+
+    def generate(
+        self,
+        messages: list[dict[str, str]],
+        sampling: SamplingSettings | None = None,
+        on_token: TokenCallback | None = None,
+        stop_event: threading.Event | None = None,
+        complete: bool = False,
+    ) -> GenerationResult:
+        """Write the reply to ``messages``, streaming it through ``on_token``."""
 
 
 class _Quiet:
@@ -94,7 +120,7 @@ class ChatSession:
     """Replies for one conversation: stored (``store`` and ``conversation_id``) or in memory.
 
     Args:
-        engine: the loaded engine (used from the session's thread only).
+        engine: the loaded engine, local or remote (used from the session's thread only).
         store: where the conversation lives; None keeps it in ``history``.
         conversation_id: the stored conversation (with ``store``).
         system_prompt: the system prompt of an in-memory conversation.
@@ -103,7 +129,7 @@ class ChatSession:
             stored conversation's settings name one.
     """
 
-    engine: ChatEngine
+    engine: ReplyEngine
     store: ConversationStore | None = None
     conversation_id: int | None = None
     system_prompt: str = ""

@@ -15,6 +15,7 @@ import sys
 import threading
 from typing import Any
 
+from slmdesk.cli import remote_chat
 from slmdesk.cli.output import ProgressBar, one_line, print_json
 from slmdesk.cli.validate import (
     bounded_int,
@@ -37,7 +38,7 @@ COMPLETE_HELP = (
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``chat`` command."""
     p = sub.add_parser("chat", help="chat with a model in the terminal")
-    p.add_argument("model", help="library name or path to a .gguf file")
+    p.add_argument("model", nargs="?", default=None, help="library name or path to a .gguf file")
     p.add_argument("--prompt", help="send this one message, print the streamed reply and exit")
     p.add_argument("--system", default=None, help="system prompt")
     p.add_argument("--preset", default=None, help="use the system prompt preset with this name")
@@ -68,6 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="text completion: continue the text as written, with no chat format around it",
     )
     p.add_argument("--json", action="store_true", help="with --prompt: print the reply as JSON")
+    remote_chat.add_arguments(p)
     p.set_defaults(func=_chat)
 
 
@@ -111,12 +113,25 @@ def _chat(args: argparse.Namespace) -> int:
     from slmdesk.llama.engine import ChatEngine, EngineError
     from slmdesk.models.library import Library
 
+    if args.model is None and not remote_chat.wanted(args):
+        return remote_chat.usage_error("the following arguments are required: model")
     if args.json and args.prompt is None:
         raise EngineError("--json needs --prompt (the interactive chat prints text).")
     if args.prompt is not None and not args.prompt.strip():
         raise EngineError("The message is empty: give --prompt some text.")
     if args.complete and (args.system or args.preset):
         raise EngineError("--system cannot be used with --complete: only your text is continued.")
+    if remote_chat.wanted(args):
+        from slmdesk.models.model_settings import ModelSettings
+
+        nothing_saved = ModelSettings()  # a server's model has no saved settings here
+        return remote_chat.chat(
+            args,
+            _sampling(args, nothing_saved),
+            _system_prompt(args, nothing_saved),
+            _one_reply,
+            _repl,
+        )
     library = Library()
     ref = check_model_ref(args.model)
     path = library.resolve(ref)
@@ -218,10 +233,8 @@ def _one_reply(session: Any, args: argparse.Namespace, sampling: Any) -> int:
                 "format": _format_facts(session),
                 "mode": session.mode,
                 "system_prompt": session.system_prompt,
-                "load": {
-                    "context_length": session.engine.loaded.context_length,
-                    "n_threads": session.engine.loaded.n_threads,
-                },
+                "load": _load_facts(session),
+                **remote_chat.json_facts(session),
             }
         )
     else:
@@ -230,11 +243,21 @@ def _one_reply(session: Any, args: argparse.Namespace, sampling: Any) -> int:
     return 130 if reply.timings["finish_reason"] == "cancelled" else 0
 
 
+def _load_facts(session: Any) -> dict[str, Any]:
+    """The JSON ``load`` object: how the model was loaded (the server's business when remote)."""
+    if remote_chat.is_remote(session):
+        return {"context_length": None, "n_threads": None}
+    loaded = session.engine.loaded
+    return {"context_length": loaded.context_length, "n_threads": loaded.n_threads}
+
+
 def _format_facts(session: Any) -> dict[str, Any]:
     """The JSON ``format`` object: the chat format, or text completion's."""
     from slmdesk.chat.session import COMPLETE
     from slmdesk.models.completion import CompletionFormat
 
+    if remote_chat.is_remote(session):
+        return remote_chat.format_facts(session)
     chat_format = session.engine.chat_format
     if session.mode == COMPLETE:
         return CompletionFormat(chat_format).as_dict()

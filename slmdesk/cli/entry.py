@@ -35,6 +35,7 @@ COMMAND_MODULES = (
     "inspect",
     "hub",
     "chat",
+    "connections",
     "presets",
     "serve",
     "optimize",

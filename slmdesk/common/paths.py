@@ -163,3 +163,8 @@ def token_path() -> Path:
 def server_key_path() -> Path:
     """The local server's API key (the window's server), stored with owner-only permissions."""
     return config_dir() / "server_api_key"
+
+
+def connections_path() -> Path:
+    """Remote servers (name, address, API key), stored with owner-only permissions."""
+    return config_dir() / "connections.json"

@@ -19,6 +19,7 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import QListWidgetItem, QMenu
 
+from slmdesk.chat.connections import ConnectionStore, model_label, parse_remote_ref
 from slmdesk.chat.conversations import Conversation, ConversationStore, Message, SearchHit
 from slmdesk.chat.export_names import ALL_CHATS_NAME, export_file_name
 from slmdesk.common import settings as app_settings
@@ -29,6 +30,7 @@ from slmdesk.ui import dialogs
 from slmdesk.ui.chat.defaults_controller import ChatDefaults
 from slmdesk.ui.chat.empty_state import chat_body_text, list_text
 from slmdesk.ui.chat.message_widget import MessageWidget
+from slmdesk.ui.chat.remote_models import RemoteModels, list_remote_models
 from slmdesk.ui.chat.view import ChatView
 from slmdesk.ui.format import human_size
 from slmdesk.ui.keyboard import item_shortcuts
@@ -54,6 +56,7 @@ class ChatController(QObject):
     """The Chat page's behaviour."""
 
     store_failed = Signal(str)  # the conversation database cannot be opened: why
+    remote_models_changed = Signal()  # the saved servers' models were listed again
 
     def __init__(
         self,
@@ -80,6 +83,8 @@ class ChatController(QObject):
         self.editing_id: int | None = None
         self._widgets: dict[int, MessageWidget] = {}
         self._entries: list[ModelEntry] = []
+        self._remote_models: list[tuple[str, str]] = []  # (ref, label) from saved servers
+        self._servers = 0  # how many servers are saved
         self._deleted_id: int | None = None
         self._hidden: list[Message] = []
         self._unsent: str | None = None  # typed text not yet saved: put back if sending fails
@@ -110,6 +115,7 @@ class ChatController(QObject):
             lambda exc: log.info("GPU offload support unknown: %s", exc),
             name="gpu-offload",
         )
+        self.refresh_remote_models()
 
     def _on_store_open(self, _result: object) -> None:
         # e.g. a damaged database was set aside: say where, once
@@ -171,18 +177,26 @@ class ChatController(QObject):
         )
         picker.blockSignals(True)
         picker.clear()
-        if not self._entries:
+        if not self._entries and not self._remote_models and self._servers:
+            picker.addItem("No models — no saved server answered (Settings → Connections)", None)
+        elif not self._entries and not self._remote_models:
             picker.addItem("No models — add one in Library or Discover", None)
         for entry in self._entries:
             label = (
                 f"{entry.name}  ·  {entry.quantization or '?'}  ·  {human_size(entry.size_bytes)}"
             )
             picker.addItem(label, entry.name)
+        for ref, label in self._remote_models:
+            picker.addItem(label, ref)
         index = picker.findData(wanted) if wanted else -1
         picker.setCurrentIndex(max(index, 0))
         picker.blockSignals(False)
         self.defaults.set_entries(self._entries)
-        if self.loaded_name and self.loaded_name not in {e.name for e in self._entries}:
+        if (
+            self.loaded_name
+            and self.loaded_name not in {e.name for e in self._entries}
+            and not parse_remote_ref(self.loaded_name)
+        ):
             self.view.model_state.setText(f"{self.loaded_name} was removed from the library")
         self._update_empty_chat()
         if self.autoload and not self._autoloaded and not self.loaded_name and self._entries:
@@ -192,6 +206,20 @@ class ChatController(QObject):
                 self.load_model(
                     last if last in {e.name for e in self._entries} else self._entries[0].name
                 )
+
+    def refresh_remote_models(self) -> None:
+        """Ask the saved servers for their models (task pool); the picker lists them after."""
+        self.tasks.run(list_remote_models, self._on_remote_models, name="remote-models")
+
+    def _on_remote_models(self, found: RemoteModels) -> None:
+        self._remote_models, self._servers = found.items, found.servers
+        self.set_models(self._entries)
+        self.remote_models_changed.emit()
+
+    @property
+    def has_connections(self) -> bool:
+        """Whether servers are saved (their chats open here even while they are down)."""
+        return self._servers > 0
 
     def open_model(self, name: str) -> None:
         """Start a new chat with ``name`` (the Library's Chat button)."""
@@ -208,6 +236,15 @@ class ChatController(QObject):
         The path comes from the last library listing; a model newer than that listing (just
         downloaded or optimized) is looked up on the task pool, never on the GUI thread.
         """
+        remote = parse_remote_ref(name)
+        if remote is not None:  # a model on a server: its connection is read on the pool
+            self.tasks.run(
+                lambda: ConnectionStore().get(remote[0]).target(remote[1]),
+                lambda target: self._start_load(name, Path(remote[1]), target),
+                lambda exc: self.view.model_state.setText(str(exc)),
+                name="chat-connection",
+            )
+            return
         entry = next((e for e in self._entries if e.name == name), None)
         if entry is not None:
             self._start_load(name, entry.path)
@@ -219,7 +256,7 @@ class ChatController(QObject):
             name="chat-resolve",
         )
 
-    def _start_load(self, name: str, path: Path) -> None:
+    def _start_load(self, name: str, path: Path, remote: Any = None) -> None:
         index = self.view.model_picker.findData(name)
         if index >= 0:
             self.view.model_picker.setCurrentIndex(index)
@@ -235,11 +272,11 @@ class ChatController(QObject):
         threads = threads or saved.threads or int(app_settings.get("threads") or 0)
         self._pending_name = name
         self.defaults.show_model(name)
-        self.view.model_state.setText(f"Loading {name}…")
+        self.view.model_state.setText(f"Loading {model_label(name)}…")
         self.view.load_progress.setValue(0)
         self.view.load_progress.setVisible(True)
         self.view.eject_button.setText("Cancel")
-        self.client.load(path, context, threads, gpu_layers)
+        self.client.load(path, context, threads, gpu_layers, remote)
         self._update_empty_chat()
 
     @Slot(int)
@@ -266,7 +303,10 @@ class ChatController(QObject):
         self.loaded_info = info
         self.view.load_progress.setVisible(False)
         self.view.eject_button.setText("Unload")
-        self.view.model_state.setText(f"Ready · {info['context_length']:,} tokens of context")
+        if info.get("remote"):
+            self.view.model_state.setText(f"Ready · remote, on {info['server']}")
+        else:
+            self.view.model_state.setText(f"Ready · {info['context_length']:,} tokens of context")
         self.view.format_label.setText(f"Prompt format: {info['format']}")
         self.view.base_model_bar.show_for(self.loaded_name, bool(info.get("base_model")))
         self.view.model_state.setToolTip(
@@ -329,7 +369,7 @@ class ChatController(QObject):
             item.setData(ID_ROLE, conversation.id)
             item.setData(TITLE_ROLE, conversation.title)
             item.setToolTip(
-                f"{conversation.title}\n{conversation.model or 'no model'} · "
+                f"{conversation.title}\n{model_label(conversation.model or 'no model')} · "
                 f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(conversation.updated_at))}"
             )
             lst.addItem(item)
@@ -362,7 +402,7 @@ class ChatController(QObject):
         """The empty chat's invitation, naming the model that would answer."""
         pending = self._pending_name if self.client.loading else None
         model = self.loaded_name or pending or self.view.model_picker.currentData()
-        self.view.messages.empty.setText(chat_body_text(model))
+        self.view.messages.empty.setText(chat_body_text(model_label(model) if model else None))
 
     def new_chat(self) -> None:
         """Start an empty conversation (it is stored when the first message is sent)."""
@@ -408,9 +448,17 @@ class ChatController(QObject):
         self._show_earlier_button()
         self._update_regenerate()
         self._fill_settings(conversation)
-        if conversation.model and self.loaded_name and conversation.model != self.loaded_name:
+        if (
+            parse_remote_ref(conversation.model)
+            and conversation.model != self.loaded_name
+            and not (self.client.loading and conversation.model == self._pending_name)
+            and not self.generating
+        ):
+            self.load_model(str(conversation.model))  # a remote chat goes back to its server
+        elif conversation.model and self.loaded_name and conversation.model != self.loaded_name:
             self.view.show_notice(
-                f"This chat was with {conversation.model}; replies now come from {self.loaded_name}."
+                f"This chat was with {model_label(conversation.model)}; replies now come from "
+                f"{model_label(self.loaded_name)}."
             )
         if notice:
             self.view.show_notice(notice)
@@ -447,8 +495,8 @@ class ChatController(QObject):
 
     def _model_label(self) -> str | None:
         if self.current is not None and self.current.model:
-            return self.current.model
-        return self.loaded_name
+            return model_label(self.current.model)
+        return model_label(self.loaded_name) if self.loaded_name else None
 
     def _update_regenerate(self) -> None:
         widgets = self.view.messages.widgets()

@@ -12,6 +12,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Slot
 
+from slmdesk.chat.connections import parse_remote_ref
 from slmdesk.chat.presets import Preset, PresetStore
 from slmdesk.models.library import Library, ModelEntry
 from slmdesk.models.model_settings import ModelSettings, sampling_from
@@ -149,7 +150,7 @@ class ChatDefaults(QObject):
     def show_model(self, name: str | None) -> None:
         """Describe the defaults of the model a new chat would use."""
         has = name is not None and not self.settings_for(name).is_empty()
-        self.panel.model_defaults.show_model(name, has)
+        self.panel.model_defaults.show_model(name, has, parse_remote_ref(name) is not None)
 
     def from_panel(self) -> ModelSettings:
         """The panel's values as a model's defaults."""

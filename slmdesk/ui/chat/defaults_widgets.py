@@ -125,11 +125,14 @@ class ModelDefaultsRow(QWidget):
         self.forget_button.clicked.connect(self.forget_requested)
         self.show_model(None, False)
 
-    def show_model(self, name: str | None, has_defaults: bool) -> None:
-        """Describe the defaults of ``name`` (None: no model chosen)."""
-        self.save_button.setEnabled(name is not None)
-        self.forget_button.setEnabled(name is not None and has_defaults)
-        if name is None:
+    def show_model(self, name: str | None, has_defaults: bool, remote: bool = False) -> None:
+        """Describe the defaults of ``name`` (None: no model chosen; ``remote``: on a server)."""
+        local = name is not None and not remote
+        self.save_button.setEnabled(local)
+        self.forget_button.setEnabled(local and has_defaults)
+        if remote:
+            self.label.setText("Defaults are kept for the models in your library only.")
+        elif name is None:
             self.label.setText("Choose a model to save its defaults.")
         elif has_defaults:
             self.label.setText(f"New chats with {name} start from its saved defaults.")

@@ -17,6 +17,9 @@ Requests arrive as queued signals from an `InferenceClient` on the GUI thread.
 - The window's local server queues its requests on this same thread
   (`slmdesk.ui.runtime.shared_inference`), so a request may leave another model in the engine:
   the next chat turn reloads the user's model first and says so (``model_restoring``).
+- A model on a remote server (`slmdesk.chat.remote`) is "loaded" the same way: the worker frees
+  its local model and owns a `RemoteEngine` instead until the next load or unload; replies go
+  through the same `ChatSession`, so stop, regenerate and saving work alike.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ from typing import Any
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from slmdesk.chat.conversations import ConversationStore, Message
-from slmdesk.chat.session import ChatSession
+from slmdesk.chat.remote import RemoteEngine, RemoteTarget
+from slmdesk.chat.session import ChatSession, ReplyEngine
 from slmdesk.common.errors import SlmdeskError
 from slmdesk.llama.engine import ChatEngine, LoadCancelled
 from slmdesk.ui.runtime.jobs import (
@@ -78,6 +82,7 @@ class LoadRequest:
     context_length: int
     n_threads: int
     n_gpu_layers: int | None = None  # None: slmdesk decides from the device's free memory
+    remote: RemoteTarget | None = None  # a model on a server instead of ``path``
 
 
 class _Signals:
@@ -119,6 +124,7 @@ class InferenceWorker(QObject):
         super().__init__()
         self.store = store
         self.engine = ChatEngine()
+        self.remote: RemoteEngine | None = None  # set while a remote model is chosen
         self.closing = threading.Event()  # set at shutdown: queued requests are skipped
         # The user's last successful load (path, context, threads), restored before a reply.
         self.user_model: LoadRequest | None = None
@@ -136,6 +142,9 @@ class InferenceWorker(QObject):
         if self.closing.is_set():
             raise LoadCancelled("Loading was cancelled.")
         self.user_model = None  # a failed or cancelled load leaves nothing to restore
+        self.drop_remote()
+        if request.remote is not None:
+            return self._use_remote(request.remote)
         try:
             loaded = self.engine.load(
                 request.path,
@@ -163,10 +172,39 @@ class InferenceWorker(QObject):
             "cpu_variant": loaded.cpu_variant,
         }
 
+    def _use_remote(self, target: RemoteTarget) -> dict[str, Any]:
+        """Chat through ``target``'s server from now on (the local model is freed)."""
+        self.engine.unload()
+        self.remote = RemoteEngine(target)  # checks the address and key; sends nothing yet
+        return {
+            "path": self.remote.base,
+            "context_length": 0,
+            "n_threads": 0,
+            "format": self.remote.format_description,
+            "base_model": False,
+            "load_seconds": 0.0,
+            "cpu_variant": "remote",
+            "remote": True,
+            "server": target.label,
+            "model": target.model,
+        }
+
+    def drop_remote(self) -> None:
+        """Forget the remote model (its connections are closed)."""
+        remote, self.remote = self.remote, None
+        if remote is not None:
+            remote.unload()
+
+    @property
+    def active_engine(self) -> ReplyEngine:
+        """The remote engine while a remote model is chosen, else the local one."""
+        return self.remote if self.remote is not None else self.engine
+
     @Slot()
     def unload(self) -> None:
         """Free the model's memory."""
         self.user_model = None
+        self.drop_remote()
         self.engine.unload()
         self.unloaded.emit()
 
@@ -202,7 +240,7 @@ class InferenceWorker(QObject):
         if self.scratch is not None:
             session = self.scratch
         else:
-            session = ChatSession(self.engine, self.store, cid)
+            session = ChatSession(self.active_engine, self.store, cid)
         listener = _Signals(self, cid)
         try:
             for hook in self.before_reply:
@@ -286,8 +324,13 @@ class InferenceClient(QObject):
         context_length: int = 0,
         n_threads: int = 0,
         n_gpu_layers: int | None = None,
+        remote: RemoteTarget | None = None,
     ) -> Job:
-        """Load ``path`` on the worker (0 picks the defaults); the newest load wins."""
+        """Load ``path`` on the worker (0 picks the defaults); the newest load wins.
+
+        With ``remote``, the worker chats through that server's model instead (``path`` is
+        then only the job's name).
+        """
         for older in self._loads:
             older.cancel()
         job = Job(f"load-{Path(path).name}", discard_on_cancel=True)
@@ -300,7 +343,9 @@ class InferenceClient(QObject):
             job.abandon()
         else:
             self._load.emit(
-                LoadRequest(job, str(path), int(context_length), int(n_threads), n_gpu_layers)
+                LoadRequest(
+                    job, str(path), int(context_length), int(n_threads), n_gpu_layers, remote
+                )
             )
         return job
 
@@ -389,6 +434,7 @@ class InferenceClient(QObject):
             log.error("the thread %s did not stop in time", self.name)
             _ABANDONED.append(self)  # its thread and worker must outlive the call in progress
             return False
+        self.worker.drop_remote()
         self.worker.engine.unload()
         return True
 

@@ -1,4 +1,5 @@
-"""Settings: appearance, chat defaults, the Hugging Face token, where data lives, about.
+"""Settings: appearance, chat defaults, the Hugging Face token, remote servers, where data lives,
+about.
 
 Nothing here waits on the disk or loads a library on the GUI thread: changes go to the in-memory
 `SettingsStore` (saved shortly after, on its own thread), the token file is read and written on the
@@ -37,6 +38,7 @@ from slmdesk.ui import dialogs
 from slmdesk.ui.accessibility import named
 from slmdesk.ui.format import human_size
 from slmdesk.ui.runtime.tasks import TaskRunner
+from slmdesk.ui.settings.connections_section import ConnectionsSection
 from slmdesk.ui.settings.models_folder_section import ModelsFolderSection
 from slmdesk.ui.settings.reporter import SettingsSaveReporter
 from slmdesk.ui.settings.sources_section import SourcesSection
@@ -141,6 +143,9 @@ class SettingsPage(QScrollArea):
         self.models_folder = None if library is None else ModelsFolderSection(library, tasks)
         if self.models_folder is not None:
             layout.addWidget(self.models_folder)
+
+        self.connections = ConnectionsSection(tasks)
+        layout.addWidget(self.connections)
 
         self._body = layout
         where = self._where = QGroupBox("Where slmdesk keeps your data")
