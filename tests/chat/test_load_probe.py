@@ -27,8 +27,8 @@ def crashing_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A tiny model whose vocabulary holds one token string twice (llama.cpp aborts on it)."""
     original = synth._vocab
 
-    def duplicated() -> tuple[list[str], list[float], list[int]]:
-        tokens, scores, types = original()
+    def duplicated(*args: object) -> tuple[list[str], list[float], list[int]]:
+        tokens, scores, types = original(*args)
         tokens = list(tokens)
         tokens[300] = tokens[301]
         return tokens, scores, types
