@@ -23,9 +23,6 @@ from slmdesk.models.library.sources.base import APP_TITLES
 from slmdesk.models.library.sources.catalog import Source, configured, layout_of, settings_of
 from slmdesk.models.library.sources.known_places import KNOWN_APPS
 
-if TYPE_CHECKING:
-    from slmdesk.models.library.core import _Locked, _Shared
-
 
 def unavailable_reason(root: str) -> str:
     """What an unavailable entry says."""
@@ -64,11 +61,11 @@ class SourcesMixin:
     """Other apps' folders, for `Library` (which provides the members declared below)."""
 
     if TYPE_CHECKING:
-        _shared: _Shared
+        _shared: Any  # core._Shared (not imported: core imports this module)
 
         def _snapshot(self) -> dict[str, Any]: ...
 
-        def _update(self) -> AbstractContextManager[_Locked]: ...
+        def _update(self) -> AbstractContextManager[Any]: ...  # yields core._Locked
 
         def _entry(self, name: str, record: dict[str, Any]) -> ModelEntry: ...
 
