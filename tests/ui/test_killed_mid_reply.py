@@ -63,16 +63,19 @@ def test_kill_during_a_reply_keeps_the_conversation(
         tmp_path / "long-context.gguf", TinyModelSpec(context_length=32768)
     )
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "SLMDESK_HOME": str(slmdesk_home)}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SCRIPT, str(tiny_model)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    # stderr goes to a file: a pipe nobody reads fills up and blocks a chatty child for ever
+    errors = tmp_path / "child-stderr.txt"
+    with open(errors, "w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", SCRIPT, str(tiny_model)],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            env=env,
+        )
     try:
         line = proc.stdout.readline() if proc.stdout else ""
-        assert line.startswith("STREAMING"), proc.stderr.read() if proc.stderr else ""
+        assert line.startswith("STREAMING"), errors.read_text(errors="replace")[-4000:]
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:

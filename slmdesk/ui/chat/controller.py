@@ -89,6 +89,7 @@ class ChatController(QObject):
         self._hidden: list[Message] = []
         self._unsent: str | None = None  # typed text not yet saved: put back if sending fails
         self._filling_settings = False
+        self._panel_touched = False  # the user changed the new chat's settings by hand
         self._save_timer = QTimer(view)
         self._save_timer.setSingleShot(True)
         self._save_timer.setInterval(400)
@@ -316,7 +317,7 @@ class ChatController(QObject):
         if self.loaded_name:
             app_settings.update(last_model=self.loaded_name)
         self.defaults.show_model(self.loaded_name)
-        if self.current is None:
+        if self.current is None and not self._panel_touched:
             self._fill_settings(None)  # a new chat starts from this model's defaults
         self._update_empty_chat()
 
@@ -796,6 +797,7 @@ class ChatController(QObject):
     def _fill_settings(self, conversation: Conversation | None) -> None:
         panel = self.view.settings_panel
         self._filling_settings = True
+        self._panel_touched = False
         saved = self.defaults.settings_for(self._model_for_new_chat())
         try:
             if conversation is not None:
@@ -852,6 +854,7 @@ class ChatController(QObject):
     @Slot()
     def _on_settings_edited(self) -> None:
         if not self._filling_settings:
+            self._panel_touched = True
             self._save_timer.start()
 
     @Slot()
