@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from pathlib import Path
 
@@ -183,19 +184,38 @@ def test_cancel_mid_run_leaves_no_partial_file(tiny_model: Path, tmp_path: Path)
     assert list(out_dir.iterdir()) == []
 
 
-def test_child_crash_gives_a_message_and_the_parent_lives(tiny_model: Path) -> None:
+def test_child_crash_gives_a_message_and_the_parent_lives(tmp_path: Path) -> None:
+    """The child reads a FIFO nobody writes, so it cannot finish before it is killed."""
     import os
     import signal
+    import threading
 
     import psutil
 
-    def kill_children(_progress: object) -> None:
-        for child in psutil.Process().children():
-            os.kill(child.pid, signal.SIGKILL)
+    from slmdesk.optimize.worker_process import WORKER_MODULE
 
-    ftypes = {name: 7 for name in ("a", "b", "c", "d")}
-    with pytest.raises(WorkerCrashed, match="killed by signal"):
-        run_worker({"kind": "dry_run", "source": str(tiny_model), "ftypes": ftypes}, kill_children)
+    fifo = tmp_path / "never-written.gguf"
+    os.mkfifo(fifo)
+    me = psutil.Process()
+
+    def kill_worker() -> None:
+        for _ in range(6000):  # a condition wait: the child appears once run_worker starts it
+            for child in me.children():
+                with contextlib.suppress(psutil.Error):
+                    if WORKER_MODULE in " ".join(child.cmdline()):
+                        os.kill(child.pid, signal.SIGKILL)
+                        return
+            threading.Event().wait(0.01)
+
+    killer = threading.Thread(target=kill_worker, daemon=True)
+    killer.start()
+    try:
+        with pytest.raises(WorkerCrashed, match="killed by signal"):
+            run_worker({"kind": "dry_run", "source": str(fifo), "ftypes": {"a": 7}})
+    finally:
+        with contextlib.suppress(OSError):  # unblock a child still reading, whatever happened
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    killer.join(timeout=30)
     assert run_worker({"kind": "dry_run", "source": "missing.gguf", "ftypes": {}}) == {"types": {}}
 
 
