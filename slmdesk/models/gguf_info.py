@@ -29,6 +29,7 @@ from typing import Any
 
 from slmdesk.common.errors import InvalidModelError
 from slmdesk.models.gguf_checks import check_loadable
+from slmdesk.models.gguf_memo import read_remembered
 from slmdesk.models.gguf_text import MAX_MESSAGE_CHARS, invalid, one_sentence, printable, quoted
 
 GGUF_MAGIC = b"GGUF"
@@ -925,7 +926,7 @@ def read_gguf_info(path: str | os.PathLike[str], check: bool = True) -> GGUFInfo
     path = Path(path).expanduser()
     parts = split_parts(path)
     if len(parts) == 1:
-        info = _read_one(path)
+        info = read_remembered(path, _read_one)
     else:
         missing = [printable(p.name, 80) for p in parts if not p.exists()]
         if missing:
@@ -933,7 +934,7 @@ def read_gguf_info(path: str | os.PathLike[str], check: bool = True) -> GGUFInfo
                 f"{printable(path.name, 80)} is one part of a split model and {len(missing)} "
                 f"part(s) are missing: {', '.join(missing[:3])}."
             )
-        infos = [_read_one(p) for p in parts]
+        infos = [read_remembered(p, _read_one) for p in parts]
         info = infos[0]
         info.path = parts[0]
         info.split_files = parts
@@ -942,6 +943,30 @@ def read_gguf_info(path: str | os.PathLike[str], check: bool = True) -> GGUFInfo
     if check:
         check_loadable(info)
     return info
+
+
+def read_tensor_count(path: str | os.PathLike[str]) -> int:
+    """The tensor count a GGUF file's first 24 bytes declare, for a file slmdesk has just
+    written through llama.cpp (a whole read costs 0.2 s on a 262k-token vocabulary; the file is
+    read whole when it is added to the library).
+
+    Raises:
+        InvalidModelError: the file is missing or does not start like a GGUF file.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as handle:
+            start = handle.read(24)
+    except OSError as exc:
+        raise invalid(
+            f"{printable(str(path), 160)} cannot be read: {exc.strerror or exc}."
+        ) from None
+    if len(start) < 24 or start[:4] != GGUF_MAGIC:
+        raise invalid(f"{printable(path.name, 80)} is not a GGUF model file.")
+    version, n_tensors = struct.unpack_from("<IQ", start, 4)
+    if version not in SUPPORTED_VERSIONS or n_tensors > MAX_TENSORS:
+        raise invalid(f"{printable(path.name, 80)} has a damaged GGUF header.")
+    return int(n_tensors)
 
 
 def read_gguf_header(data: bytes, name: str, size_bytes: int) -> GGUFInfo:
@@ -974,6 +999,7 @@ __all__ = [
     "quoted",
     "read_gguf_header",
     "read_gguf_info",
+    "read_tensor_count",
     "split_first_part",
     "split_parts",
 ]

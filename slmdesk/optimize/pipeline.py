@@ -32,7 +32,7 @@ from typing import Any
 
 from slmdesk.common import paths
 from slmdesk.common.errors import SlmdeskError
-from slmdesk.models.gguf_info import GGUFInfo, read_gguf_info
+from slmdesk.models.gguf_info import GGUFInfo, read_gguf_info, read_tensor_count
 from slmdesk.models.hardware import estimate_memory
 from slmdesk.models.quant_types import (
     QUANT_TYPES,
@@ -418,14 +418,13 @@ def quantize(
         cleanup=cleanup,
     )
     try:
-        written = read_gguf_info(partial)
+        n = read_tensor_count(partial)
         os.replace(partial, dest)
     except BaseException:
         cleanup()
         raise
     if progress is not None:
         # llama.cpp counts the source's tensors, pruned ones included: close the bar at 100%.
-        n = len(written.tensors)
         progress(Progress("quantizing", n, n, "done", 1.0))
     return dest
 
