@@ -159,8 +159,13 @@ def _optimize(args: argparse.Namespace) -> int:
     if vocabulary:
         print(
             f"  vocabulary {vocabulary['set']}: kept {vocabulary['kept_tokens']:,} of "
-            f"{vocabulary['original_tokens']:,} tokens; KL divergence over the kept tokens "
+            f"{vocabulary['original_tokens']:,} tokens; the trim alone adds KL divergence "
             f"{vocabulary['check']['kld_mean']:.4f}"
+            + (
+                " (the figures above are the trimmed file's, over its tokens)"
+                if report.get("eval")
+                else ""
+            )
         )
     comparison = report.get("comparison")
     if comparison:

@@ -726,6 +726,14 @@ def _optimize_steps(
         "warnings": warnings,
     }
     try:
+        if request.vocabulary:
+            # Trimmed first, so the evaluation and the speed figures are the final file's.
+            from slmdesk.optimize.vocab.step import trim_in_place
+
+            report["vocabulary"] = trim_in_place(
+                staged, request.vocabulary, request.n_threads, progress, cancel
+            )
+            report["size_after"] = staged.stat().st_size
         if plan is not None:
             report["plan"] = plan.as_dict()
         heldout = default_text()
@@ -758,13 +766,6 @@ def _optimize_steps(
                     cancel,
                     importance.path if importance else None,
                 )
-        if request.vocabulary:
-            from slmdesk.optimize.vocab.step import trim_in_place
-
-            report["vocabulary"] = trim_in_place(
-                staged, request.vocabulary, request.n_threads, progress, cancel
-            )
-            report["size_after"] = staged.stat().st_size
     except BaseException:
         with contextlib.suppress(OSError):
             staged.unlink()

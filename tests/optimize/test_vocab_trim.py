@@ -283,3 +283,18 @@ def test_optimize_cli_with_vocabulary(mixed_model: Path) -> None:
 
     bad = run("--quant", "Q8_0", "--vocabulary", "klingon")
     assert bad.returncode == 1 and bad.stderr.startswith("error: Unknown vocabulary 'klingon'")
+
+
+def test_optimize_with_vocabulary_evaluates_the_trimmed_file(mixed_model: Path) -> None:
+    from slmdesk.optimize import pipeline as opt
+
+    result = opt.optimize(
+        opt.OptimizeRequest(mixed_model, "Q8_0", name="mixed-en", vocabulary="english-code")
+    )
+    report = result.report
+    kept = report["vocabulary"]["kept_tokens"]
+    assert kept == len(_tokens(result.path)[0]) < report["vocabulary"]["original_tokens"]
+    evaluation = report["eval"]
+    assert evaluation["extra"]["kept_tokens"] == kept  # scored over the tokens the file has
+    assert evaluation["n_tokens_scored"] > 0 and 0.0 <= evaluation["kld_mean"] < 1.0
+    assert report["size_after"] == result.path.stat().st_size

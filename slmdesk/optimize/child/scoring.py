@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -113,9 +114,22 @@ def evaluate_in_process(
     max_ctx: int = DEFAULT_MAX_CTX,
     measure_speed: bool = True,
 ) -> EvalReport:
-    """Evaluate ``model`` against ``reference`` here (what the worker child runs)."""
+    """Evaluate ``model`` against ``reference`` here (what the worker child runs).
+
+    A model whose vocabulary was trimmed is compared over the tokens it kept (the reference's
+    distributions restricted to them, `kept_scoring`); ``extra["kept_tokens"]`` then says how
+    many.
+    """
     started = time.perf_counter()
-    ref = build_reference(reference, text, n_threads, max_ctx, measure_speed)
+    extra: dict[str, Any] = {}
+    kept = _kept_ids_if_trimmed(Path(model), Path(reference))
+    if kept is None:
+        ref = build_reference(reference, text, n_threads, max_ctx, measure_speed)
+    else:
+        from slmdesk.optimize.child.kept_scoring import build_kept_reference
+
+        ref = build_kept_reference(reference, model, kept, text, n_threads, max_ctx)
+        extra["kept_tokens"] = len(kept)
     summary, speed = score_model(model, ref, n_threads, measure_speed)
     return EvalReport(
         kld_mean=float(summary["kld_mean"]),
@@ -133,4 +147,19 @@ def evaluate_in_process(
         model=str(model),
         reference=str(reference),
         seconds=time.perf_counter() - started,
+        extra=extra,
     )
+
+
+def _kept_ids_if_trimmed(model: Path, reference: Path) -> list[int] | None:
+    """For a model with fewer tokens than its reference, each token's id in the reference."""
+    from slmdesk.models.gguf_info import read_gguf_info
+
+    if read_gguf_info(model).vocab_size >= read_gguf_info(reference).vocab_size:
+        return None
+    from slmdesk.optimize.fit.vocabulary import kept_ids
+
+    try:
+        return kept_ids(reference, model)
+    except ValueError:
+        return None  # not a trim of the reference: score_model names the mismatch
