@@ -1,7 +1,9 @@
-"""A whole make-it-fit run inside one optimizer child: the held-out reference and the importance
-matrix are measured once, then candidates are predicted, built and scored as the search asks.
+"""A whole make-it-fit run inside one optimizer child: the held-out reference is measured once,
+then candidates are predicted, built and scored as the search asks. The importance matrix comes
+from the parent's cache (`slmdesk.optimize.importance`, measured by the same child beforehand
+when missing), shared with optimize runs of the same model and calibration.
 
-Progress lines (stage names): ``fit-reference``, ``fit-importance``, ``fit-vocabulary``,
+Progress lines (stage names): ``fit-reference``, ``fit-vocabulary``,
 ``fit-preview``, ``fit-building`` (one per candidate, with the conversion's fraction) and
 ``fit-measured``, whose ``detail`` is the JSON of the candidate's `Outcome` so the parent can
 draw the front as it grows. Only the current winner's file is kept in the work folder.
@@ -29,7 +31,6 @@ from slmdesk.optimize.fit.space import Candidate, distinct_types, predict_size
 from slmdesk.optimize.fit.target import FitTarget
 
 Report = Callable[..., None]
-IMATRIX_CHUNK_TOKENS = 256
 
 
 def run_fit(job: dict[str, Any], progress: Report) -> dict[str, Any]:
@@ -94,9 +95,11 @@ def run_fit(job: dict[str, Any], progress: Report) -> dict[str, Any]:
     refused = [Outcome(c, reason=f"failed: {why}") for c, why in failed.items()]
 
     importance = None
-    if any(c.imatrix for c, _ in predicted):
-        importance = _importance(reference, str(job.get("calibration") or ""), n_threads, progress)
-        timings["imatrix_seconds"] = importance[1]
+    if job.get("imatrix") and any(c.imatrix for c, _ in predicted):
+        from slmdesk.optimize.child.importance import load_means
+
+        importance = load_means(str(job["imatrix"]))
+        timings["imatrix_seconds"] = float(job.get("imatrix_seconds") or 0.0)
     best_path: Path | None = None
     while (outcome := search.next_candidate()) is not None:
         c = outcome.candidate
@@ -113,7 +116,7 @@ def run_fit(job: dict[str, Any], progress: Report) -> dict[str, Any]:
                 sources[c.vocabulary],
                 out,
                 c,
-                importance[0] if importance else None,
+                importance,
                 n_threads,
                 converted,
             )
@@ -178,22 +181,6 @@ def _kept_reference(
     from slmdesk.optimize.child.kept_scoring import build_kept_reference
 
     return build_kept_reference(reference, trimmed, kept, text, n_threads)
-
-
-def _importance(
-    reference: Path, calibration: str, n_threads: int, progress: Report
-) -> tuple[dict[str, Any], float]:
-    from slmdesk.llama import imatrix
-    from slmdesk.llama.scoring import ModelRunner
-
-    mark = time.perf_counter()
-    matrix = imatrix.measure_importance(
-        lambda callback: ModelRunner(reference, 512, n_threads, eval_callback=callback),
-        [calibration],
-        IMATRIX_CHUNK_TOKENS,
-        progress=lambda done, total: progress("fit-importance", done, total, "importance matrix"),
-    )
-    return matrix.means(), time.perf_counter() - mark
 
 
 def _build(

@@ -10,6 +10,7 @@ removed, so nothing partial stays behind.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -26,7 +27,13 @@ from slmdesk.optimize.fit.front import Outcome, closest, mark_front, pick_winner
 from slmdesk.optimize.fit.search import DEFAULT_MAX_BUILDS, DEFAULT_PATIENCE
 from slmdesk.optimize.fit.space import EMBEDDING_TYPES, FIT_TYPES, Candidate, candidate_space
 from slmdesk.optimize.fit.target import FitTarget
-from slmdesk.optimize.worker_process import CancelCheck, Progress, ProgressCallback, run_worker
+from slmdesk.optimize.worker_process import (
+    CancelCheck,
+    Progress,
+    ProgressCallback,
+    run_worker,
+    worker_session,
+)
 
 MEASURED_STAGE = "fit-measured"
 
@@ -103,8 +110,19 @@ def make_it_fit(
         NoCandidateFits: nothing built met the target (the message names the closest).
         SlmdeskError: bad source or name, `OptimizeCancelled`, `WorkerCrashed`.
     """
-    from slmdesk.optimize.calibration import calibration_text
+    with worker_session():  # the reference, the importance matrix and the search: one child
+        return _make_it_fit(request, progress, on_outcome, cancel)
+
+
+def _make_it_fit(
+    request: FitRequest,
+    progress: ProgressCallback | None,
+    on_outcome: Callable[[Outcome], None] | None,
+    cancel: CancelCheck | None,
+) -> FitResult:
+    from slmdesk.optimize.calibration import calibration_chunks
     from slmdesk.optimize.evaluate import default_text
+    from slmdesk.optimize.importance import ensure_importance
     from slmdesk.optimize.leftovers import remove_stale
     from slmdesk.optimize.pipeline import make_reference, source_info
 
@@ -128,6 +146,15 @@ def make_it_fit(
         request.with_imatrix,
         request.embeddings,
     )
+    importance = None
+    if any(c.imatrix for c in candidates):  # measured once per model and calibration, cached
+        importance = ensure_importance(
+            reference,
+            calibration_chunks(request.calibration),
+            request.n_threads,
+            _renamed(progress, "fit-importance"),
+            cancel,
+        )
     workdir = paths.cache_dir() / f"fit-{os.getpid()}-{int(time.time() * 1000)}"
     workdir.mkdir(parents=True, exist_ok=True)
 
@@ -147,7 +174,8 @@ def make_it_fit(
                 "baseline": str(info.path),
                 "workdir": str(workdir),
                 "heldout": default_text(),
-                "calibration": calibration_text(request.calibration),
+                "imatrix": str(importance.path) if importance else None,
+                "imatrix_seconds": importance.seconds if importance else None,
                 "target": request.target.as_dict(),
                 "candidates": [c.as_dict() for c in candidates],
                 "max_builds": request.max_builds,
@@ -188,6 +216,14 @@ def make_it_fit(
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def _renamed(progress: ProgressCallback | None, stage: str) -> ProgressCallback | None:
+    """``progress`` with every report's stage named ``stage``."""
+    if progress is None:
+        return None
+    forward = progress
+    return lambda p: forward(dataclasses.replace(p, stage=stage))
+
+
 def _no_fit_message(outcomes: Sequence[Outcome], target: FitTarget) -> str:
     near = closest(outcomes, target)
     built = sum(o.built for o in outcomes)
@@ -219,6 +255,16 @@ def _destination(name: str) -> Path:
     return dest
 
 
+def _free_destination(name: str) -> Path:
+    """``name``, or ``name-2``, ``name-3``… when a model file already takes it."""
+    folder = paths.models_dir()
+    dest, n = folder / f"{name}.gguf", 1
+    while dest.exists():
+        n += 1
+        dest = folder / f"{name}-{n}.gguf"
+    return dest
+
+
 def _finish(
     info: Any,
     built: Path,
@@ -236,8 +282,8 @@ def _finish(
     from slmdesk.optimize.pipeline import default_name
 
     c = winner.candidate
-    if dest is None:
-        dest = _destination(default_name(info, f"{c.type}-fit", c.pruned_blocks))
+    if dest is None:  # the winner is known only now: never fail a finished search on a name
+        dest = _free_destination(default_name(info, f"{c.type}-fit", c.pruned_blocks, c.vocabulary))
     staged = staging_path(dest, "optimizing")
     shutil.move(str(built), staged)
     report = {
