@@ -18,6 +18,7 @@ known keys, a damaged vocabulary — and reports each as one human sentence in a
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import mmap
 import os
@@ -807,6 +808,16 @@ def _read_one(path: Path) -> GGUFInfo:
         buf.close()
 
 
+def _copy(info: GGUFInfo) -> GGUFInfo:
+    """A copy a caller may change without changing the remembered one (`gguf_memo`)."""
+    return dataclasses.replace(
+        info,
+        metadata=dict(info.metadata),
+        tensors=list(info.tensors),
+        split_files=list(info.split_files),
+    )
+
+
 def _parse(buf: mmap.mmap | bytes, path: Path, size: int) -> GGUFInfo:
     return parse_with_cursor(_Cursor(buf, path), size)
 
@@ -926,7 +937,7 @@ def read_gguf_info(path: str | os.PathLike[str], check: bool = True) -> GGUFInfo
     path = Path(path).expanduser()
     parts = split_parts(path)
     if len(parts) == 1:
-        info = read_remembered(path, _read_one)
+        info = read_remembered(path, _read_one, _copy)
     else:
         missing = [printable(p.name, 80) for p in parts if not p.exists()]
         if missing:
@@ -934,7 +945,7 @@ def read_gguf_info(path: str | os.PathLike[str], check: bool = True) -> GGUFInfo
                 f"{printable(path.name, 80)} is one part of a split model and {len(missing)} "
                 f"part(s) are missing: {', '.join(missing[:3])}."
             )
-        infos = [read_remembered(p, _read_one) for p in parts]
+        infos = [read_remembered(p, _read_one, _copy) for p in parts]
         info = infos[0]
         info.path = parts[0]
         info.split_files = parts

@@ -25,7 +25,7 @@ def _reader_calls(path: Path) -> list[Path]:
         calls.append(p)
         return read_gguf_info(p)
 
-    gguf_memo.read_remembered(path, reader)
+    gguf_memo.read_remembered(path, reader, lambda info: info)
     return calls
 
 

@@ -178,7 +178,7 @@ def _baseline(
 def _kept_reference(
     reference: Path, trimmed: Path, kept: list[int], text: str, n_threads: int
 ) -> Reference:
-    from slmdesk.optimize.child.kept_scoring import build_kept_reference
+    from slmdesk.optimize.child.scoring import build_kept_reference
 
     return build_kept_reference(reference, trimmed, kept, text, n_threads)
 

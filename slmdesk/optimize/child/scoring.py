@@ -5,6 +5,7 @@ holds the numerics and the parent's side)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,7 +118,7 @@ def evaluate_in_process(
     """Evaluate ``model`` against ``reference`` here (what the worker child runs).
 
     A model whose vocabulary was trimmed is compared over the tokens it kept (the reference's
-    distributions restricted to them, `kept_scoring`); ``extra["kept_tokens"]`` then says how
+    distributions restricted to them, `build_kept_reference`); ``extra["kept_tokens"]`` then says how
     many.
     """
     started = time.perf_counter()
@@ -126,8 +127,6 @@ def evaluate_in_process(
     if kept is None:
         ref = build_reference(reference, text, n_threads, max_ctx, measure_speed)
     else:
-        from slmdesk.optimize.child.kept_scoring import build_kept_reference
-
         ref = build_kept_reference(reference, model, kept, text, n_threads, max_ctx)
         extra["kept_tokens"] = len(kept)
     summary, speed = score_model(model, ref, n_threads, measure_speed)
@@ -149,6 +148,39 @@ def evaluate_in_process(
         seconds=time.perf_counter() - started,
         extra=extra,
     )
+
+
+def build_kept_reference(
+    reference: str | Path,
+    trimmed: str | Path,
+    kept: Sequence[int],
+    text: str,
+    n_threads: int = 2,
+    max_ctx: int = DEFAULT_MAX_CTX,
+) -> Reference:
+    """The reference's distributions over the ``kept`` ids (new id i = original id kept[i]), for
+    a model with a trimmed vocabulary: KL divergence over the kept tokens only.
+
+    The text is tokenized by the trimmed model (so every scored token exists in both), the
+    reference reads the same tokens under their original ids, and its distributions are
+    restricted to the kept ids and renormalized; `score_model` then compares as usual, since ids
+    and vocabulary sizes agree.
+    """
+    to_original = np.asarray(kept, dtype=np.int32)
+    with ModelRunner(trimmed, 64, n_threads) as small:
+        tokens = small.tokenize(text)
+        add_bos, bos = small.add_bos, small.bos
+    chunks = make_chunks(tokens, add_bos, bos, max_ctx)
+    first = len(chunks[0]) // 2
+    rows: list[list[ReferenceRow]] = []
+    with ModelRunner(reference, len(chunks[0]), n_threads) as runner:
+        for chunk in chunks:
+            chunk_rows: list[ReferenceRow] = []
+            for pos, logits in runner.chunk_logits(to_original[chunk], first):
+                targets = chunk[pos + 1 : pos + 1 + len(logits)]
+                chunk_rows.extend(reference_rows(logits[:, to_original], targets))
+            rows.append(chunk_rows)
+    return Reference(chunks, rows, len(to_original))
 
 
 def _kept_ids_if_trimmed(model: Path, reference: Path) -> list[int] | None:
