@@ -44,10 +44,9 @@ def trim(source: Path, dest: Path, language_set: str) -> Path:
 
 def token_list(path: Path) -> list[str]:
     """The file's vocabulary, in id order."""
-    from gguf import GGUFReader
+    from slmdesk.models.gguf_info import read_token_texts
 
-    field = GGUFReader(str(path)).fields["tokenizer.ggml.tokens"]
-    return [bytes(field.parts[i]).decode("utf-8", errors="replace") for i in field.data]
+    return [word.decode("utf-8", errors="replace") for word in read_token_texts(path)]
 
 
 def kept_ids(original: Path, trimmed: Path) -> list[int]:
