@@ -20,13 +20,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _inspect(args: argparse.Namespace) -> int:
+    from slmdesk.llama.devices import estimate_on_this_machine
     from slmdesk.models.gguf_info import read_gguf_info
-    from slmdesk.models.hardware import estimate_memory
     from slmdesk.models.library import Library
 
-    path = Library().resolve(check_model_ref(args.model))
+    library = Library()
+    ref = check_model_ref(args.model)
+    path = library.resolve(ref)
     info = read_gguf_info(path)
-    estimate = estimate_memory(info, args.ctx)
+    saved = library.settings_of(str(ref))  # empty for a file outside the library
+    estimate = estimate_on_this_machine(info, args.ctx, saved.gpu_layers)
     facts = info.summary()
     facts["memory"] = estimate.as_dict()
     if args.json:
@@ -56,7 +59,12 @@ def _inspect(args: argparse.Namespace) -> int:
         (
             "memory",
             f"{human_size(estimate.total_bytes)} at {estimate.context_length:,} tokens of context"
-            f" -> {estimate.verdict}",
+            + (
+                f" ({estimate.gpu_layers} layers, {human_size(estimate.device_bytes)}, on the GPU)"
+                if estimate.gpu_layers
+                else ""
+            )
+            + f" -> {estimate.verdict}",
         ),
     ]
     width = max(len(k) for k, _ in rows)

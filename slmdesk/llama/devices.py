@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from slmdesk.models.gguf_info import GGUFInfo
+from slmdesk.models.hardware import MemoryEstimate, estimate_with_offload
+
 log = logging.getLogger(__name__)
 _KINDS = {0: "cpu", 1: "gpu", 2: "igpu", 3: "accel"}  # enum ggml_backend_dev_type
 CPU_ONLY = "CPU only (this build has no GPU backend)"
@@ -88,6 +91,22 @@ def offload_support() -> OffloadSupport:
         log.info("ggml devices unknown: %s", exc)
         devices = []
     return OffloadSupport(supported, devices)
+
+
+def gpu_free_bytes() -> int | None:
+    """Free memory of the GPU layers would go to; None on a build without GPU offload."""
+    support = offload_support()
+    gpu = support.gpu if support.supported else None
+    return gpu.free_bytes if gpu is not None else None
+
+
+def estimate_on_this_machine(
+    info: GGUFInfo, context_length: int | None = None, gpu_layers: int | None = None
+) -> MemoryEstimate:
+    """The memory verdict a load would reach here: the offloaded layers in the GPU's memory
+    (``gpu_layers``: the model's saved setting; None decides, 0 keeps it on the CPU)."""
+    free = gpu_free_bytes() if gpu_layers != 0 else None
+    return estimate_with_offload(info, context_length, None, free, gpu_layers)
 
 
 def _ggml_library(folder: Path) -> ctypes.CDLL:

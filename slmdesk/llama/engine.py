@@ -32,6 +32,7 @@ from typing import Any
 
 from slmdesk.common.errors import InvalidModelError, SlmdeskError
 from slmdesk.llama import probe
+from slmdesk.llama.devices import gpu_free_bytes
 from slmdesk.models.chat_format import FAMILIES, ChatFormat
 from slmdesk.models.completion import CompletionFormat
 from slmdesk.models.gguf_info import GGUFInfo, read_gguf_info
@@ -345,7 +346,7 @@ class ChatEngine:
         ctx = context_for_load(info, context_length, machine, minimum=MIN_CONTEXT)
         if n_gpu_layers is not None and n_gpu_layers < 0:
             raise EngineError("The number of GPU layers must be 0 or more.")
-        device_free = _gpu_free_bytes() if n_gpu_layers != 0 else None
+        device_free = gpu_free_bytes() if n_gpu_layers != 0 else None
         gpu_layers = plan_offload(info, ctx, device_free, n_gpu_layers).gpu_layers
         estimate = estimate_with_offload(info, ctx, machine, device_free, n_gpu_layers)
         if estimate.verdict == "too big":
@@ -955,12 +956,3 @@ class _BoundedChatTemplate:
 
 
 _HOOK_LOCK = threading.Lock()
-
-
-def _gpu_free_bytes() -> int | None:
-    """Free memory of the GPU layers would go to; None on a build without GPU offload."""
-    from slmdesk.llama.devices import offload_support
-
-    support = offload_support()
-    gpu = support.gpu if support.supported else None
-    return gpu.free_bytes if gpu is not None else None

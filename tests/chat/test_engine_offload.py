@@ -39,3 +39,17 @@ def test_a_negative_layer_count_is_a_sentence(tiny_model: Path) -> None:
             engine.load(tiny_model, n_gpu_layers=-1, prove=False)
     finally:
         engine.unload()
+
+
+def test_the_estimate_here_matches_the_cpu_estimate_on_a_cpu_build(tiny_model: Path) -> None:
+    from slmdesk.llama.devices import estimate_on_this_machine, gpu_free_bytes
+    from slmdesk.models.gguf_info import read_gguf_info
+    from slmdesk.models.hardware import estimate_memory
+
+    info = read_gguf_info(tiny_model)
+    assert gpu_free_bytes() is None
+    for layers in (None, 0, 8):
+        here = estimate_on_this_machine(info, 512, layers)
+        cpu = estimate_memory(info, 512)
+        assert here.gpu_layers == 0 and here.total_bytes == cpu.total_bytes
+        assert here.verdict == cpu.verdict

@@ -179,3 +179,18 @@ def test_a_damaged_file_shows_its_reason_and_can_be_removed(
     qtbot.mouseClick(view.details.remove_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: _names(app_parts) == ["tiny-llama-F16"], timeout=5000)
     assert not bad.exists()
+
+
+def test_the_memory_line_says_what_goes_to_the_gpu(app_parts: AppParts, tiny_model: Path) -> None:
+    from slmdesk.models import hardware
+    from slmdesk.models.gguf_info import read_gguf_info
+
+    info = read_gguf_info(tiny_model)
+    details = app_parts.library_controller.view.details
+    details.show_memory(hardware.estimate_with_offload(info, 512, None, None))
+    assert "GPU" not in details.memory.text()
+    offloaded = hardware.estimate_with_offload(info, 512, None, 8 * 1024**3)
+    details.show_memory(offloaded)
+    text = details.memory.text()
+    assert f"{offloaded.gpu_layers} layers" in text and "go to the GPU" in text
+    assert "stays in the computer's memory" in text

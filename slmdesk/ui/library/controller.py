@@ -17,10 +17,12 @@ from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QMenu
 
 from slmdesk.common.errors import SlmdeskError
+from slmdesk.llama.devices import estimate_on_this_machine
 from slmdesk.models.gguf_info import read_gguf_info
-from slmdesk.models.hardware import MemoryEstimate, estimate_memory
+from slmdesk.models.hardware import MemoryEstimate
 from slmdesk.models.library import ImportCancelled, Library, LibraryChange, ModelEntry
 from slmdesk.models.library.events import ADDED, RENAMED
+from slmdesk.models.model_settings import ModelSettings
 from slmdesk.ui import dialogs
 from slmdesk.ui.keyboard import item_shortcuts
 from slmdesk.ui.library import source_dialogs
@@ -200,8 +202,10 @@ class LibraryController(QObject):
             return
         self._details_for = entry.name
 
+        gpu_layers = ModelSettings.from_dict(entry.settings).gpu_layers  # the saved choice
+
         def job() -> MemoryEstimate:
-            return estimate_memory(read_gguf_info(entry.path))
+            return estimate_on_this_machine(read_gguf_info(entry.path), None, gpu_layers)
 
         def done(estimate: MemoryEstimate, name: str = entry.name) -> None:
             if self._details_for == name:

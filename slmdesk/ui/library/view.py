@@ -164,10 +164,16 @@ class DetailsPane(QScrollArea):
         self.verdict.setText(estimate.verdict)
         self.verdict.setStyleSheet(verdict_style(estimate.verdict))
         self.verdict.setVisible(True)
-        self.memory.setText(
+        text = (
             f"needs about {human_size(estimate.total_bytes)} of memory at "
             f"{estimate.context_length:,} tokens of context"
         )
+        if estimate.gpu_layers:
+            text += (
+                f"; {estimate.gpu_layers} layers ({human_size(estimate.device_bytes)}) go to the "
+                f"GPU, {human_size(estimate.ram_bytes)} stays in the computer's memory"
+            )
+        self.memory.setText(text)
 
 
 def _provenance_rows(provenance: dict) -> list[tuple[str, str]]:
