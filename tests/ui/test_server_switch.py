@@ -208,6 +208,9 @@ def test_a_request_for_another_model_makes_the_chat_wait_then_reload(
     request = background(_long_stream, url, OTHER_MODEL, started, release)
     qtbot.waitUntil(lambda: started.is_set() or request.done(), timeout=TIMEOUT)
     assert started.is_set(), request.result()
+    # The window learns of the request through a queued signal: wait until it shows it.
+    answering = f"for {OTHER_MODEL}"
+    qtbot.waitUntil(lambda: answering in _section(parts).status.text(), timeout=TIMEOUT)
     parts.window.show_page("Chat")
     controller.view.settings_panel.max_tokens.setValue(8)
     controller.view.composer.setPlainText("Are you there?")
