@@ -10,13 +10,10 @@ from pathlib import Path
 from typing import Any
 
 
-def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None:
+def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` so a reader sees the old or the new file, never half.
 
-    Args:
-        path: the file to write.
-        data: its new contents.
-        mode: permission bits to set before the rename (for example 0o600 for secrets).
+    Secrets are written with `slmdesk.common.private_file` instead (owner-only from the start).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -25,8 +22,6 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        if mode is not None:
-            os.chmod(tmp_name, mode)
         os.replace(tmp_name, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -34,10 +29,14 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None
         raise
 
 
-def atomic_write_json(path: Path, value: Any, mode: int | None = None) -> None:
+def json_text(value: Any) -> str:
+    """``value`` as the pretty JSON every slmdesk file uses (sorted keys, a final newline)."""
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def atomic_write_json(path: Path, value: Any) -> None:
     """Write ``value`` as pretty JSON with `atomic_write_bytes`."""
-    text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    atomic_write_bytes(path, text.encode("utf-8"), mode=mode)
+    atomic_write_bytes(path, json_text(value).encode("utf-8"))
 
 
 def read_json(path: Path, default: Any) -> Any:
