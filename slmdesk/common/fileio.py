@@ -17,15 +17,21 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    replace_from_temp(fd, Path(tmp_name), path, data)
+
+
+def replace_from_temp(fd: int, tmp: Path, path: Path, data: bytes) -> None:
+    """Write ``data`` into the new temporary file ``tmp`` (open as ``fd``), fsync, rename it
+    over ``path``. On any failure ``tmp`` is removed and ``path`` is left as it was."""
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
+        os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
+            os.unlink(tmp)
         raise
 
 

@@ -9,13 +9,13 @@ instead of being read into memory.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import secrets
 from pathlib import Path
 
 from slmdesk.common.errors import SlmdeskError
+from slmdesk.common.fileio import replace_from_temp
 
 log = logging.getLogger(__name__)
 
@@ -38,17 +38,7 @@ def write_private_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    fd = os.open(tmp, flags, PRIVATE_MODE)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    replace_from_temp(os.open(tmp, flags, PRIVATE_MODE), tmp, path, data)
 
 
 def read_private_text(path: Path, max_bytes: int = MAX_PRIVATE_BYTES) -> str:
