@@ -71,6 +71,16 @@ def stop_process(proc: subprocess.Popen[str]) -> None:
             proc.wait(15)
 
 
+def _running(proc: subprocess.Popen[str], url: str, key: str | None, log: Path) -> RunningServer:
+    """The started server once it lists its model; stopped when it never does."""
+    try:
+        name = wait_for_models(proc, url, key, log)
+    except BaseException:
+        stop_process(proc)
+        raise
+    return RunningServer(proc, url, name, log)
+
+
 def start_llama_server(model: Path, workdir: Path, key: str | None = None) -> RunningServer:
     """``python -m llama_cpp.server`` on a free loopback port."""
     port = free_port()
@@ -84,12 +94,7 @@ def start_llama_server(model: Path, workdir: Path, key: str | None = None) -> Ru
     with log.open("w") as out:
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
-    try:
-        name = wait_for_models(proc, url, key, log)
-    except BaseException:
-        stop_process(proc)
-        raise
-    return RunningServer(proc, url, name, log)
+    return _running(proc, url, key, log)
 
 
 def start_slmdesk_serve(
@@ -113,12 +118,7 @@ def start_slmdesk_serve(
         stop_process(proc)
         raise AssertionError(f"slmdesk serve did not start: {log.read_text()[-3000:]}")
     url = json.loads(line)["url"].removesuffix("/v1")
-    try:
-        name = wait_for_models(proc, url, key, log)
-    except BaseException:
-        stop_process(proc)
-        raise
-    return RunningServer(proc, url, name, log)
+    return _running(proc, url, key, log)
 
 
 # -- a server that misbehaves on purpose --------------------------------------------------------
