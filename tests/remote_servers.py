@@ -1,5 +1,8 @@
 """Servers for the remote-chat tests: llama-cpp-python's own server and a second
 ``slmdesk serve`` (both real processes on the tiny model), and a fake server that misbehaves.
+
+The fixtures at the end (`llama_server`, `slmdesk_server`, `fake`) are shared by every test
+module through ``pytest_plugins`` in tests/conftest.py; the real servers start once per module.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx2
+import pytest
 
 API_KEY = "sk-remote-test-42"
 START_TIMEOUT = 180.0  # a loaded two-core machine can be slow to import a server's packages
@@ -67,6 +71,16 @@ def stop_process(proc: subprocess.Popen[str]) -> None:
             proc.wait(15)
 
 
+def _running(proc: subprocess.Popen[str], url: str, key: str | None, log: Path) -> RunningServer:
+    """The started server once it lists its model; stopped when it never does."""
+    try:
+        name = wait_for_models(proc, url, key, log)
+    except BaseException:
+        stop_process(proc)
+        raise
+    return RunningServer(proc, url, name, log)
+
+
 def start_llama_server(model: Path, workdir: Path, key: str | None = None) -> RunningServer:
     """``python -m llama_cpp.server`` on a free loopback port."""
     port = free_port()
@@ -80,12 +94,7 @@ def start_llama_server(model: Path, workdir: Path, key: str | None = None) -> Ru
     with log.open("w") as out:
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
-    try:
-        name = wait_for_models(proc, url, key, log)
-    except BaseException:
-        stop_process(proc)
-        raise
-    return RunningServer(proc, url, name, log)
+    return _running(proc, url, key, log)
 
 
 def start_slmdesk_serve(
@@ -109,12 +118,7 @@ def start_slmdesk_serve(
         stop_process(proc)
         raise AssertionError(f"slmdesk serve did not start: {log.read_text()[-3000:]}")
     url = json.loads(line)["url"].removesuffix("/v1")
-    try:
-        name = wait_for_models(proc, url, key, log)
-    except BaseException:
-        stop_process(proc)
-        raise
-    return RunningServer(proc, url, name, log)
+    return _running(proc, url, key, log)
 
 
 # -- a server that misbehaves on purpose --------------------------------------------------------
@@ -247,3 +251,33 @@ def run_fake_server() -> Iterator[FakeServer]:
         httpd.shutdown()
         httpd.server_close()
         thread.join(10)
+
+
+# -- fixtures ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def llama_server(
+    tiny_model_source: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    """``python -m llama_cpp.server`` on the tiny model, for one test module."""
+    server = start_llama_server(tiny_model_source, tmp_path_factory.mktemp("llama-server"))
+    yield server
+    stop_process(server.process)
+
+
+@pytest.fixture(scope="module")
+def slmdesk_server(
+    tiny_model_source: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    """A second ``slmdesk serve`` on the tiny model that wants `API_KEY`, for one test module."""
+    work = tmp_path_factory.mktemp("slmdesk-serve")
+    server = start_slmdesk_serve(tiny_model_source, work / "home", work, key=API_KEY)
+    yield server
+    stop_process(server.process)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeServer]:
+    """A misbehaving server, told what to do per test."""
+    yield from run_fake_server()

@@ -10,6 +10,7 @@ A conversation remembers a remote model as a reference string, ``remote:NAME/MOD
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -21,8 +22,14 @@ from slmdesk.chat.endpoint import api_base, check_api_key
 from slmdesk.chat.remote import RemoteTarget
 from slmdesk.common import paths
 from slmdesk.common.errors import SlmdeskError
-from slmdesk.common.fileio import atomic_write_json, read_json
+from slmdesk.common.fileio import json_text
 from slmdesk.common.format import printable
+from slmdesk.common.private_file import (
+    PrivateFileError,
+    read_private_text,
+    write_failure,
+    write_private_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +174,10 @@ class ConnectionStore:
         path = self.path
         if not path.exists():
             return [], False
-        data = read_json(path, None)
+        try:
+            data = json.loads(read_private_text(path))
+        except (OSError, ValueError, PrivateFileError):
+            data = None
         rows = data.get("connections") if isinstance(data, dict) else None
         if not isinstance(rows, list):
             log.warning("the connections file %s is damaged; it is read as empty", path)
@@ -192,7 +202,6 @@ class ConnectionStore:
         try:
             if damaged:  # keep what could not be read, for the user to look at
                 path.replace(path.with_name(f"{path.name}.damaged-{int(time.time())}"))
-            atomic_write_json(path, {"version": 1, "connections": rows}, mode=0o600)
+            write_private_text(path, json_text({"version": 1, "connections": rows}))
         except OSError as exc:
-            reason = (exc.strerror or type(exc).__name__).lower()
-            raise ConnectionsError(f"Cannot save the connections to {path}: {reason}.") from None
+            raise ConnectionsError(write_failure("the connections", path, exc)) from None

@@ -10,34 +10,39 @@ from pathlib import Path
 from typing import Any
 
 
-def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None:
+def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` so a reader sees the old or the new file, never half.
 
-    Args:
-        path: the file to write.
-        data: its new contents.
-        mode: permission bits to set before the rename (for example 0o600 for secrets).
+    Secrets are written with `slmdesk.common.private_file` instead (owner-only from the start).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    replace_from_temp(fd, Path(tmp_name), path, data)
+
+
+def replace_from_temp(fd: int, tmp: Path, path: Path, data: bytes) -> None:
+    """Write ``data`` into the new temporary file ``tmp`` (open as ``fd``), fsync, rename it
+    over ``path``. On any failure ``tmp`` is removed and ``path`` is left as it was."""
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        if mode is not None:
-            os.chmod(tmp_name, mode)
-        os.replace(tmp_name, path)
+        os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
+            os.unlink(tmp)
         raise
 
 
-def atomic_write_json(path: Path, value: Any, mode: int | None = None) -> None:
+def json_text(value: Any) -> str:
+    """``value`` as the pretty JSON every slmdesk file uses (sorted keys, a final newline)."""
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def atomic_write_json(path: Path, value: Any) -> None:
     """Write ``value`` as pretty JSON with `atomic_write_bytes`."""
-    text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    atomic_write_bytes(path, text.encode("utf-8"), mode=mode)
+    atomic_write_bytes(path, json_text(value).encode("utf-8"))
 
 
 def read_json(path: Path, default: Any) -> Any:

@@ -13,7 +13,7 @@ import os
 
 from slmdesk.common import paths
 from slmdesk.common.errors import SlmdeskError
-from slmdesk.common.fileio import atomic_write_bytes
+from slmdesk.common.private_file import load_secret, save_secret
 
 TOKEN_ENV = "HF_TOKEN"
 
@@ -23,11 +23,7 @@ def load_token() -> str | None:
     value = os.environ.get(TOKEN_ENV, "").strip()
     if value:
         return value
-    try:
-        text = paths.token_path().read_text(encoding="utf-8").strip()
-    except OSError:
-        return None
-    return text or None
+    return load_secret(paths.token_path())
 
 
 def save_token(token: str) -> None:
@@ -40,12 +36,8 @@ def save_token(token: str) -> None:
     token = token.strip()
     if not token or any(ch.isspace() for ch in token):
         raise SlmdeskError("A Hugging Face token is one word without spaces (hf_...).")
-    target = paths.token_path()  # raises paths.DataFolderError (an SlmdeskError) itself
-    try:
-        atomic_write_bytes(target, token.encode("utf-8"), mode=0o600)
-    except OSError as exc:
-        reason = (exc.strerror or type(exc).__name__).lower()
-        raise SlmdeskError(f"Cannot save the token to {target}: {reason}.") from None
+    # paths.token_path raises paths.DataFolderError (an SlmdeskError) itself
+    save_secret(paths.token_path(), token, "the token")
 
 
 def clear_token() -> None:

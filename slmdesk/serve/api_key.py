@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from slmdesk.common import paths
 from slmdesk.common.errors import SlmdeskError
-from slmdesk.common.fileio import atomic_write_bytes
+from slmdesk.common.private_file import load_secret, save_secret
 
 MAX_KEY_CHARS = 256
 
@@ -35,11 +35,7 @@ def check_api_key(key: str) -> str:
 
 def load_api_key() -> str | None:
     """The stored key, or None when none was saved (or it cannot be read)."""
-    try:
-        text = paths.server_key_path().read_text(encoding="utf-8").strip()
-    except OSError:
-        return None
-    return text or None
+    return load_secret(paths.server_key_path())
 
 
 def save_api_key(key: str) -> None:
@@ -49,12 +45,7 @@ def save_api_key(key: str) -> None:
         SlmdeskError: the key is not usable, or the file cannot be written.
     """
     key = check_api_key(key)
-    target = paths.server_key_path()
-    try:
-        atomic_write_bytes(target, key.encode("utf-8"), mode=0o600)
-    except OSError as exc:
-        reason = (exc.strerror or type(exc).__name__).lower()
-        raise SlmdeskError(f"Cannot save the API key to {target}: {reason}.") from None
+    save_secret(paths.server_key_path(), key, "the API key")
 
 
 def clear_api_key() -> None:

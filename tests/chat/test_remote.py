@@ -42,38 +42,10 @@ from tests.remote_servers import (
     FakeServer,
     RunningServer,
     free_port,
-    run_fake_server,
-    start_llama_server,
-    start_slmdesk_serve,
-    stop_process,
 )
 
 HELLO = [{"role": "user", "content": "Say hello."}]
 LONG = SamplingSettings(seed=1, max_tokens=400, temperature=1.0)
-
-
-@pytest.fixture(scope="module")
-def llama_server(
-    tiny_model_source: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningServer]:
-    server = start_llama_server(tiny_model_source, tmp_path_factory.mktemp("llama-server"))
-    yield server
-    stop_process(server.process)
-
-
-@pytest.fixture(scope="module")
-def slmdesk_server(
-    tiny_model_source: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningServer]:
-    work = tmp_path_factory.mktemp("slmdesk-serve")
-    server = start_slmdesk_serve(tiny_model_source, work / "home", work, key=API_KEY)
-    yield server
-    stop_process(server.process)
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeServer]:
-    yield from run_fake_server()
 
 
 @pytest.fixture

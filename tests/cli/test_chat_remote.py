@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -15,29 +13,7 @@ from tests.remote_servers import (
     API_KEY,
     RunningServer,
     free_port,
-    start_llama_server,
-    start_slmdesk_serve,
-    stop_process,
 )
-
-
-@pytest.fixture(scope="module")
-def llama_server(
-    tiny_model_source: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningServer]:
-    server = start_llama_server(tiny_model_source, tmp_path_factory.mktemp("llama-server"))
-    yield server
-    stop_process(server.process)
-
-
-@pytest.fixture(scope="module")
-def slmdesk_server(
-    tiny_model_source: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningServer]:
-    work = tmp_path_factory.mktemp("slmdesk-serve")
-    server = start_slmdesk_serve(tiny_model_source, work / "home", work, key=API_KEY)
-    yield server
-    stop_process(server.process)
 
 
 def test_one_reply_as_json_from_llama_server(llama_server: RunningServer) -> None:

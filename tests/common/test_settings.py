@@ -23,9 +23,9 @@ class WriteSpy:
         self.threads: list[str] = []
         real = settings.atomic_write_json
 
-        def spy(path: Path, value: object, mode: int | None = None) -> None:
+        def spy(path: Path, value: object) -> None:
             self.threads.append(threading.current_thread().name)
-            real(path, value, mode=mode)
+            real(path, value)
 
         monkeypatch.setattr(settings, "atomic_write_json", spy)
 

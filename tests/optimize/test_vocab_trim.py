@@ -24,6 +24,7 @@ from slmdesk.optimize.vocab import (
     verify_trim,
 )
 from slmdesk.optimize.vocab.step import trim_in_place
+from tests.gguf_copy import copy_gguf_with
 
 # Pieces with characters outside "english-code" (é, ü, å, CJK), with merge paths to them.
 FOREIGN = ("é", "▁été", "▁café", "ü", "▁über", "日", "本", "▁日本", "<tåble>")
@@ -60,44 +61,13 @@ def _tokens(path: Path) -> tuple[list[str], list[int], dict[str, Any]]:
     return tokens, types, ids
 
 
-def _copy_with(source: Path, dest: Path, changes: dict[str, Any]) -> Path:
-    """A copy of ``source`` with some keys' values replaced (tensors as they are)."""
-    reader = gguf.GGUFReader(str(source), "r")
-    writer = gguf.GGUFWriter(str(dest), "llama")
-    for field in reader.fields.values():
-        if field.name.startswith("GGUF.") or field.name == "general.architecture":
-            continue
-        kind = field.types[0]
-        sub = field.types[-1] if kind == gguf.GGUFValueType.ARRAY else None
-        value = changes.get(field.name, field.contents())
-        writer.add_key_value(field.name, value, kind, sub)
-    for key, value in changes.items():
-        if key not in reader.fields:
-            writer.add_uint32(key, value)
-    for tensor in reader.tensors:
-        writer.add_tensor_info(
-            tensor.name,
-            tensor.data.shape,
-            tensor.data.dtype,
-            tensor.data.nbytes,
-            tensor.tensor_type,
-        )
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_ti_data_to_file()
-    for tensor in reader.tensors:
-        writer.write_tensor_data(tensor.data)
-    writer.close()
-    return dest
-
-
 @pytest.fixture(scope="module")
 def mixed_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny model with foreign pieces; its padding id names a token after some of them."""
     folder = tmp_path_factory.mktemp("vocab")
     plain = write_tiny_llama(folder / "plain.gguf", SPEC)
     tokens, _, _ = _tokens(plain)
-    return _copy_with(
+    return copy_gguf_with(
         plain,
         folder / "mixed-F16.gguf",
         {"tokenizer.ggml.padding_token_id": tokens.index("\n\n")},
@@ -212,7 +182,7 @@ def test_trimmed_model_loads_and_chats(trimmed: Path) -> None:
 def test_token_arrays_of_different_lengths_are_refused(mixed_model: Path, tmp_path: Path) -> None:
     reader = gguf.GGUFReader(str(mixed_model), "r")
     scores = list(reader.fields["tokenizer.ggml.scores"].contents())[:-3]
-    bad = _copy_with(mixed_model, tmp_path / "bad.gguf", {"tokenizer.ggml.scores": scores})
+    bad = copy_gguf_with(mixed_model, tmp_path / "bad.gguf", {"tokenizer.ggml.scores": scores})
     with pytest.raises(SlmdeskError) as caught:
         trim_vocabulary(bad, tmp_path / "out.gguf", "english-code")
     message = str(caught.value)
@@ -227,7 +197,7 @@ def test_other_bad_requests_are_sentences(mixed_model: Path, tmp_path: Path) -> 
         trim_vocabulary(mixed_model, tmp_path / "x.gguf", "klingon")
     with pytest.raises(SlmdeskError, match="other than its source"):
         trim_vocabulary(mixed_model, mixed_model, "english-code")
-    bpe = _copy_with(mixed_model, tmp_path / "bpe.gguf", {"tokenizer.ggml.model": "gpt2"})
+    bpe = copy_gguf_with(mixed_model, tmp_path / "bpe.gguf", {"tokenizer.ggml.model": "gpt2"})
     with pytest.raises(SlmdeskError, match="SentencePiece"):
         trim_vocabulary(bpe, tmp_path / "y.gguf", "english-code")
     not_gguf = tmp_path / "text.gguf"

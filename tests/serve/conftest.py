@@ -9,6 +9,7 @@ import pytest
 
 from slmdesk.models.library import Library
 from slmdesk.serve.runner import ServeConfig, Server
+from tests.gguf_copy import copy_gguf_with
 
 TINY = "tiny"
 API_KEY = "sk-test-key-123"
@@ -68,29 +69,4 @@ def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
 
 def copy_with_pooling(source: Path, target: Path, pooling: int = 1) -> Path:
     """A copy of a llama GGUF that declares a pooling method (mean): an embedding model."""
-    import gguf
-
-    reader = gguf.GGUFReader(source)
-    writer = gguf.GGUFWriter(str(target), "llama")
-    for item in reader.fields.values():
-        if item.name.startswith("GGUF.") or item.name == "general.architecture":
-            continue
-        kind = item.types[0]
-        sub = item.types[-1] if kind == gguf.GGUFValueType.ARRAY else None
-        writer.add_key_value(item.name, item.contents(), kind, sub_type=sub)
-    writer.add_uint32("llama.pooling_type", pooling)
-    for tensor in reader.tensors:
-        writer.add_tensor_info(
-            tensor.name,
-            tensor.data.shape,
-            tensor.data.dtype,
-            tensor.data.nbytes,
-            tensor.tensor_type,
-        )
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_ti_data_to_file()
-    for tensor in reader.tensors:
-        writer.write_tensor_data(tensor.data)
-    writer.close()
-    return target
+    return copy_gguf_with(source, target, {"llama.pooling_type": pooling})

@@ -8,24 +8,20 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-from slmdesk.app import build_window
 from slmdesk.common import paths
 from slmdesk.models.library import Library
 from slmdesk.optimize.fit.front import pareto
 from slmdesk.optimize.worker_process import Progress
 from slmdesk.ui.optimize.fit_controller import FitController
 from slmdesk.ui.optimize.fit_view import TARGET_KLD, TARGET_SIZE
+from tests.ui.optimize_page import close_window, open_optimize_page
 
 TIMEOUT = 600_000  # a loaded 2-core machine
 
 
 @pytest.fixture
 def fit(qtbot, tiny_model: Path):
-    Library().import_model(tiny_model)
-    parts = build_window(autoload_model=False)
-    qtbot.addWidget(parts.window)
-    parts.window.show()
-    parts.window.show_page("Optimize")
+    parts = open_optimize_page(qtbot, tiny_model)
     controller = next(c for c in parts.controllers if isinstance(c, FitController))
     qtbot.waitUntil(lambda: controller.view.model.count() > 0, timeout=10_000)
     # A small space keeps the run short; the search itself is tested through the CLI.
@@ -33,8 +29,7 @@ def fit(qtbot, tiny_model: Path):
     controller.with_imatrix = False
     controller.max_builds = 2
     yield parts, controller
-    parts.window.close()
-    parts.shutdown()
+    close_window(parts)
 
 
 def _open_mode(qtbot, parts, controller: FitController) -> None:

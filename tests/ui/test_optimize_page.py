@@ -11,7 +11,6 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QLabel
 
-from slmdesk.app import build_window
 from slmdesk.models.library import Library
 from slmdesk.models.quant_types import offered_types
 from slmdesk.optimize import pipeline as core_optimize
@@ -26,6 +25,7 @@ from slmdesk.ui.optimize.controller import (
     STEP_TYPE,
     OptimizeController,
 )
+from tests.ui.optimize_page import open_optimize_page, optimize_page, tiny_model_chosen
 
 TIMEOUT = 180_000
 CALIBRATION = (
@@ -36,17 +36,7 @@ CALIBRATION = (
 
 @pytest.fixture
 def page(qtbot, tiny_model: Path):
-    Library().import_model(tiny_model)
-    parts = build_window(autoload_model=False)
-    qtbot.addWidget(parts.window)
-    parts.window.show()
-    parts.window.show_page("Optimize")
-    controller = next(c for c in parts.controllers if isinstance(c, OptimizeController))
-    qtbot.waitUntil(lambda: controller.select_model("tiny-llama-F16"), timeout=10_000)
-    qtbot.waitUntil(lambda: controller.view.next_button.isEnabled(), timeout=10_000)
-    yield parts, controller
-    parts.window.close()
-    parts.shutdown()
+    yield from optimize_page(qtbot, tiny_model)
 
 
 def _click(qtbot, button) -> None:
@@ -277,14 +267,8 @@ def test_side_by_side_chat_streams_both_and_shuts_down(
 def test_closing_the_window_mid_run_is_bounded_and_leaves_no_partial_file(
     qtbot, tiny_model: Path
 ) -> None:
-    Library().import_model(tiny_model)
-    parts = build_window(autoload_model=False)
-    qtbot.addWidget(parts.window)
-    parts.window.show()
-    parts.window.show_page("Optimize")
-    controller = next(c for c in parts.controllers if isinstance(c, OptimizeController))
-    qtbot.waitUntil(lambda: controller.select_model("tiny-llama-F16"), timeout=10_000)
-    qtbot.waitUntil(lambda: controller.view.next_button.isEnabled(), timeout=10_000)
+    parts = open_optimize_page(qtbot, tiny_model)
+    controller = tiny_model_chosen(qtbot, parts)
     _to_run_step(qtbot, controller, "Q4_K_M", MODE_NONE)
     models = Library().models_dir
     before = sorted(p.name for p in models.iterdir())

@@ -8,9 +8,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-from slmdesk.app import build_window
 from slmdesk.models.gguf_info import read_gguf_info
-from slmdesk.models.library import Library
 from slmdesk.models.quant_types import OFFERED_TYPES, offered_types
 from slmdesk.optimize.sizes import tensor_bytes
 from slmdesk.ui.optimize.controller import (
@@ -21,23 +19,14 @@ from slmdesk.ui.optimize.controller import (
     STEP_TYPE,
     OptimizeController,
 )
+from tests.ui.optimize_page import optimize_page
 
 TIMEOUT = 600_000  # a loaded two-core machine: the run evaluates and times the result
 
 
 @pytest.fixture
 def page(qtbot, tiny_model: Path):
-    Library().import_model(tiny_model)
-    parts = build_window(autoload_model=False)
-    qtbot.addWidget(parts.window)
-    parts.window.show()
-    parts.window.show_page("Optimize")
-    controller = next(c for c in parts.controllers if isinstance(c, OptimizeController))
-    qtbot.waitUntil(lambda: controller.select_model("tiny-llama-F16"), timeout=10_000)
-    qtbot.waitUntil(lambda: controller.view.next_button.isEnabled(), timeout=10_000)
-    yield parts, controller
-    parts.window.close()
-    parts.shutdown()
+    yield from optimize_page(qtbot, tiny_model)
 
 
 def _names(controller: OptimizeController) -> list[str]:

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from PySide6.QtCore import Qt
 
 from slmdesk.app import AppParts, build_window
@@ -24,26 +22,9 @@ from tests.remote_servers import (
     FakeServer,
     RunningServer,
     free_port,
-    run_fake_server,
-    start_llama_server,
-    stop_process,
 )
 
 TIMEOUT = 60_000
-
-
-@pytest.fixture(scope="module")
-def llama_server(
-    tiny_model_source: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningServer]:
-    server = start_llama_server(tiny_model_source, tmp_path_factory.mktemp("llama-server"))
-    yield server
-    stop_process(server.process)
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeServer]:
-    yield from run_fake_server()
 
 
 def _open(qtbot) -> tuple[AppParts, ChatController]:

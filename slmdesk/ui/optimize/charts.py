@@ -8,9 +8,7 @@ from collections.abc import Sequence
 from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import (
     QColor,
-    QFocusEvent,
     QHelpEvent,
-    QKeyEvent,
     QMouseEvent,
     QPainter,
     QPaintEvent,
@@ -18,6 +16,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
+from slmdesk.ui.optimize.chart_cursor import CursorChart
 from slmdesk.ui.theme import ACCENT
 
 REMOVE_COLOR = "#d04242"
@@ -29,7 +28,7 @@ CHART_TOGGLE = " Space marks the block for removal or keeps it."
 TOGGLE_KEYS = (Qt.Key.Key_Space, Qt.Key.Key_Return, Qt.Key.Key_Enter)
 
 
-class ImportanceChart(QWidget):
+class ImportanceChart(CursorChart):
     """One bar per block: how much the output changes (KL divergence) when it alone is removed.
 
     Bar height is the square root of the KL divergence, so small differences between the cheap
@@ -53,8 +52,6 @@ class ImportanceChart(QWidget):
         self._global: list[bool] | None = None
         self._selected: set[int] = set()
         self._interactive = False
-        self._current = 0
-        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self._announce()
 
     # -- state ----------------------------------------------------------------------------------
@@ -91,10 +88,6 @@ class ImportanceChart(QWidget):
         self.setCursor(Qt.CursorShape.PointingHandCursor if on else Qt.CursorShape.ArrowCursor)
         self._announce()
         self.update()
-
-    def current(self) -> int:
-        """The block under the keyboard cursor."""
-        return self._current
 
     @property
     def importance(self) -> list[float | None] | None:
@@ -203,39 +196,15 @@ class ImportanceChart(QWidget):
             self._move_to(block)
             self.toggled.emit(block)
 
-    def keyPressEvent(self, event: QKeyEvent) -> None:
-        key = event.key()  # an int; Qt.Key members are IntEnum, so they compare and hash alike
-        steps: dict[int, int] = {
-            Qt.Key.Key_Left: -1,
-            Qt.Key.Key_Up: -1,
-            Qt.Key.Key_Right: 1,
-            Qt.Key.Key_Down: 1,
-        }
-        if self._n and key in steps:
-            self._move_to(self._current + steps[key])
-        elif self._n and key == Qt.Key.Key_Home:
-            self._move_to(0)
-        elif self._n and key == Qt.Key.Key_End:
-            self._move_to(self._n - 1)
-        elif self._n and self._interactive and key in TOGGLE_KEYS:
-            self.toggled.emit(self._current)
-        else:
-            super().keyPressEvent(event)
-            return
-        event.accept()
+    def _cursor_count(self) -> int:
+        return self._n
 
-    def focusInEvent(self, event: QFocusEvent) -> None:
-        super().focusInEvent(event)
-        self.update()
-
-    def focusOutEvent(self, event: QFocusEvent) -> None:
-        super().focusOutEvent(event)
-        self.update()
-
-    def _move_to(self, block: int) -> None:
-        self._current = max(0, min(self._n - 1, block))
-        self._announce()
-        self.update()
+    def _cursor_key(self, key: int) -> bool:
+        """Space or Enter toggles the block under the cursor in manual mode."""
+        if not (self._interactive and key in TOGGLE_KEYS):
+            return False
+        self.toggled.emit(self._current)
+        return True
 
     def _announce(self) -> None:
         """Put the cursor's bar into the accessible name (screen readers read name changes)."""

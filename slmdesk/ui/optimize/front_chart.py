@@ -7,11 +7,12 @@ from collections.abc import Sequence
 from itertools import pairwise
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QFocusEvent, QKeyEvent, QPainter, QPaintEvent, QPen
-from PySide6.QtWidgets import QSizePolicy, QWidget
+from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPen
+from PySide6.QtWidgets import QSizePolicy
 
 from slmdesk.optimize.fit.front import Outcome
 from slmdesk.optimize.fit.target import FitTarget
+from slmdesk.ui.optimize.chart_cursor import CursorChart
 from slmdesk.ui.theme import ACCENT
 
 CHART_NAME = "Size and quality of the measured models"
@@ -35,18 +36,16 @@ def point_text(o: Outcome, winner: bool = False) -> str:
     return text
 
 
-class FrontChart(QWidget):
+class FrontChart(CursorChart):
     """Measured models as points: size across, KL divergence up. Keyboard: arrows, Home, End."""
 
     def __init__(self) -> None:
         super().__init__()
         self.setMinimumHeight(200)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self._points: list[Outcome] = []
         self._winner: Outcome | None = None
         self._target: FitTarget | None = None
-        self._current = 0
         self.setAccessibleDescription(CHART_KEYS)
         self._announce()
 
@@ -71,10 +70,6 @@ class FrontChart(QWidget):
     def points(self) -> list[Outcome]:
         """The plotted outcomes, smallest first."""
         return list(self._points)
-
-    def current(self) -> int:
-        """Index of the point under the keyboard cursor."""
-        return self._current
 
     def is_winner(self, o: Outcome) -> bool:
         """Whether ``o`` is the winner (compared by candidate)."""
@@ -196,33 +191,8 @@ class FrontChart(QWidget):
 
     # -- keyboard -------------------------------------------------------------------------------
 
-    def keyPressEvent(self, event: QKeyEvent) -> None:
-        key = event.key()
-        steps = {Qt.Key.Key_Left: -1, Qt.Key.Key_Up: -1, Qt.Key.Key_Right: 1, Qt.Key.Key_Down: 1}
-        n = len(self._points)
-        if n and key in steps:
-            self._move_to(self._current + steps[key])
-        elif n and key == Qt.Key.Key_Home:
-            self._move_to(0)
-        elif n and key == Qt.Key.Key_End:
-            self._move_to(n - 1)
-        else:
-            super().keyPressEvent(event)
-            return
-        event.accept()
-
-    def focusInEvent(self, event: QFocusEvent) -> None:
-        super().focusInEvent(event)
-        self.update()
-
-    def focusOutEvent(self, event: QFocusEvent) -> None:
-        super().focusOutEvent(event)
-        self.update()
-
-    def _move_to(self, index: int) -> None:
-        self._current = max(0, min(len(self._points) - 1, index))
-        self._announce()
-        self.update()
+    def _cursor_count(self) -> int:
+        return len(self._points)
 
     def _announce(self) -> None:
         """The focused point in the accessible name, so a screen reader reads each move."""
