@@ -503,9 +503,9 @@ def plan_pruning(
             f"The block importance has {len(importance)} entries; the model has "
             f"{info.block_count} blocks. Measure it again."
         )
-    from slmdesk.optimize.calibration import calibration_text
+    from slmdesk.optimize.calibration import plan_text
 
-    text = calibration_text(calibration)
+    text = plan_text(calibration)
     ref = reference or make_reference(info.path, n_threads, progress, cancel)
     workdir = paths.cache_dir() / f"plan-{os.getpid()}-{int(time.time() * 1000)}"
     workdir.mkdir(parents=True, exist_ok=True)

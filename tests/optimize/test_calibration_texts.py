@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from slmdesk.common.errors import SlmdeskError
-from slmdesk.optimize.calibration import builtin_chunks, calibration_chunks, calibration_text
+from slmdesk.optimize.calibration import (
+    PLAN_TEXT_CHARS,
+    builtin_chunks,
+    calibration_chunks,
+    calibration_text,
+    plan_text,
+)
 from slmdesk.optimize.evaluate import default_text
 
 SPAN = 8
@@ -45,3 +51,18 @@ def test_a_users_file_replaces_the_set(tmp_path: Path) -> None:
     mine.write_bytes(b"\xff\xfe\x00bad")
     with pytest.raises(SlmdeskError, match="not UTF-8"):
         calibration_chunks(mine)
+
+
+def test_the_plan_reads_the_start_of_every_chunk_within_its_budget(tmp_path: Path) -> None:
+    text = plan_text()
+    assert len(text) <= PLAN_TEXT_CHARS + 2 * len(builtin_chunks())  # the joins
+    assert len(text) > PLAN_TEXT_CHARS * 0.7
+    for chunk in builtin_chunks():
+        assert chunk.strip()[:300] in text  # the start of every kind of text is in it
+    assert "def " in text and "?" in text
+    mine = tmp_path / "mine.txt"
+    mine.write_text("One short line.", encoding="utf-8")
+    assert plan_text(mine) == "One short line."  # a short file is read whole
+    mine.write_text("A sentence that goes on. " * 1000, encoding="utf-8")
+    long = plan_text(mine)
+    assert len(long) <= PLAN_TEXT_CHARS and long.endswith("goes on.")
